@@ -1,0 +1,47 @@
+# 驛站 Yizhan. `make run` starts a demo bureau; `make test` runs every check CI runs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+
+.PHONY: run test lint unit services bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "Python 3.11 or newer is needed (found $$($(PYTHON) --version))"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+## run: set up, initialise ./var, load the demo bureau, start the daemon in the foreground
+run: $(STAMP)
+	$(BIN)/yizhan init
+	$(BIN)/yizhan demo
+	exec $(BIN)/yizhan serve
+
+## test: lint, type-check, then the whole suite on SQLite and on PostgreSQL
+test: $(STAMP) services lint unit
+
+lint: $(STAMP)
+	$(BIN)/ruff check yizhan tests $(wildcard bench)
+	$(BIN)/ruff format --check yizhan tests $(wildcard bench)
+	$(BIN)/mypy yizhan
+
+unit: $(STAMP)
+	YIZHAN_TEST_DB=sqlite $(BIN)/pytest -q
+	YIZHAN_TEST_DB=postgresql YIZHAN_TEST_PG=$(PG_URL) $(BIN)/pytest -q
+
+## services: start what the tests talk to (PostgreSQL on 127.0.0.1:5432)
+services:
+	@scripts/services.sh
+
+## bench: the accept-rate benchmark (Yizhan against a bare fsyncing aiosmtpd sink)
+bench: $(STAMP)
+	$(BIN)/python -m bench.accept
+
+clean:
+	rm -rf $(VENV) var build *.egg-info

@@ -1,0 +1,3 @@
+"""驛站 Yizhan: office automation whose spine is mail."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The admin page: organisation, rules and queues for administrators."""

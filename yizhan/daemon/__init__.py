@@ -1,0 +1,1 @@
+"""The daemon: SMTP listener, outbound queue, workers, scheduler, lifecycle and config."""

@@ -1,0 +1,349 @@
+"""Loads yizhan.toml and checks every key against what is allowed.
+
+The file is found at ``$YIZHAN_CONFIG``, else ``./yizhan.toml``, else the built-in defaults
+apply. Relative paths are taken from the working directory, as the defaults (``./var``) are.
+A bad key stops the program with a message that names the key and what it accepts.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+import zoneinfo
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+#: Default local parts of the kind addresses (DESIGN.md): pinyin first, then the English alias.
+DEFAULT_ADDRESSES: dict[str, tuple[str, ...]] = {
+    "fawen": ("fawen", "outgoing"),
+    "shouwen": ("shouwen", "incoming"),
+    "qianbao": ("qianbao", "report"),
+    "hanjian": ("hanjian", "letter"),
+    "gonggao": ("gonggao", "bulletin"),
+    "xiujia": ("xiujia", "leave"),
+    "duban": ("duban", "supervise"),
+    "xinxi": ("xinxi", "news"),
+    "ziliao": ("ziliao", "materials"),
+    "biangeng": ("biangeng", "change"),
+    "cmd": ("cmd",),
+}
+
+LANGUAGES = ("zh_CN", "zh_TW", "en")
+
+
+class ConfigError(Exception):
+    """A configuration value is missing, of the wrong type or out of range."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"config key {key}: {problem}")
+        self.key = key
+        self.problem = problem
+
+
+@dataclass(frozen=True, kw_only=True)
+class HostPort:
+    """An address to listen on or to connect to."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SmtpConfig:
+    """The inbound SMTP listener."""
+
+    listen: HostPort = HostPort(host="127.0.0.1", port=2525)
+    hostname: str = "oa.example"
+    max_message_size: int = 26_214_400
+    trusted_relays: tuple[str, ...] = ()
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    max_connections: int = 200
+
+
+@dataclass(frozen=True, kw_only=True)
+class RelayConfig:
+    """Where outbound mail goes: a relay host, or local Maildirs when ``host`` is empty."""
+
+    host: str = ""
+    port: int = 25
+    username: str = ""
+    password: str = field(default="", repr=False)
+    starttls: bool = False
+    retry_days: float = 5.0
+    first_retry_seconds: int = 60
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccountsConfig:
+    """Password and login policy (第十六條; mine rules 一(四))."""
+
+    min_password_length: int = 8
+    max_failed_logins: int = 5
+    lockout_minutes: int = 15
+    password_max_age_days: int = 90
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    """The whole, validated configuration."""
+
+    source: Path | None
+    data_dir: Path
+    domain: str
+    timezone: str
+    secret: str = field(repr=False)
+    language: str
+    database_url: str
+    smtp: SmtpConfig
+    relay: RelayConfig
+    admin_listen: HostPort
+    accounts: AccountsConfig
+    addresses: dict[str, tuple[str, ...]]
+
+    @property
+    def tzinfo(self) -> zoneinfo.ZoneInfo:
+        """The bureau's time zone."""
+        return zoneinfo.ZoneInfo(self.timezone)
+
+    @property
+    def maildir_root(self) -> Path:
+        """Where mail is delivered when no relay host is configured."""
+        return self.data_dir / "maildirs"
+
+    @property
+    def secret_file(self) -> Path:
+        """Where ``yizhan init`` keeps a generated secret when the config file has none."""
+        return self.data_dir / "secret"
+
+
+_SECTIONS: dict[str, set[str]] = {
+    "yizhan": {"data_dir", "domain", "timezone", "secret", "language"},
+    "database": {"url"},
+    "smtp": {
+        "listen",
+        "hostname",
+        "max_message_size",
+        "trusted_relays",
+        "tls_cert",
+        "tls_key",
+        "max_connections",
+    },
+    "relay": {
+        "host",
+        "port",
+        "username",
+        "password",
+        "starttls",
+        "retry_days",
+        "first_retry_seconds",
+    },
+    "admin": {"listen"},
+    "accounts": {
+        "min_password_length",
+        "max_failed_logins",
+        "lockout_minutes",
+        "password_max_age_days",
+    },
+    "addresses": set(DEFAULT_ADDRESSES),
+}
+
+
+def config_path() -> Path | None:
+    """The config file in force: ``$YIZHAN_CONFIG``, else ./yizhan.toml if it exists."""
+    env = os.environ.get("YIZHAN_CONFIG")
+    if env:
+        return Path(env)
+    local = Path("yizhan.toml")
+    return local if local.exists() else None
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Read and validate the configuration; raise :class:`ConfigError` on the first bad key."""
+    path = path if path is not None else config_path()
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError("(file)", f"{path} does not exist") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError("(file)", f"{path} is not valid TOML: {exc}") from exc
+    return parse_config(raw, source=path)
+
+
+def parse_config(raw: dict[str, Any], *, source: Path | None = None) -> Config:
+    """Validate a parsed TOML document and fill in the defaults."""
+    for section, value in raw.items():
+        if section not in _SECTIONS:
+            raise ConfigError(section, f"unknown section; allowed: {', '.join(sorted(_SECTIONS))}")
+        if not isinstance(value, dict):
+            raise ConfigError(section, "must be a table, e.g. [" + section + "]")
+        for key in value:
+            if key not in _SECTIONS[section]:
+                allowed = ", ".join(sorted(_SECTIONS[section]))
+                raise ConfigError(f"{section}.{key}", f"unknown key; allowed: {allowed}")
+
+    top = raw.get("yizhan", {})
+    data_dir = Path(_str(top, "yizhan.data_dir", "./var"))
+    domain = _str(top, "yizhan.domain", "oa.example").lower()
+    if "." not in domain or " " in domain or "@" in domain:
+        raise ConfigError("yizhan.domain", f"{domain!r} is not a domain name such as oa.example")
+    tz = _str(top, "yizhan.timezone", "Asia/Shanghai")
+    try:
+        zoneinfo.ZoneInfo(tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError("yizhan.timezone", f"{tz!r} is not an IANA time zone") from exc
+    language = _str(top, "yizhan.language", "zh_CN")
+    if language not in LANGUAGES:
+        raise ConfigError("yizhan.language", f"{language!r}; allowed: {', '.join(LANGUAGES)}")
+    secret = _str(top, "yizhan.secret", "")
+    if not secret:
+        secret = _read_secret_file(data_dir / "secret")
+    elif len(secret) < 16:
+        raise ConfigError("yizhan.secret", "must be at least 16 characters")
+
+    db = raw.get("database", {})
+    url = _str(db, "database.url", f"sqlite:///{data_dir / 'yizhan.db'}")
+    try:
+        parsed_url = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError("database.url", f"{url!r} is not an SQLAlchemy URL") from exc
+    if parsed_url.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConfigError("database.url", "only sqlite:/// and postgresql+psycopg:// are supported")
+
+    s = raw.get("smtp", {})
+    smtp = SmtpConfig(
+        listen=_listen(s, "smtp.listen", "127.0.0.1:2525"),
+        hostname=_str(s, "smtp.hostname", domain),
+        max_message_size=_int(s, "smtp.max_message_size", 26_214_400, low=1024),
+        trusted_relays=tuple(_str_list(s, "smtp.trusted_relays")),
+        tls_cert=_path_or_none(s, "smtp.tls_cert", data_dir / "tls" / "cert.pem"),
+        tls_key=_path_or_none(s, "smtp.tls_key", data_dir / "tls" / "key.pem"),
+        max_connections=_int(s, "smtp.max_connections", 200, low=1),
+    )
+
+    r = raw.get("relay", {})
+    relay = RelayConfig(
+        host=_str(r, "relay.host", ""),
+        port=_int(r, "relay.port", 25, low=1, high=65535),
+        username=_str(r, "relay.username", ""),
+        password=_str(r, "relay.password", ""),
+        starttls=_bool(r, "relay.starttls", False),
+        retry_days=_float(r, "relay.retry_days", 5.0, low=0.0),
+        first_retry_seconds=_int(r, "relay.first_retry_seconds", 60, low=1),
+    )
+
+    a = raw.get("accounts", {})
+    accounts = AccountsConfig(
+        min_password_length=_int(a, "accounts.min_password_length", 8, low=6),
+        max_failed_logins=_int(a, "accounts.max_failed_logins", 5, low=1),
+        lockout_minutes=_int(a, "accounts.lockout_minutes", 15, low=1),
+        password_max_age_days=_int(a, "accounts.password_max_age_days", 90, low=1),
+    )
+
+    addresses = dict(DEFAULT_ADDRESSES)
+    seen: dict[str, str] = {}
+    for kind, parts in raw.get("addresses", {}).items():
+        key = f"addresses.{kind}"
+        if isinstance(parts, str):
+            parts = [parts]
+        if not isinstance(parts, list) or not parts or not all(isinstance(p, str) for p in parts):
+            raise ConfigError(key, "must be a local part or a list of local parts")
+        addresses[kind] = tuple(p.lower() for p in parts)
+    for kind, parts in addresses.items():
+        for part in parts:
+            if part in seen:
+                raise ConfigError(f"addresses.{kind}", f"{part!r} is already used by {seen[part]}")
+            seen[part] = kind
+
+    return Config(
+        source=source,
+        data_dir=data_dir,
+        domain=domain,
+        timezone=tz,
+        secret=secret,
+        language=language,
+        database_url=url,
+        smtp=smtp,
+        relay=relay,
+        admin_listen=_listen(raw.get("admin", {}), "admin.listen", "127.0.0.1:8080"),
+        accounts=accounts,
+        addresses=addresses,
+    )
+
+
+def new_secret() -> str:
+    """A fresh random instance secret for reply-token HMACs."""
+    return secrets.token_urlsafe(32)
+
+
+def _read_secret_file(path: Path) -> str:
+    try:
+        return path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        return ""
+
+
+def _str(table: dict[str, Any], key: str, default: str) -> str:
+    value = table.get(key.rsplit(".", 1)[1], default)
+    if not isinstance(value, str):
+        raise ConfigError(key, f"must be a string, not {type(value).__name__}")
+    return value
+
+
+def _int(
+    table: dict[str, Any], key: str, default: int, *, low: int, high: int | None = None
+) -> int:
+    value = table.get(key.rsplit(".", 1)[1], default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(key, f"must be a whole number, not {value!r}")
+    if value < low or (high is not None and value > high):
+        bound = f"from {low} to {high}" if high is not None else f"at least {low}"
+        raise ConfigError(key, f"{value} is out of range; allowed: {bound}")
+    return value
+
+
+def _float(table: dict[str, Any], key: str, default: float, *, low: float) -> float:
+    value = table.get(key.rsplit(".", 1)[1], default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(key, f"must be a number, not {value!r}")
+    if value < low:
+        raise ConfigError(key, f"{value} is out of range; allowed: at least {low}")
+    return float(value)
+
+
+def _bool(table: dict[str, Any], key: str, default: bool) -> bool:
+    value = table.get(key.rsplit(".", 1)[1], default)
+    if not isinstance(value, bool):
+        raise ConfigError(key, f"must be true or false, not {value!r}")
+    return value
+
+
+def _str_list(table: dict[str, Any], key: str) -> list[str]:
+    value = table.get(key.rsplit(".", 1)[1], [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(key, 'must be a list of strings, e.g. ["127.0.0.1"]')
+    return value
+
+
+def _path_or_none(table: dict[str, Any], key: str, default: Path) -> Path | None:
+    value = _str(table, key, str(default))
+    return Path(value) if value else None
+
+
+def _listen(table: dict[str, Any], key: str, default: str) -> HostPort:
+    value = _str(table, key, default)
+    host, sep, port = value.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ConfigError(key, f"{value!r} must be host:port (port 0-65535), e.g. {default}")
+    return HostPort(host=host, port=int(port))

@@ -1,0 +1,1 @@
+"""The demo bureau loaded by `yizhan demo`."""

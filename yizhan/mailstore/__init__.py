@@ -1,0 +1,1 @@
+"""The durable stores: raw messages, queues, documents, directory and audit trail."""

@@ -1,0 +1,173 @@
+"""Keeps accounts: password hashes (argon2), state, and the login counters; audits every change."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from yizhan.mailstore import audit
+from yizhan.mailstore.models import Account, Person
+from yizhan.routing.directory import ACCOUNT_STATES
+from yizhan.routing.passwords import (
+    LoginPolicy,
+    is_locked,
+    lock_after_failure,
+    password_expired,
+    password_problem,
+)
+
+_hasher = PasswordHasher()
+
+# Characters that survive being read aloud over the phone or copied from a printout.
+_TEMP_ALPHABET = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+class AccountError(Exception):
+    """An account operation was refused; the message says why."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoginResult:
+    """The outcome of a password check."""
+
+    ok: bool
+    account: str | None
+    reason: str = ""
+
+
+def new_temporary_password() -> str:
+    """A random 12-character initial password."""
+    return "".join(secrets.choice(_TEMP_ALPHABET) for _ in range(12))
+
+
+def get_account(session: Session, account: str) -> Account:
+    """The account row, or :class:`AccountError` naming the unknown account."""
+    row = session.get(Account, account)
+    if row is None:
+        raise AccountError(f"no such account: {account}")
+    return row
+
+
+def set_password(
+    session: Session,
+    account: str,
+    password: str,
+    *,
+    temporary: bool,
+    actor: str,
+    now: dt.datetime,
+    policy: LoginPolicy,
+) -> None:
+    """Set a password after checking it against the policy; clears any lockout."""
+    row = get_account(session, account)
+    if row.state == "revoked":
+        raise AccountError(f"account {account} is revoked; it cannot be given a password")
+    problem = password_problem(password, account=account, policy=policy)
+    if problem:
+        raise AccountError(problem)
+    row.password_hash = _hasher.hash(password)
+    row.password_temporary = temporary
+    row.password_changed_at = now
+    row.failed_logins = 0
+    row.locked_until = None
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        action="account.password",
+        target=account,
+        detail={"temporary": temporary},
+    )
+
+
+def set_state(session: Session, account: str, state: str, *, actor: str, now: dt.datetime) -> None:
+    """Make an account active, suspended or revoked (a person who left their post)."""
+    if state not in ACCOUNT_STATES:
+        raise AccountError(f"state {state!r}; allowed: {', '.join(ACCOUNT_STATES)}")
+    row = get_account(session, account)
+    if row.state == "revoked" and state != "revoked":
+        raise AccountError(f"account {account} is revoked; create a new account instead")
+    previous, row.state = row.state, state
+    if state == "revoked":
+        row.password_hash = None
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        action=f"account.{state}",
+        target=account,
+        detail={"previous": previous},
+    )
+
+
+def authenticate(
+    session: Session, login: str, password: str, *, now: dt.datetime, policy: LoginPolicy
+) -> LoginResult:
+    """Check a login and count the outcome; the caller commits, whatever the result.
+
+    ``login`` is an account name; the reason in a refusal is safe to show to the person.
+    """
+    row = session.get(Account, login.strip().lower())
+    if row is None:
+        return LoginResult(ok=False, account=None, reason="unknown account or wrong password")
+    if row.state != "active":
+        return LoginResult(ok=False, account=row.account, reason=f"the account is {row.state}")
+    if is_locked(row.locked_until, now):
+        until = row.locked_until.isoformat(timespec="minutes") if row.locked_until else ""
+        return LoginResult(
+            ok=False, account=row.account, reason=f"too many failed logins; locked until {until}"
+        )
+    if row.password_hash is None or not _verify(row.password_hash, password):
+        row.failed_logins += 1
+        row.locked_until = lock_after_failure(row.failed_logins, now, policy)
+        if row.locked_until:
+            audit.record(
+                session,
+                at=now,
+                actor=row.account,
+                action="account.locked",
+                target=row.account,
+                detail={"failed": row.failed_logins},
+            )
+        return LoginResult(
+            ok=False, account=row.account, reason="unknown account or wrong password"
+        )
+    row.failed_logins = 0
+    row.locked_until = None
+    if row.password_temporary:
+        return LoginResult(
+            ok=False,
+            account=row.account,
+            reason="the initial password must be changed before the account can send",
+        )
+    if password_expired(row.password_changed_at, now, policy):
+        return LoginResult(
+            ok=False,
+            account=row.account,
+            reason=f"the password is older than {policy.max_age.days} days and must be changed",
+        )
+    row.last_login_at = now
+    return LoginResult(ok=True, account=row.account)
+
+
+def list_accounts(session: Session) -> list[tuple[Person, Account]]:
+    """Every person with their account, in account order."""
+    rows = session.execute(
+        select(Person, Account)
+        .join(Account, Account.account == Person.account)
+        .order_by(Person.account)
+    )
+    return [(p, a) for p, a in rows]
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False

@@ -1,0 +1,264 @@
+"""The database schema: every table Yizhan keeps, as SQLAlchemy 2 declarative models.
+
+The database is the authority on state; message headers only mirror it. Alembic migrations in
+``mailstore/migrations`` create exactly these tables; a test checks the two agree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Named constraints so that Alembic migrations are identical on SQLite and PostgreSQL.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite's INTEGER PRIMARY KEY is the rowid only when spelled INTEGER, not BIGINT.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """A timezone-aware UTC timestamp on both SQLite and PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(
+        self, value: dt.datetime | None, dialect: Dialect
+    ) -> dt.datetime | None:
+        if value is None:
+            return None
+        # SQLite returns naive values; they were stored as UTC.
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base with the shared naming convention."""
+
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dt.datetime: UtcDateTime, dict[str, Any]: JSON}
+
+
+class Unit(Base):
+    """A unit of the organisation: the bureau, its office, departments and branches."""
+
+    __tablename__ = "units"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))
+    parent_id: Mapped[str | None] = mapped_column(ForeignKey("units.id"), default=None)
+    prefix: Mapped[str | None] = mapped_column(String(50), default=None)
+    leader: Mapped[str | None] = mapped_column(String(64), default=None)
+
+
+class Person(Base):
+    """A member of staff, known by their account name."""
+
+    __tablename__ = "people"
+
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    unit_id: Mapped[str] = mapped_column(ForeignKey("units.id"), index=True)
+    email: Mapped[str | None] = mapped_column(String(320), default=None, index=True)
+    language: Mapped[str | None] = mapped_column(String(10), default=None)
+    roles: Mapped[list[Role]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="Role.role"
+    )
+
+
+class Role(Base):
+    """One role a person holds in their unit (staff, clerk, unit_head …)."""
+
+    __tablename__ = "roles"
+
+    account: Mapped[str] = mapped_column(ForeignKey("people.account"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(30), primary_key=True)
+
+
+class Account(Base):
+    """A person's login: password hash, state and the counters of the login policy."""
+
+    __tablename__ = "accounts"
+
+    account: Mapped[str] = mapped_column(ForeignKey("people.account"), primary_key=True)
+    state: Mapped[str] = mapped_column(String(12), default="active")
+    password_hash: Mapped[str | None] = mapped_column(String(200), default=None)
+    password_temporary: Mapped[bool] = mapped_column(Boolean, default=True)
+    password_changed_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(default=None)
+    last_login_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    created_at: Mapped[dt.datetime]
+
+
+class Inbound(Base):
+    """A message accepted by the SMTP listener: its raw bytes live in the raw store."""
+
+    __tablename__ = "inbound"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    received_at: Mapped[dt.datetime]
+    path: Mapped[str] = mapped_column(String(300))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    message_id: Mapped[str | None] = mapped_column(String(998), default=None)
+    mail_from: Mapped[str] = mapped_column(String(320))
+    rcpt_tos: Mapped[list[str]] = mapped_column(JSON)
+    sender_account: Mapped[str | None] = mapped_column(String(64), default=None)
+    auth_method: Mapped[str] = mapped_column(String(20))
+    peer: Mapped[str] = mapped_column(String(100))
+    # accepted → processed, or quarantined / failed with a reason.
+    state: Mapped[str] = mapped_column(String(12), default="accepted")
+    reason: Mapped[str | None] = mapped_column(Text, default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(default=None)
+    processed_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+
+    __table_args__ = (Index("ix_inbound_state_id", "state", "id"),)
+
+
+class OutboundMessage(Base):
+    """One message to send (one body, one Message-ID), written in the same transaction as
+    the decision that caused it; ``source`` makes writing it a second time a no-op."""
+
+    __tablename__ = "outbound_messages"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(200), unique=True)
+    message_id: Mapped[str] = mapped_column(String(998))
+    mail_from: Mapped[str] = mapped_column(String(320))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime]
+    document_id: Mapped[int | None] = mapped_column(BigId, default=None)
+    deliveries: Mapped[list[Delivery]] = relationship(back_populates="message")
+
+
+class Delivery(Base):
+    """One recipient of an outbound message and where its delivery stands."""
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    message_pk: Mapped[int] = mapped_column(ForeignKey("outbound_messages.id"))
+    rcpt: Mapped[str] = mapped_column(String(320))
+    # queued → sent, or bounced (a DSN went to the sender) / failed (no DSN possible).
+    state: Mapped[str] = mapped_column(String(10), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime]
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(default=None)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    message: Mapped[OutboundMessage] = relationship(back_populates="deliveries")
+
+    __table_args__ = (
+        Index("ix_deliveries_state_next", "state", "next_attempt_at"),
+        UniqueConstraint("message_pk", "rcpt", name="uq_deliveries_message_rcpt"),
+    )
+
+
+class Document(Base):
+    """An official document or request moving through a workflow."""
+
+    __tablename__ = "documents"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(20), index=True)
+    title: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(30))
+    number: Mapped[str | None] = mapped_column(String(100), default=None, unique=True)
+    urgency: Mapped[str | None] = mapped_column(String(10), default=None)
+    author: Mapped[str] = mapped_column(ForeignKey("people.account"))
+    unit_id: Mapped[str] = mapped_column(ForeignKey("units.id"))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    source_inbound: Mapped[int | None] = mapped_column(BigId, default=None)
+    created_at: Mapped[dt.datetime]
+    updated_at: Mapped[dt.datetime]
+
+
+class Step(Base):
+    """One person's part in a document's workflow, with its deadline."""
+
+    __tablename__ = "steps"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), index=True)
+    name: Mapped[str] = mapped_column(String(40))
+    assignee: Mapped[str] = mapped_column(String(64), index=True)
+    action: Mapped[str] = mapped_column(String(12))
+    # waiting → done, or cancelled.
+    state: Mapped[str] = mapped_column(String(12), default="waiting")
+    due_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    created_at: Mapped[dt.datetime]
+    done_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    done_by: Mapped[str | None] = mapped_column(String(64), default=None)
+    on_behalf_of: Mapped[str | None] = mapped_column(String(64), default=None)
+    outcome: Mapped[str | None] = mapped_column(Text, default=None)
+
+    __table_args__ = (Index("ix_steps_state_due", "state", "due_at"),)
+
+
+class NumberSequence(Base):
+    """The last document number issued per prefix and year (no gaps, no duplicates)."""
+
+    __tablename__ = "number_sequences"
+
+    prefix: Mapped[str] = mapped_column(String(50), primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Lease(Base):
+    """A named lease, so that of several daemons only one runs a periodic job at a time."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(100))
+    until: Mapped[dt.datetime]
+
+
+class AuditEntry(Base):
+    """One attributable action; rows are only ever inserted (triggers refuse the rest)."""
+
+    __tablename__ = "audit"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(50), index=True)
+    target: Mapped[str | None] = mapped_column(String(200), default=None)
+    on_behalf_of: Mapped[str | None] = mapped_column(String(64), default=None)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -1,0 +1,57 @@
+"""Hands accepted inbound messages to the processor: claims with a lease, marks the outcome."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from yizhan.mailstore.models import Inbound
+
+#: After this many failed attempts a message is set aside (state "failed"), kept for the admin.
+MAX_ATTEMPTS = 5
+
+
+def claim_accepted(
+    session: Session, *, now: dt.datetime, limit: int, lease: dt.timedelta
+) -> list[Inbound]:
+    """Lease up to ``limit`` accepted messages, oldest first; others' leases are skipped."""
+    query = (
+        select(Inbound)
+        .where(Inbound.state == "accepted")
+        .where(or_(Inbound.lease_until.is_(None), Inbound.lease_until < now))
+        .order_by(Inbound.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    rows = list(session.scalars(query))
+    for row in rows:
+        row.lease_until = now + lease
+        row.attempts += 1
+    return rows
+
+
+def mark_processed(session: Session, inbound_id: int, *, now: dt.datetime) -> bool:
+    """Mark a message processed; False when another worker already did (nothing to apply)."""
+    row = session.get(Inbound, inbound_id, with_for_update=_lock(session))
+    if row is None or row.state != "accepted":
+        return False
+    row.state, row.processed_at, row.lease_until = "processed", now, None
+    return True
+
+
+def mark_failed(session: Session, inbound_id: int, reason: str, *, now: dt.datetime) -> None:
+    """Record a processing failure; after MAX_ATTEMPTS the message is set aside, not lost."""
+    row = session.get(Inbound, inbound_id)
+    if row is None or row.state != "accepted":
+        return
+    row.reason = reason
+    if row.attempts >= MAX_ATTEMPTS:
+        row.state, row.processed_at = "failed", now
+    # Back off: the next claim waits for the lease to run out.
+
+
+def _lock(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"

@@ -1,0 +1,1 @@
+"""OpenPGP seals and verification (python-gnupg over the gpg binary)."""
