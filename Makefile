@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: run test lint unit services bench clean
+.PHONY: run test lint unit services bench catalogs clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -45,3 +45,10 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) var build *.egg-info
+
+## catalogs: refresh the Babel catalogs after changing a template (then translate the new entries)
+catalogs: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -o build/yizhan.pot .
+	for lang in zh_CN zh_TW; do \
+		$(BIN)/pybabel update -i build/yizhan.pot -d yizhan/templates/locale -D yizhan -l $$lang \
+			--no-fuzzy-matching; done

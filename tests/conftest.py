@@ -8,6 +8,8 @@ On PostgreSQL each test gets its own schema in the ``test`` database, dropped af
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import tomllib
 import uuid
 from collections.abc import Iterator
@@ -23,6 +25,7 @@ from yizhan.daemon.context import Context
 from yizhan.mailstore.db import upgrade
 from yizhan.mailstore.directory import import_directory
 from yizhan.routing.directory import parse_org
+from yizhan.signing.keyring import Keyring
 
 PG_BASE = os.environ.get("YIZHAN_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TEST_SECRET = "test-secret-0123456789abcdef"
@@ -51,12 +54,19 @@ def database_url(tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'var' / 'yizhan.db'}"
 
 
+def short_dir() -> Path:
+    """A directory with a short path: gpg-agent's socket paths must fit in 107 bytes."""
+    return Path(tempfile.mkdtemp(prefix="yz", dir="/tmp"))
+
+
 def make_config(tmp_path: Path, database_url: str, **sections: dict[str, Any]) -> Config:
     """A config for a test: data in tmp_path/var, the given database, overrides by section."""
     raw: dict[str, Any] = {
+        "signing": {"gnupg_home": str(short_dir() / "gnupg")},
         "yizhan": {"data_dir": str(tmp_path / "var"), "secret": TEST_SECRET},
         "database": {"url": database_url},
         "smtp": {"listen": "127.0.0.1:0"},
+        "admin": {"listen": "127.0.0.1:0"},
     }
     for name, values in sections.items():
         raw.setdefault(name, {}).update(values)
@@ -69,14 +79,36 @@ def config(tmp_path: Path, database_url: str) -> Config:
     return make_config(tmp_path, database_url)
 
 
+@pytest.fixture(scope="session")
+def system_key_home() -> Iterator[Path]:
+    """A GnuPG home holding Yizhan's system key, made once per run and copied per test."""
+    base = short_dir()
+    keyring = Keyring(base / "gnupg")
+    keyring.ensure_system_key("oa.example")
+    keyring.close()
+    yield base / "gnupg"
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def seed_keyring(config: Config, template: Path) -> None:
+    """Give a test's instance the system key, as `yizhan init` would."""
+    shutil.copytree(
+        template,
+        config.signing.gnupg_home,
+        ignore=shutil.ignore_patterns("S.*", "*.lock", ".#*", "*.tmp"),
+    )
+
+
 @pytest.fixture
-def ctx(config: Config) -> Iterator[Context]:
-    """A migrated, empty Yizhan."""
+def ctx(config: Config, system_key_home: Path) -> Iterator[Context]:
+    """A migrated, empty Yizhan with its system key."""
+    seed_keyring(config, system_key_home)
     context = Context.open(config)
     upgrade(context.engine)
     context.raw.prepare()
     yield context
     context.close()
+    shutil.rmtree(config.signing.gnupg_home.parent, ignore_errors=True)
 
 
 def demo_org() -> dict[str, Any]:

@@ -82,6 +82,11 @@ def test_demo_loads_the_bureau_and_says_how_to_log_in(initialised: Path) -> None
     assert set(wangfang) == {"account", "name", "unit", "roles", "email", "state"}
     assert wangfang["roles"] == ["clerk"] and wangfang["state"] == "active"
     assert any("seal_custodian" in p["roles"] for p in people)
+    checked = yizhan(initialised, "check")
+    assert checked.returncode == 0, checked.stderr
+    assert "rules OK" in checked.stdout
+    missing = yizhan(initialised, "doc", "show", "遼檢辦〔2026〕999號", "--json")
+    assert missing.returncode != 0 and "no document" in missing.stderr
 
 
 def test_user_lifecycle(initialised: Path) -> None:

@@ -17,12 +17,24 @@ from typing import Any
 
 from sqlalchemy import inspect
 
-from yizhan.daemon.config import Config, ConfigError, config_path, load_config, new_secret
+from yizhan.daemon.config import (
+    Config,
+    ConfigError,
+    config_path,
+    load_config,
+    load_rules,
+    new_secret,
+)
 from yizhan.daemon.context import Context
-from yizhan.mailstore import accounts
+from yizhan.daemon.desk import document_json, document_summary
+from yizhan.daemon.jobs_cli import add_jobs_parser
+from yizhan.mailstore import accounts, audit
 from yizhan.mailstore.db import upgrade
 from yizhan.mailstore.directory import import_directory, load_directory, save_person
-from yizhan.routing.directory import ROLES, OrgError, parse_org, person_from_fields
+from yizhan.mailstore.documents import find_document, load_state
+from yizhan.routing.directory import ROLES, Directory, OrgError, parse_org, person_from_fields
+from yizhan.routing.rules import check_rules
+from yizhan.signing.keyring import Keyring, KeyringError, SealInfo
 
 #: The actor recorded in the audit trail for commands typed at the console.
 CONSOLE = "console"
@@ -44,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int | None] = args.handler
     try:
         return handler(args) or 0
-    except (CliError, ConfigError, OrgError, accounts.AccountError) as exc:
+    except (CliError, ConfigError, OrgError, accounts.AccountError, KeyringError) as exc:
         print(f"yizhan {args.verb}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -67,8 +79,44 @@ def _parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("check", help="validate the configuration and the rules")
     p.set_defaults(handler=cmd_check)
 
+    doc = verbs.add_parser("doc", help="documents").add_subparsers(
+        dest="doc_verb", metavar="ACTION", required=True
+    )
+    p = doc.add_parser("show", help="show a document by id or number")
+    p.add_argument("ref", metavar="ID|NUMBER")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_doc_show)
+
     p = verbs.add_parser("queue", help="list outbound mail that waits, and why")
     p.set_defaults(handler=cmd_queue)
+
+    seal = verbs.add_parser("seal", help="electronic seals (第十八條)").add_subparsers(
+        dest="seal_verb", metavar="ACTION", required=True
+    )
+    p = seal.add_parser("create", help="create a unit's seal key, kept by a custodian")
+    p.add_argument("unit")
+    p.add_argument("--custodian", required=True, metavar="ACCOUNT")
+    p.set_defaults(handler=cmd_seal_create)
+    p = seal.add_parser("list", help="seals, fingerprints and custodians")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_seal_list)
+    p = seal.add_parser("export", help="a seal's public key, ASCII-armoured, to standard output")
+    p.add_argument("unit")
+    p.set_defaults(handler=cmd_seal_export)
+    for verb, text in (("rotate", "replace a seal's key"), ("revoke", "revoke a seal's key")):
+        p = seal.add_parser(verb, help=text)
+        p.add_argument("unit")
+        p.set_defaults(handler=cmd_seal_change, change=verb)
+
+    key = verbs.add_parser("key", help="people's OpenPGP keys").add_subparsers(
+        dest="key_verb", metavar="ACTION", required=True
+    )
+    p = key.add_parser("import", help="register a person's public key")
+    p.add_argument("file", type=Path)
+    p.add_argument("--account", help="whose key it is (default: found from the key's addresses)")
+    p.set_defaults(handler=cmd_key_import)
+
+    add_jobs_parser(verbs)
 
     org = verbs.add_parser("org", help="the organisation directory").add_subparsers(
         dest="org_verb", metavar="ACTION", required=True
@@ -147,6 +195,12 @@ def cmd_init(args: argparse.Namespace) -> None:
         config.maildir_root.mkdir(parents=True, exist_ok=True)
     finally:
         ctx.close()
+    keyring = Keyring(config.signing.gnupg_home)
+    try:
+        fingerprint = keyring.ensure_system_key(config.domain)
+    finally:
+        keyring.close()
+    print(f"system signing key {fingerprint}")
     cert, key = config.smtp.tls_cert, config.smtp.tls_key
     if cert and key and ensure_certificate(cert, key, config.smtp.hostname):
         print(f"created a self-signed TLS certificate {cert}")
@@ -186,6 +240,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
                     policy=ctx.login_policy,
                 )
         smtp, admin, domain = ctx.config.smtp.listen, ctx.config.admin_listen, ctx.config.domain
+        seal = _demo_seal(ctx, directory)
     finally:
         ctx.close()
     print(
@@ -197,17 +252,75 @@ def cmd_demo(args: argparse.Namespace) -> None:
         f"  password: {DEMO_PASSWORD}\n"
         f"send a document to fawen@{domain}, commands to cmd@{domain}; mail for a person "
         f"lands in {ctx.config.maildir_root}/<account>/\n"
-        f"admin page: http://{admin}/"
+        f"admin page: http://{admin}/\n"
+        f"bureau seal {seal.fingerprint}, custodian {seal.custodian}"
     )
 
 
+def _demo_seal(ctx: Context, directory: Directory) -> SealInfo:
+    """The bureau's seal, kept by the office's seal custodian (第十八條); made once."""
+    bureau = directory.units_of_kind("bureau")[0]
+    existing = ctx.keyring.seal(bureau.id)
+    if existing is not None and existing.state == "active":
+        return existing
+    custodian = next(
+        p
+        for u in directory.units_of_kind("office")
+        for p in directory.members(u.id, "seal_custodian")
+    )
+    seal = ctx.keyring.create_seal(bureau.id, bureau.name, custodian.account, ctx.config.domain)
+    with ctx.sessions.begin() as session:
+        audit.record(
+            session,
+            at=ctx.clock(),
+            actor=CONSOLE,
+            action="seal.create",
+            target=bureau.id,
+            detail={"fingerprint": seal.fingerprint, "custodian": custodian.account},
+        )
+    return seal
+
+
 def cmd_check(args: argparse.Namespace) -> None:
-    """Validate the configuration (loading it raises on the first bad key)."""
+    """Validate the configuration and, once the database exists, the rules against the org."""
     config = _config()
     where = config.source or "built-in defaults"
     if not config.secret:
         raise CliError("yizhan.secret is not set; run `yizhan init` to generate one")
+    rules = load_rules(config)
     print(f"config OK ({where})")
+    ctx = Context.open(config)
+    try:
+        if not inspect(ctx.engine).has_table("alembic_version"):
+            print("rules not checked against the organisation: run `yizhan init` first")
+            return
+        with ctx.sessions() as session:
+            directory = load_directory(session)
+    finally:
+        ctx.close()
+    problems = check_rules(rules, directory) if directory.units else []
+    if problems:
+        raise CliError(f"{len(problems)} problem(s) in the rules: " + "; ".join(problems))
+    source = config.rules_file if config.rules_file.exists() else "built-in rules"
+    print(f"rules OK ({source}, {len(rules.flows)} flows)")
+
+
+def cmd_doc_show(args: argparse.Namespace) -> None:
+    """Show a document: its state, number, steps and trail."""
+    ctx = _open()
+    try:
+        with ctx.sessions() as session:
+            document = find_document(session, args.ref)
+            if document is None:
+                raise CliError(f"no document {args.ref!r} (give its id or its number)")
+            state = load_state(session, document)
+            directory = load_directory(session)
+    finally:
+        ctx.close()
+    if args.json:
+        print(json.dumps(document_json(state), ensure_ascii=False, indent=1))
+    else:
+        print(document_summary(state, directory, ctx.config.tzinfo))
 
 
 def cmd_queue(args: argparse.Namespace) -> None:
@@ -220,6 +333,133 @@ def cmd_queue(args: argparse.Namespace) -> None:
             print(format_queue(queue_listing(session), ctx.config.tzinfo))
     finally:
         ctx.close()
+
+
+def cmd_seal_create(args: argparse.Namespace) -> None:
+    """Create a unit's seal with its custodian."""
+    ctx = _open()
+    try:
+        with ctx.sessions() as session:
+            directory = load_directory(session)
+        unit = directory.unit_by_ref(args.unit)
+        if unit is None:
+            raise CliError(f"no unit {args.unit!r}")
+        custodian = directory.people.get(args.custodian)
+        if custodian is None or custodian.state != "active":
+            raise CliError(f"no active account {args.custodian!r}")
+        if "seal_custodian" not in custodian.roles:
+            raise CliError(f"{args.custodian} does not hold the seal_custodian role")
+        seal = ctx.keyring.create_seal(unit.id, unit.name, custodian.account, ctx.config.domain)
+        with ctx.sessions.begin() as session:
+            audit.record(
+                session,
+                at=ctx.clock(),
+                actor=CONSOLE,
+                action="seal.create",
+                target=unit.id,
+                detail={"fingerprint": seal.fingerprint, "custodian": custodian.account},
+            )
+    finally:
+        ctx.close()
+    print(f"{unit.id}: seal {seal.fingerprint}, custodian {seal.custodian}")
+
+
+def cmd_seal_list(args: argparse.Namespace) -> None:
+    """List the seals."""
+    ctx = _open()
+    try:
+        seals = ctx.keyring.list_seals()
+    finally:
+        ctx.close()
+    rows = [
+        {
+            "unit": s.unit,
+            "fingerprint": s.fingerprint,
+            "custodian": s.custodian,
+            "state": s.state,
+            "created": s.created_at.isoformat(),
+            "revoked_at": s.revoked_at.isoformat() if s.revoked_at else None,
+        }
+        for s in seals
+    ]
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=1))
+    elif not rows:
+        print("no seals; create one with `yizhan seal create UNIT --custodian ACCOUNT`")
+    for row in [] if args.json else rows:
+        print(f"{row['unit']:<12} {row['state']:<8} {row['fingerprint']} {row['custodian']}")
+
+
+def cmd_seal_export(args: argparse.Namespace) -> None:
+    """Print a seal's public key (with the system key that countersigns)."""
+    ctx = _open()
+    try:
+        if ctx.keyring.seal(args.unit) is None:
+            raise CliError(f"unit {args.unit} has no seal")
+        print(ctx.keyring.export_seal(args.unit), end="")
+    finally:
+        ctx.close()
+
+
+def cmd_seal_change(args: argparse.Namespace) -> None:
+    """Rotate or revoke a seal."""
+    ctx = _open()
+    try:
+        if args.change == "rotate":
+            seal = ctx.keyring.rotate_seal(args.unit)
+        else:
+            seal = ctx.keyring.revoke_seal(args.unit)
+        with ctx.sessions.begin() as session:
+            audit.record(
+                session,
+                at=ctx.clock(),
+                actor=CONSOLE,
+                action=f"seal.{args.change}",
+                target=args.unit,
+                detail={"fingerprint": seal.fingerprint},
+            )
+    finally:
+        ctx.close()
+    print(f"{args.unit}: {seal.state} {seal.fingerprint}")
+
+
+def cmd_key_import(args: argparse.Namespace) -> None:
+    """Register a person's public key, found by --account or by the key's addresses."""
+    try:
+        armored = args.file.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise CliError(f"{args.file} does not exist") from exc
+    ctx = _open()
+    try:
+        with ctx.sessions() as session:
+            directory = load_directory(session)
+        account = args.account
+        if account is None:
+            owners = {
+                p.account
+                for address in ctx.keyring.inspect_key(armored).emails
+                if (p := directory.person_by_address(address, ctx.config.domain))
+            }
+            if len(owners) != 1:
+                raise CliError("cannot tell whose key this is from its addresses; use --account")
+            account = owners.pop()
+        person = directory.people.get(account)
+        if person is None:
+            raise CliError(f"no such account: {account}")
+        addresses = [a for a in (person.email, f"{account}@{ctx.config.domain}") if a]
+        fingerprint = ctx.keyring.import_person_key(armored, account, addresses)
+        with ctx.sessions.begin() as session:
+            audit.record(
+                session,
+                at=ctx.clock(),
+                actor=CONSOLE,
+                action="key.import",
+                target=account,
+                detail={"fingerprint": fingerprint},
+            )
+    finally:
+        ctx.close()
+    print(f"{account}: key {fingerprint}")
 
 
 def cmd_org_import(args: argparse.Namespace) -> None:

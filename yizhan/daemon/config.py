@@ -18,6 +18,8 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from yizhan.routing.rules import DEFAULT_RULES, Rules, RulesError, rules_from_dict
+
 #: Default local parts of the kind addresses (DESIGN.md): pinyin first, then the English alias.
 DEFAULT_ADDRESSES: dict[str, tuple[str, ...]] = {
     "fawen": ("fawen", "outgoing"),
@@ -93,6 +95,14 @@ class AccountsConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SigningConfig:
+    """OpenPGP: where Yizhan's GnuPG home is, and which steps need a signed reply."""
+
+    gnupg_home: Path
+    require_signature: tuple[str, ...] = ("signoff", "seal")
+
+
+@dataclass(frozen=True, kw_only=True)
 class Config:
     """The whole, validated configuration."""
 
@@ -108,6 +118,7 @@ class Config:
     admin_listen: HostPort
     accounts: AccountsConfig
     addresses: dict[str, tuple[str, ...]]
+    signing: SigningConfig
 
     @property
     def tzinfo(self) -> zoneinfo.ZoneInfo:
@@ -118,6 +129,11 @@ class Config:
     def maildir_root(self) -> Path:
         """Where mail is delivered when no relay host is configured."""
         return self.data_dir / "maildirs"
+
+    @property
+    def rules_file(self) -> Path:
+        """The admin-edited workflow rules; the built-in rules apply when it does not exist."""
+        return self.data_dir / "rules.toml"
 
     @property
     def secret_file(self) -> Path:
@@ -154,6 +170,7 @@ _SECTIONS: dict[str, set[str]] = {
         "password_max_age_days",
     },
     "addresses": set(DEFAULT_ADDRESSES),
+    "signing": {"gnupg_home", "require_signature"},
 }
 
 
@@ -265,6 +282,16 @@ def parse_config(raw: dict[str, Any], *, source: Path | None = None) -> Config:
                 raise ConfigError(f"addresses.{kind}", f"{part!r} is already used by {seen[part]}")
             seen[part] = kind
 
+    g = raw.get("signing", {})
+    signing = SigningConfig(
+        gnupg_home=Path(_str(g, "signing.gnupg_home", str(data_dir / "gnupg"))),
+        require_signature=tuple(
+            _str_list(g, "signing.require_signature")
+            if "require_signature" in g
+            else ("signoff", "seal")
+        ),
+    )
+
     return Config(
         source=source,
         data_dir=data_dir,
@@ -278,7 +305,23 @@ def parse_config(raw: dict[str, Any], *, source: Path | None = None) -> Config:
         admin_listen=_listen(raw.get("admin", {}), "admin.listen", "127.0.0.1:8080"),
         accounts=accounts,
         addresses=addresses,
+        signing=signing,
     )
+
+
+def load_rules(config: Config) -> Rules:
+    """The workflow rules in force: the rules file over the built-in defaults."""
+    path = config.rules_file
+    if not path.exists():
+        return DEFAULT_RULES
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("rules", f"{path} is not valid TOML: {exc}") from exc
+    try:
+        return rules_from_dict(data)
+    except RulesError as exc:
+        raise ConfigError("rules", f"{path}: {exc}") from exc
 
 
 def new_secret() -> str:

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.message import EmailMessage
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from yizhan.daemon.config import Config
+from yizhan.daemon.config import Config, load_rules
 from yizhan.mailstore.db import make_engine, make_sessionmaker
 from yizhan.mailstore.rawstore import RawStore
 from yizhan.routing.passwords import LoginPolicy
+from yizhan.routing.rules import DEFAULT_RULES, Rules
+from yizhan.signing.keyring import Keyring
+from yizhan.signing.pgpmime import SignatureCache, sign_message_bytes
 
 
 def system_clock() -> dt.datetime:
@@ -29,6 +34,7 @@ class Context:
     sessions: sessionmaker[Session]
     raw: RawStore
     clock: Callable[[], dt.datetime] = field(default=system_clock)
+    rules: Rules = DEFAULT_RULES
 
     @classmethod
     def open(cls, config: Config, *, clock: Callable[[], dt.datetime] = system_clock) -> Context:
@@ -36,7 +42,28 @@ class Context:
         engine = make_engine(config.database_url)
         raw = RawStore(config.data_dir / "mail")
         return cls(
-            config=config, engine=engine, sessions=make_sessionmaker(engine), raw=raw, clock=clock
+            config=config,
+            engine=engine,
+            sessions=make_sessionmaker(engine),
+            raw=raw,
+            clock=clock,
+            rules=load_rules(config),
+        )
+
+    @functools.cached_property
+    def keyring(self) -> Keyring:
+        """Yizhan's GnuPG home, opened on first use (``yizhan check`` never creates it)."""
+        return Keyring(self.config.signing.gnupg_home, clock=self.clock)
+
+    @functools.cached_property
+    def signatures(self) -> SignatureCache:
+        """Signatures of identical content made once, whatever the number of recipients."""
+        return SignatureCache()
+
+    def sign(self, mail: EmailMessage) -> bytes:
+        """``mail`` PGP/MIME-signed by the system key (RFC 3156), as the bytes to queue."""
+        return sign_message_bytes(
+            mail, self.keyring, [self.keyring.system_signer()], cache=self.signatures
         )
 
     @property
@@ -51,5 +78,7 @@ class Context:
         )
 
     def close(self) -> None:
-        """Release database connections."""
+        """Release database connections and the keyring's agent."""
+        if "keyring" in self.__dict__:
+            self.keyring.close()
         self.engine.dispose()

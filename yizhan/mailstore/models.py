@@ -218,6 +218,8 @@ class Step(Base):
     name: Mapped[str] = mapped_column(String(40))
     assignee: Mapped[str] = mapped_column(String(64), index=True)
     action: Mapped[str] = mapped_column(String(12))
+    # The unit a per-unit step (receive, handle, countersign) is for.
+    unit: Mapped[str | None] = mapped_column(String(64), default=None)
     # waiting → done, or cancelled.
     state: Mapped[str] = mapped_column(String(12), default="waiting")
     due_at: Mapped[dt.datetime | None] = mapped_column(default=None)
@@ -226,6 +228,13 @@ class Step(Base):
     done_by: Mapped[str | None] = mapped_column(String(64), default=None)
     on_behalf_of: Mapped[str | None] = mapped_column(String(64), default=None)
     outcome: Mapped[str | None] = mapped_column(Text, default=None)
+    # When the reminder sweep next looks at this step; None once it is done or cancelled, so
+    # the sweep's index holds only open steps and a sweep reads only what is due.
+    next_reminder_at: Mapped[dt.datetime | None] = mapped_column(default=None, index=True)
+    # Reminders sent so far, and the highest escalation reached (0 the person, 1 their unit
+    # head, 2 the office); server defaults so that the migration fills existing rows.
+    reminders_sent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    escalation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (Index("ix_steps_state_due", "state", "due_at"),)
 
@@ -262,3 +271,47 @@ class AuditEntry(Base):
     target: Mapped[str | None] = mapped_column(String(200), default=None)
     on_behalf_of: Mapped[str | None] = mapped_column(String(64), default=None)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class DelegationRow(Base):
+    """A delegation while away (外出授權, 第九條): steps for the delegator go to the delegate."""
+
+    __tablename__ = "delegations"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    delegator: Mapped[str] = mapped_column(ForeignKey("people.account"), index=True)
+    delegate: Mapped[str] = mapped_column(ForeignKey("people.account"))
+    starts_at: Mapped[dt.datetime]
+    until: Mapped[dt.datetime]
+    ended_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    # How it ended: revoked by the delegator, or expired at its date.
+    ended_by: Mapped[str | None] = mapped_column(String(20), default=None)
+
+
+class PersonSetting(Base):
+    """One personal setting made with ``SET`` at cmd@ (digest windows, or digests off)."""
+
+    __tablename__ = "person_settings"
+
+    account: Mapped[str] = mapped_column(ForeignKey("people.account"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(30), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[dt.datetime]
+
+
+class JobRun(Base):
+    """One run of a periodic job for one slot (a digest window, a day).
+
+    The key makes each slot run once however many daemons share the database; the row is
+    written in the transaction that does the slot's work, so a failed run leaves no row and
+    is tried again.
+    """
+
+    __tablename__ = "job_runs"
+
+    job: Mapped[str] = mapped_column(String(40), primary_key=True)
+    slot: Mapped[dt.datetime] = mapped_column(primary_key=True)
+    ran_at: Mapped[dt.datetime]
+    owner: Mapped[str] = mapped_column(String(100))
+    # How much the run did (mails queued), for the admin.
+    count: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,0 +1,1 @@
+"""Benchmarks of Yizhan, run with `make bench` (``python -m bench.<name>``)."""

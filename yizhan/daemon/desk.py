@@ -1,0 +1,1007 @@
+"""Acts on documents for one inbound message: opens them, applies replies, answers cmd@.
+
+The desk is the edge between mail and the pure engine: it reads the message and the database,
+asks ``routing`` what to do, writes the decision and queues the mail it causes, all inside the
+processor's transaction. Who may act is settled here (DESIGN.md "Who may act", 第七條, 第九條).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr, parseaddr
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from yizhan.daemon.context import Context
+from yizhan.mailstore import audit, outbox
+from yizhan.mailstore.documents import (
+    allocate_number,
+    apply_decision,
+    create_document,
+    doc_target,
+    find_document,
+    load_state,
+    waiting_steps,
+)
+from yizhan.mailstore.models import DelegationRow, Document, Inbound, OutboundMessage, Step
+from yizhan.mailstore.settings import load_settings, save_settings
+from yizhan.routing import workflow
+from yizhan.routing.calendar import WorkCalendar
+from yizhan.routing.commands import (
+    VERB_WORDS,
+    Command,
+    Verb,
+    command_from_message,
+    parse_command,
+    parse_delegate,
+)
+from yizhan.routing.delegation import Delegation, check_new_delegation, resolve
+from yizhan.routing.directory import Directory
+from yizhan.routing.documents import Decision, DocumentState
+from yizhan.routing.drafts import parse_draft
+from yizhan.routing.numbering import format_number
+from yizhan.routing.reminders import first_reminder_at
+from yizhan.routing.replies import body_text, normalise, reply_part
+from yizhan.routing.rules import REVISE_STEP
+from yizhan.routing.settings import apply_set
+from yizhan.routing.tokens import TokenClaim, make_token, read_token
+from yizhan.signing.keyring import SignerSpec
+from yizhan.signing.pgpmime import Verification, sign_message_bytes, verify_message
+from yizhan.templates.render import render_mail
+
+log = logging.getLogger("yizhan.desk")
+
+#: The modules whose mail opens a document of the engine's four flows.
+DOCUMENT_MODULES = ("fawen", "shouwen", "qianbao", "hanjian")
+
+_LABELS = {
+    "step_request": ("請辦理", "Action requested"),
+    "distributed": ("公文分發", "Document distributed"),
+    "instruction": ("領導批示", "Instruction"),
+    "rejected": ("已退回", "Returned"),
+    "approved": ("已同意", "Approved"),
+    "result": ("辦理結果", "Result"),
+    "closed": ("已辦結", "Closed"),
+    "comment": ("意見", "Comment"),
+    "withdrawn": ("已撤回", "Withdrawn"),
+    "reply": ("回覆", "Reply"),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Incoming:
+    """The message being processed, for one of its recipients.
+
+    ``key`` names this (message, recipient) pair; every outbound mail the desk queues for it is
+    keyed by it, so processing the message again queues nothing twice.
+    """
+
+    inbound_id: int
+    key: str
+    mail_from: str
+    sender_account: str | None
+    path: str
+
+    @classmethod
+    def of(cls, row: Inbound, recipient_index: int) -> Incoming:
+        """The pair for recipient number ``recipient_index`` of ``row``."""
+        return cls(
+            inbound_id=row.id,
+            key=f"in:{row.id}:{recipient_index}",
+            mail_from=row.mail_from,
+            sender_account=row.sender_account,
+            path=row.path,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sender:
+    """Who sent the message being processed, as far as it could be established."""
+
+    account: str | None
+    address: str
+
+
+class Desk:
+    """Document actions for the processor; one instance per daemon."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.rules = ctx.rules
+        self.calendar = WorkCalendar(tz=ctx.config.tzinfo)
+        self.domain = ctx.config.domain
+
+    # -- entry points -------------------------------------------------------------------------
+
+    def open_document(
+        self, session: Session, row: Incoming, msg: EmailMessage, module: str, directory: Directory
+    ) -> None:
+        """A mail to a module address starts a document (DESIGN.md: subject is its title)."""
+        now = self.ctx.clock()
+        sender = self._sender(row, msg)
+        if sender.account is None:
+            self._refuse_unauthenticated(session, row, msg, sender, directory)
+            return
+        draft = parse_draft(str(msg.get("Subject", "")), body_text(msg))
+        if draft.problems:
+            self._reply(session, row, msg, sender, directory, "\n".join(draft.problems))
+            return
+        fields = {
+            "body": draft.body,
+            "doc_type": draft.doc_type,
+            "deadline": draft.deadline,
+            "attachments": [p.get_filename() or "" for p in msg.iter_attachments()],
+            "inbound": row.inbound_id,
+        }
+        decision = workflow.open_document(
+            kind=module,
+            title=draft.title,
+            author=sender.account,
+            urgency=draft.urgency,
+            to_units=draft.to_units,
+            cc_units=draft.cc_units,
+            scope_units=draft.scope,
+            fields=fields,
+            forwards_document=any(p.get_content_type() == "message/rfc822" for p in msg.walk()),
+            directory=directory,
+            rules=self.rules,
+            now=now,
+            due=self.calendar.due,
+        )
+        if not decision.accepted:
+            self._reply(session, row, msg, sender, directory, decision.reply)
+            return
+        author = directory.people[sender.account]
+        document = create_document(
+            session,
+            kind=module,
+            title=draft.title,
+            author=sender.account,
+            unit=author.unit,
+            urgency=draft.urgency,
+            fields={},
+            source_inbound=row.inbound_id,
+            now=now,
+        )
+        self._apply(session, row, msg, document, decision, sender.account, None, directory, now)
+
+    def handle_reply(
+        self,
+        session: Session,
+        row: Incoming,
+        msg: EmailMessage,
+        token: str | None,
+        directory: Directory,
+    ) -> None:
+        """A reply to a step: check who sent it, then let the engine decide."""
+        now = self.ctx.clock()
+        sender = self._sender(row, msg)
+        claim = read_token(self.ctx.config.secret, token) if token else None
+        if claim is None:
+            claim = self._claim_from_thread(session, msg)
+        if claim is None:
+            self._reply(
+                session,
+                row,
+                msg,
+                sender,
+                directory,
+                "無法識別您回覆的是哪一份文件：請直接回覆驛站發給您的那封郵件，不要修改收件人。\n"
+                "Yizhan could not tell which document this reply is for: reply to the mail "
+                "Yizhan sent you, without changing the recipient.",
+            )
+            return
+        if sender.account is None:
+            self._refuse_unauthenticated(session, row, msg, sender, directory)
+            return
+        step = session.get(Step, claim.step_id)
+        document = session.get(Document, claim.document_id)
+        if step is None or document is None or step.document_id != document.id:
+            self._reply(
+                session,
+                row,
+                msg,
+                sender,
+                directory,
+                "該文件已不存在。The document no longer exists.",
+            )
+            return
+        actor, on_behalf_of = sender.account, None
+        command = command_from_message(msg)
+        step_id: int | None = step.id
+        if sender.account != step.assignee:
+            acting, delegator = resolve(step.assignee, self._delegations(session), now)
+            if command.verb is Verb.COMMENT and acting != sender.account:
+                # Anyone on the document may comment; the engine checks that they are.
+                step_id = None
+            elif acting != sender.account:
+                self._impersonation(session, row, msg, sender, step.assignee, directory, now)
+                return
+            else:
+                on_behalf_of = delegator
+        if step.on_behalf_of and on_behalf_of is None and step_id is not None:
+            on_behalf_of = step.on_behalf_of
+        verification: Verification | None = None
+        if (
+            step.name in self.ctx.config.signing.require_signature
+            and step.state == "waiting"
+            and step_id is not None
+            and command.verb is not Verb.COMMENT
+        ):
+            # 簽發 and 用印 count only with the person's own OpenPGP signature (第十八條).
+            verification = verify_message(
+                self.ctx.raw.read(row.path), self.ctx.keyring, account=sender.account
+            )
+            if not verification.ok:
+                audit.record(
+                    session,
+                    at=now,
+                    actor=sender.account,
+                    action="refused.signature",
+                    target=doc_target(document.id),
+                    detail={"status": verification.status},
+                )
+                self._reply(
+                    session,
+                    row,
+                    msg,
+                    sender,
+                    directory,
+                    f"未受理：{verification.reason_zh}\n"
+                    f"這一步（{step.name}）需要用您登記的 OpenPGP 密鑰簽名回覆。\n"
+                    f"Not accepted: {verification.reason_en}\nThis step ({step.name}) needs a "
+                    "reply signed with your registered OpenPGP key.",
+                    document=document,
+                )
+                return
+            # Only what was signed counts as the command.
+            command = parse_command(reply_part(normalise(verification.signed_text or "")))
+        state = load_state(session, document)
+        if (
+            step.name == REVISE_STEP
+            and step.state == "waiting"
+            and (command.verb in (Verb.UNKNOWN, Verb.DONE))
+        ):
+            draft = parse_draft(str(msg.get("Subject", "")), reply_part(normalise(body_text(msg))))
+            decision = workflow.revise_document(
+                doc=state,
+                actor=actor,
+                on_behalf_of=on_behalf_of,
+                new_title=draft.title or None,
+                new_fields={"body": draft.body},
+                to_units=draft.to_units or None,
+                cc_units=draft.cc_units or None,
+                scope_units=draft.scope or None,
+                directory=directory,
+                rules=self.rules,
+                now=now,
+                due=self.calendar.due,
+            )
+        else:
+            decision = workflow.apply_command(
+                doc=state,
+                step_id=step_id,
+                command=command,
+                actor=actor,
+                on_behalf_of=on_behalf_of,
+                directory=directory,
+                rules=self.rules,
+                now=now,
+                due=self.calendar.due,
+            )
+        if not decision.accepted:
+            self._reply(session, row, msg, sender, directory, decision.reply, document=document)
+            return
+        seal_by = verification if step.name == "seal" and verification is not None else None
+        self._apply(
+            session,
+            row,
+            msg,
+            document,
+            decision,
+            actor,
+            on_behalf_of,
+            directory,
+            now,
+            sealed_by=seal_by,
+        )
+
+    def handle_command(
+        self, session: Session, row: Incoming, msg: EmailMessage, directory: Directory
+    ) -> None:
+        """A mail to cmd@: delegation, status, to-do list and help (第九條)."""
+        now = self.ctx.clock()
+        sender = self._sender(row, msg)
+        command = command_from_message(msg)
+        if command.verb is Verb.HELP or command.verb is Verb.UNKNOWN:
+            self._reply(session, row, msg, sender, directory, help_text(self.domain, command))
+            return
+        if sender.account is None:
+            self._refuse_unauthenticated(session, row, msg, sender, directory)
+            return
+        handlers = {
+            Verb.DELEGATE: self._delegate,
+            Verb.REVOKE: self._revoke,
+            Verb.STATUS: self._status,
+            Verb.TODO: self._todo,
+            Verb.SET: self._set,
+        }
+        handler = handlers.get(command.verb)
+        if handler is None:
+            text = (
+                f"「{command.verb.value}」命令不在 cmd@ 使用，或尚未開放。\n"
+                f"The command {command.verb.value.upper()} is not available at cmd@.\n\n"
+                + help_text(self.domain, command)
+            )
+        else:
+            text = handler(session, sender.account, command, directory, now)
+        self._reply(session, row, msg, sender, directory, text)
+
+    # -- cmd@ commands ------------------------------------------------------------------------
+
+    def _delegate(
+        self,
+        session: Session,
+        account: str,
+        command: Command,
+        directory: Directory,
+        now: dt.datetime,
+    ) -> str:
+        parsed = parse_delegate(command.argument)
+        if parsed is None:
+            return (
+                "請寫明授權給誰、到哪天，例如：授權 王芳 至 2026-12-01\n"
+                "Say whom and until when, e.g.: DELEGATE wangfang UNTIL 2026-12-01"
+            )
+        name, until = parsed
+        delegations = self._delegations(session)
+        result = check_new_delegation(
+            account,
+            name,
+            until,
+            directory,
+            delegations,
+            now,
+            self.ctx.config.tzinfo,
+            domain=self.domain,
+        )
+        if isinstance(result, str):
+            return result
+        self._end_delegations(session, account, now, how="replaced")
+        session.add(
+            DelegationRow(
+                delegator=account, delegate=result.delegate, starts_at=now, until=result.until
+            )
+        )
+        audit.record(
+            session,
+            at=now,
+            actor=account,
+            action="delegation.start",
+            target=result.delegate,
+            detail={"until": result.until.isoformat()},
+        )
+        moved = self._reassign(session, account, result.delegate, on_behalf_of=account)
+        delegate = directory.people[result.delegate]
+        until_local = result.until.astimezone(self.ctx.config.tzinfo).date().isoformat()
+        return (
+            f"已授權 {delegate.name}（{delegate.account}）代為處理，至 {until_local}；"
+            f"轉交待辦 {moved} 件。回崗後請發送「收回授權」。\n"
+            f"Delegated to {delegate.name} ({delegate.account}) until {until_local}; "
+            f"{moved} waiting step(s) re-sent. Send REVOKE when you are back."
+        )
+
+    def _revoke(
+        self,
+        session: Session,
+        account: str,
+        command: Command,
+        directory: Directory,
+        now: dt.datetime,
+    ) -> str:
+        rows = self._end_delegations(session, account, now, how="revoked")
+        if not rows:
+            return "您目前沒有有效的授權。You have no active delegation."
+        moved = 0
+        for delegation in rows:
+            moved += self._reassign(
+                session, delegation.delegate, account, on_behalf_of=None, only_for=account
+            )
+        done = session.scalars(
+            select(Step).where(
+                Step.on_behalf_of == account,
+                Step.state == "done",
+                Step.done_at >= min(r.starts_at for r in rows),
+            )
+        ).all()
+        lines = [
+            f"- #{s.document_id} {s.name}: {s.outcome or ''} ({s.done_by}, "
+            f"{s.done_at.astimezone(self.ctx.config.tzinfo):%Y-%m-%d %H:%M})"
+            for s in done
+            if s.done_at
+        ]
+        audit.record(session, at=now, actor=account, action="delegation.revoke", target=account)
+        return (
+            f"已收回授權；{moved} 件待辦已轉回給您。授權期間代辦事項 {len(lines)} 件：\n"
+            f"Delegation revoked; {moved} waiting step(s) came back to you. "
+            f"Done on your behalf ({len(lines)}):\n" + "\n".join(lines)
+        )
+
+    def _status(
+        self,
+        session: Session,
+        account: str,
+        command: Command,
+        directory: Directory,
+        now: dt.datetime,
+    ) -> str:
+        ref = command.argument.strip()
+        document = find_document(session, ref) if ref else None
+        if document is None:
+            return (
+                f"找不到文件「{ref}」。請寫文件編號或文號，"
+                "例如：查詢 12 或 查詢 遼檢辦〔2026〕5號\n"
+                f"No document {ref!r}. Send STATUS with its id or number, e.g. STATUS 12"
+            )
+        state = load_state(session, document)
+        if not self._may_see(state, account):
+            return f"您無權查看文件「{ref}」。You may not see document {ref}."
+        return document_summary(state, directory, self.ctx.config.tzinfo)
+
+    def _set(
+        self,
+        session: Session,
+        account: str,
+        command: Command,
+        directory: Directory,
+        now: dt.datetime,
+    ) -> str:
+        outcome = apply_set(
+            command.argument,
+            load_settings(session, account),
+            roles=directory.people[account].roles,
+            calendar=self.calendar,
+        )
+        save_settings(session, account, outcome.changes, actor=account, now=now)
+        return outcome.reply
+
+    def _todo(
+        self,
+        session: Session,
+        account: str,
+        command: Command,
+        directory: Directory,
+        now: dt.datetime,
+    ) -> str:
+        steps = waiting_steps(session, account)
+        if not steps:
+            return "您沒有待辦事項。Nothing is waiting for you."
+        lines = []
+        for step in steps:
+            document = session.get(Document, step.document_id)
+            assert document is not None
+            due = (
+                step.due_at.astimezone(self.ctx.config.tzinfo).strftime("%m-%d %H:%M")
+                if step.due_at
+                else "-"
+            )
+            token = make_token(
+                self.ctx.config.secret, document_id=document.id, step_id=step.id, account=account
+            )
+            lines.append(
+                f"- #{document.id} {document.title} [{step.name}/{step.action}] 期限 due {due}  "
+                f"回覆 reply: r+{token}@{self.domain}"
+            )
+        return f"待辦 {len(steps)} 件 / {len(steps)} waiting:\n" + "\n".join(lines)
+
+    # -- applying decisions -------------------------------------------------------------------
+
+    def _apply(
+        self,
+        session: Session,
+        row: Incoming,
+        msg: EmailMessage,
+        document: Document,
+        decision: Decision,
+        actor: str,
+        on_behalf_of: str | None,
+        directory: Directory,
+        now: dt.datetime,
+        *,
+        sealed_by: Verification | None = None,
+    ) -> None:
+        if decision.needs_number is not None:
+            year = now.astimezone(self.ctx.config.tzinfo).year
+            seq = allocate_number(session, decision.needs_number, year)
+            decision = workflow.assign_number(
+                decision, format_number(decision.needs_number, year, seq)
+            )
+        decision = self._route_to_delegates(session, decision, now)
+        opened = apply_decision(
+            session,
+            document,
+            decision,
+            actor=actor,
+            on_behalf_of=on_behalf_of,
+            now=now,
+            first_reminder=lambda opened_at, due: first_reminder_at(opened_at, due, self.calendar),
+        )
+        state = load_state(session, document)
+        with self._signers(sealed_by, directory) as signers:
+            for n, notice in enumerate(decision.notices):
+                step = opened[notice.step_index] if notice.step_index is not None else None
+                self._send_notice(
+                    session,
+                    row,
+                    n,
+                    state,
+                    notice.to,
+                    notice.template,
+                    notice.action,
+                    step,
+                    notice.on_behalf_of,
+                    notice.variables,
+                    directory,
+                    now,
+                    signers=signers,
+                )
+        sender = Sender(account=actor, address=row.mail_from)
+        self._reply(session, row, msg, sender, directory, decision.reply, document=document)
+
+    @contextlib.contextmanager
+    def _signers(
+        self, sealed_by: Verification | None, directory: Directory
+    ) -> Iterator[list[SignerSpec]]:
+        """Who signs the mail of a decision: the system key, and the seal after a SEAL.
+
+        The seal is the unit's whose custodian signed the SEAL, else the bureau's; its key is
+        usable only inside this block (第十八條; docs/seals.md).
+        """
+        system = self.ctx.keyring.system_signer()
+        if sealed_by is None:
+            yield [system]
+            return
+        units = [
+            s.unit
+            for s in self.ctx.keyring.list_seals()
+            if s.state == "active" and s.custodian == sealed_by.account
+        ]
+        bureau = [u.id for u in directory.units_of_kind("bureau")]
+        unit = (units or bureau)[0]
+        with self.ctx.keyring.seal_signer(unit, authorised_by=sealed_by) as seal:
+            yield [seal, system]
+
+    def _route_to_delegates(
+        self, session: Session, decision: Decision, now: dt.datetime
+    ) -> Decision:
+        """Steps for a person who is away go to their delegate, marked 代 (第九條)."""
+        delegations = self._delegations(session)
+        if not delegations:
+            return decision
+        steps = []
+        for spec in decision.open_steps:
+            acting, delegator = resolve(spec.assignee, delegations, now)
+            steps.append(
+                replace(spec, assignee=acting, on_behalf_of=delegator) if delegator else spec
+            )
+        notices = []
+        for notice in decision.notices:
+            if notice.step_index is not None:
+                spec = steps[notice.step_index]
+                notice = replace(notice, to=spec.assignee, on_behalf_of=spec.on_behalf_of)
+            notices.append(notice)
+        return replace(decision, open_steps=tuple(steps), notices=tuple(notices))
+
+    def _send_notice(
+        self,
+        session: Session,
+        row: Incoming,
+        n: int,
+        state: DocumentState,
+        to: str,
+        template: str,
+        action: str,
+        step: Step | None,
+        on_behalf_of: str | None,
+        variables: dict[str, object],
+        directory: Directory,
+        now: dt.datetime,
+        *,
+        signers: Sequence[SignerSpec] | None = None,
+    ) -> None:
+        person = directory.people.get(to)
+        if person is None:
+            return
+        headers = self._document_headers(state, step, action)
+        if step is not None and action != "none":
+            token = make_token(
+                self.ctx.config.secret, document_id=state.id or 0, step_id=step.id, account=to
+            )
+            headers["Reply-To"] = f"r+{token}@{self.domain}"
+        zh, en = _LABELS.get(template, (template, template))
+        delegator = directory.people.get(on_behalf_of or "")
+        mail = render_mail(
+            "document.txt",
+            person.language,
+            sender=formataddr(("驛站", f"cmd@{self.domain}")),
+            to=formataddr((person.name, person.email or f"{person.account}@{self.domain}")),
+            headers=headers,
+            label=zh if (person.language or "zh_CN") != "en" else en,
+            doc=state,
+            action=action,
+            step=step,
+            on_behalf_of=delegator.name if delegator else None,
+            variables=variables,
+            trail=trail_lines(state, directory, self.ctx.config.tzinfo, person.language),
+            deadline=(
+                step.due_at.astimezone(self.ctx.config.tzinfo).strftime("%Y-%m-%d %H:%M")
+                if step is not None and step.due_at
+                else ""
+            ),
+        )
+        outbox.enqueue(
+            session,
+            source=f"{row.key}:doc:{state.id}:{n}",
+            message=sign_message_bytes(
+                mail,
+                self.ctx.keyring,
+                signers or [self.ctx.keyring.system_signer()],
+                cache=self.ctx.signatures,
+            ),
+            mail_from=f"cmd@{self.domain}",
+            rcpts=[person.email or f"{person.account}@{self.domain}"],
+            now=now,
+            expires_after=dt.timedelta(days=self.ctx.config.relay.retry_days),
+            domain=self.domain,
+            document_id=state.id,
+        )
+
+    def _document_headers(
+        self, state: DocumentState, step: Step | None, action: str
+    ) -> dict[str, str]:
+        headers = {
+            "X-Yizhan-Doc": str(state.id),
+            "X-Yizhan-Kind": state.kind,
+            "X-Yizhan-State": state.state,
+            "X-Yizhan-Step": step.name if step is not None else "-",
+            "X-Yizhan-Action": action,
+        }
+        if step is not None and step.due_at:
+            headers["X-Yizhan-Deadline"] = format_datetime(
+                step.due_at.astimezone(self.ctx.config.tzinfo)
+            )
+        if state.number:
+            headers["X-Yizhan-Number"] = state.number
+        if state.urgency:
+            headers["X-Yizhan-Urgency"] = state.urgency
+        return headers
+
+    # -- who may act --------------------------------------------------------------------------
+
+    def _sender(self, row: Incoming, msg: EmailMessage) -> Sender:
+        _, address = parseaddr(str(msg.get("From", "")))
+        return Sender(account=row.sender_account, address=address or row.mail_from)
+
+    def _refuse_unauthenticated(
+        self,
+        session: Session,
+        row: Incoming,
+        msg: EmailMessage,
+        sender: Sender,
+        directory: Directory,
+    ) -> None:
+        audit.record(
+            session,
+            at=self.ctx.clock(),
+            actor=sender.address or "unknown",
+            action="refused.unauthenticated",
+            detail={"inbound": row.inbound_id},
+        )
+        self._reply(
+            session,
+            row,
+            msg,
+            sender,
+            directory,
+            "未受理：無法確認這封郵件是您本人發出的（第七條）。"
+            "請登錄您的帳號（SMTP 身份驗證）後重新發送。\n"
+            "Not accepted: Yizhan could not tell that this mail came from you. Send it again "
+            "with SMTP authentication as your account.",
+        )
+
+    def _impersonation(
+        self,
+        session: Session,
+        row: Incoming,
+        msg: EmailMessage,
+        sender: Sender,
+        asked: str,
+        directory: Directory,
+        now: dt.datetime,
+    ) -> None:
+        """Acting in another person's name is refused and reported to IT (第七條)."""
+        audit.record(
+            session,
+            at=now,
+            actor=sender.account or sender.address,
+            action="impersonation",
+            target=asked,
+            detail={"inbound": row.inbound_id},
+        )
+        asked_name = directory.people[asked].name if asked in directory.people else asked
+        self._reply(
+            session,
+            row,
+            msg,
+            sender,
+            directory,
+            f"未受理：這一步是請 {asked_name} 辦理的，"
+            "您不是他本人，也不是他的授權代理人（第七條）。"
+            "此事已報告信息化處。\n"
+            f"Refused: this step was asked of {asked_name}; you are neither that person nor "
+            "their delegate. The IT department has been told.",
+        )
+        for n, it_person in enumerate(
+            [p for u in directory.units_of_kind("it") for p in directory.members(u.id, "unit_head")]
+        ):
+            report = render_mail(
+                "impersonation.txt",
+                it_person.language,
+                sender=f"cmd@{self.domain}",
+                to=it_person.email or f"{it_person.account}@{self.domain}",
+                account=sender.account or sender.address,
+                asked=asked,
+                inbound_id=row.inbound_id,
+            )
+            outbox.enqueue(
+                session,
+                source=f"{row.key}:it:{n}",
+                message=self.ctx.sign(report),
+                mail_from=f"cmd@{self.domain}",
+                rcpts=[it_person.email or f"{it_person.account}@{self.domain}"],
+                now=now,
+                expires_after=dt.timedelta(days=self.ctx.config.relay.retry_days),
+                domain=self.domain,
+            )
+
+    def _may_see(self, state: DocumentState, account: str) -> bool:
+        return (
+            account == state.author
+            or any(account in (s.assignee, s.on_behalf_of, s.done_by) for s in state.steps)
+            or account in {e.actor for e in state.trail}
+        )
+
+    # -- delegation store ---------------------------------------------------------------------
+
+    def _delegations(self, session: Session) -> list[Delegation]:
+        rows = session.scalars(select(DelegationRow).where(DelegationRow.ended_at.is_(None))).all()
+        return [
+            Delegation(
+                delegator=r.delegator, delegate=r.delegate, starts_at=r.starts_at, until=r.until
+            )
+            for r in rows
+        ]
+
+    def _end_delegations(
+        self, session: Session, account: str, now: dt.datetime, *, how: str
+    ) -> list[DelegationRow]:
+        rows = list(
+            session.scalars(
+                select(DelegationRow).where(
+                    DelegationRow.delegator == account, DelegationRow.ended_at.is_(None)
+                )
+            )
+        )
+        for r in rows:
+            r.ended_at, r.ended_by = now, how
+        return rows
+
+    def _reassign(
+        self,
+        session: Session,
+        from_account: str,
+        to_account: str,
+        *,
+        on_behalf_of: str | None,
+        only_for: str | None = None,
+    ) -> int:
+        query = select(Step).where(Step.assignee == from_account, Step.state == "waiting")
+        if only_for is not None:
+            query = query.where(Step.on_behalf_of == only_for)
+        steps = list(session.scalars(query))
+        for step in steps:
+            step.assignee, step.on_behalf_of = to_account, on_behalf_of
+        return len(steps)
+
+    # -- fallbacks and answers ----------------------------------------------------------------
+
+    def _claim_from_thread(self, session: Session, msg: EmailMessage) -> TokenClaim | None:
+        """When a client dropped the plus part: find our message by In-Reply-To/References."""
+        ids = " ".join(str(msg.get(h, "")) for h in ("In-Reply-To", "References")).split()
+        for message_id in reversed(ids):
+            sent = session.scalars(
+                select(OutboundMessage).where(OutboundMessage.message_id == message_id)
+            ).first()
+            if sent is None:
+                continue
+            for line in sent.data.split(b"\r\n\r\n", 1)[0].split(b"\r\n"):
+                if line.lower().startswith(b"reply-to:"):
+                    address = line.split(b":", 1)[1].decode("ascii", "replace").strip()
+                    local = parseaddr(address)[1].split("@")[0]
+                    if local.lower().startswith("r+"):
+                        return read_token(self.ctx.config.secret, local[2:])
+        return None
+
+    def _reply(
+        self,
+        session: Session,
+        row: Incoming,
+        msg: EmailMessage,
+        sender: Sender,
+        directory: Directory,
+        text: str,
+        *,
+        document: Document | None = None,
+    ) -> None:
+        """Answer the sender; every command gets one (DESIGN.md, Commands)."""
+        if not row.mail_from:
+            return
+        to = sender.address or row.mail_from
+        person = directory.people.get(sender.account or "")
+        subject = str(msg.get("Subject", "")) or "(no subject)"
+        headers = {"Auto-Submitted": "auto-replied"}
+        if msg.get("Message-ID"):
+            headers["In-Reply-To"] = str(msg["Message-ID"])
+            headers["References"] = str(msg["Message-ID"])
+        if document is not None:
+            headers.update(self._document_headers(load_state(session, document), None, "none"))
+        mail = render_mail(
+            "reply.txt",
+            person.language if person else None,
+            sender=formataddr(("驛站", f"cmd@{self.domain}")),
+            to=to,
+            headers=headers,
+            subject=subject,
+            text=text,
+        )
+        outbox.enqueue(
+            session,
+            source=f"{row.key}:reply",
+            message=self.ctx.sign(mail),
+            mail_from=f"cmd@{self.domain}",
+            rcpts=[to],
+            now=self.ctx.clock(),
+            expires_after=dt.timedelta(days=self.ctx.config.relay.retry_days),
+            domain=self.domain,
+            document_id=document.id if document is not None else None,
+        )
+
+
+#: How each trail action reads, per language (zh_CN, zh_TW, en).
+TRAIL_WORDS: dict[str, tuple[str, str, str]] = {
+    "open": ("起草", "起草", "drafted"),
+    "approve": ("同意", "同意", "approved"),
+    "reject": ("退回", "退回", "returned"),
+    "revise": ("修改后重新提交", "修改後重新提交", "revised"),
+    "number": ("编号", "編號", "numbered"),
+    "seal": ("用印", "用印", "sealed"),
+    "received": ("签收", "簽收", "received"),
+    "done": ("办结", "辦結", "done"),
+    "read": ("已阅", "已閱", "read"),
+    "forward": ("转交", "轉交", "forwarded"),
+    "comment": ("意见", "意見", "commented"),
+    "remind": ("催办", "催辦", "reminded"),
+}
+_LANGUAGE_INDEX = {"zh_CN": 0, "zh_TW": 1, "en": 2}
+
+
+def trail_lines(
+    state: DocumentState, directory: Directory, tz: dt.tzinfo, language: str | None = None
+) -> list[str]:
+    """The document's history, a line per action, for the body of every mail about it."""
+    index = _LANGUAGE_INDEX.get(language or "zh_CN", 0)
+    lines = []
+    for entry in state.trail:
+        who = directory.people[entry.actor].name if entry.actor in directory.people else entry.actor
+        if entry.on_behalf_of:
+            delegator = directory.people.get(entry.on_behalf_of)
+            name = delegator.name if delegator else entry.on_behalf_of
+            who += f"（代 {name}）" if index < 2 else f" (for {name})"
+        words = TRAIL_WORDS.get(entry.action)
+        what = words[index] if words else entry.action
+        opinion = f"：{entry.opinion}" if entry.opinion else ""
+        lines.append(f"{entry.at.astimezone(tz):%Y-%m-%d %H:%M} {who} {what}{opinion}")
+    return lines
+
+
+def document_summary(state: DocumentState, directory: Directory, tz: dt.tzinfo) -> str:
+    """A STATUS answer: what the document is, where it stands, who has it now."""
+    waiting = [s for s in state.steps if s.state == "waiting"]
+    who = (
+        "、".join(
+            (directory.people[s.assignee].name if s.assignee in directory.people else s.assignee)
+            + f"（{s.name}）"
+            for s in waiting
+        )
+        or "-"
+    )
+    return "\n".join(
+        [
+            f"#{state.id} {state.title}",
+            f"文號 Number: {state.number or '-'}",
+            f"狀態 State: {state.state}",
+            f"待辦 Waiting for: {who}",
+            "",
+            *trail_lines(state, directory, tz),
+        ]
+    )
+
+
+def document_json(state: DocumentState) -> dict[str, Any]:
+    """A document as plain data, for ``yizhan doc show --json``."""
+    return {
+        "id": state.id,
+        "kind": state.kind,
+        "title": state.title,
+        "state": state.state,
+        "number": state.number,
+        "urgency": state.urgency,
+        "author": state.author,
+        "unit": state.unit,
+        "version": state.version,
+        "fields": state.fields,
+        "steps": [
+            {
+                "id": s.id,
+                "name": s.name,
+                "assignee": s.assignee,
+                "action": s.action,
+                "state": s.state,
+                "due_at": s.due_at.isoformat() if s.due_at else None,
+                "on_behalf_of": s.on_behalf_of,
+                "done_by": s.done_by,
+                "outcome": s.outcome,
+            }
+            for s in state.steps
+        ],
+        "trail": [
+            {
+                "at": e.at.isoformat(),
+                "actor": e.actor,
+                "action": e.action,
+                "on_behalf_of": e.on_behalf_of,
+                "opinion": e.opinion,
+            }
+            for e in state.trail
+        ],
+    }
+
+
+def help_text(domain: str, command: Command | None = None) -> str:
+    """The HELP answer: addresses and commands, in Chinese and English."""
+    intro = ""
+    if command is not None and command.verb is Verb.UNKNOWN and command.argument:
+        intro = f"沒有看懂「{command.argument[:60]}」。Yizhan did not understand that.\n\n"
+    words = "\n".join(
+        f"  {verb.value.upper():<9} " + " / ".join(VERB_WORDS[verb]) for verb in VERB_WORDS
+    )
+    return (
+        intro + f"驛站 Yizhan 幫助 / help\n\n新公文 New documents: fawen@{domain} 局發文, "
+        f"shouwen@{domain} 收文, qianbao@{domain} 內部簽報, hanjian@{domain} 處室函.\n"
+        "郵件主題為標題；正文開頭可寫「主送：」「抄送：」「範圍：」「緊急程度：」。\n"
+        "The subject is the title; the body may open with To-Units:, Cc-Units:, Scope:, "
+        "Urgency: lines and a blank line.\n\n"
+        "回覆驛站的郵件即可辦理，第一行寫命令：\nReply to Yizhan's mail with the command on "
+        f"the first line:\n{words}\n\n"
+        f"發到 cmd@{domain}：授權 王芳 至 2026-12-01 / 收回授權 / 查詢 編號 / 待辦 / 幫助\n"
+        f"At cmd@{domain}: DELEGATE name UNTIL date, REVOKE, STATUS id, TODO, HELP\n"
+        "設置 SET: 「設置」列出設置；設置 摘要 關閉 / SET digest off；設置 摘要 08:30,13:30 / "
+        "SET digest 08:30,13:30；設置 語言 en / SET language zh_CN|zh_TW|en\n"
+    )

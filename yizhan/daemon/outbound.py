@@ -1,0 +1,420 @@
+"""Sends what the outbound queue holds, through the relay host or into local Maildirs.
+
+A round claims the deliveries that are due (with a lease, so several daemons can share one
+queue), makes one SMTP transaction per message for all its claimed recipients, and records each
+outcome as soon as that message is done: sent, tried again later with backoff, or given up with
+a delivery status notification to the sender. A crash between sending and recording means the
+message is sent again when the lease runs out, with the same bytes and so the same Message-ID;
+into a Maildir, the second delivery finds the first and writes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+import aiosmtplib
+from aiosmtplib import (
+    SMTPDataError,
+    SMTPException,
+    SMTPHeloError,
+    SMTPRecipientsRefused,
+    SMTPResponseException,
+    SMTPSenderRefused,
+)
+
+from yizhan.daemon.context import Context
+from yizhan.mailstore import maildir, outbox
+from yizhan.mailstore.directory import load_directory
+from yizhan.mailstore.outbox import Claimed
+from yizhan.routing.directory import Directory
+from yizhan.routing.dsn import EXPIRED, NO_MAILBOX, status_of
+from yizhan.routing.retry import next_attempt
+
+log = logging.getLogger("yizhan.outbound")
+
+#: Deliveries claimed per round.
+BATCH = 50
+#: How long a claim keeps other workers away; far longer than a round can take.
+LEASE = dt.timedelta(minutes=15)
+#: The longest sleep between looks at the queue when nothing wakes the worker.
+IDLE_SECONDS = 60.0
+#: The shortest sleep: what is due may still be locked by another daemon's claim.
+MIN_SLEEP_SECONDS = 0.05
+#: The wait after a round failed unexpectedly (the database was away, say).
+ERROR_PAUSE_SECONDS = 5.0
+#: The limit on each exchange with the relay.
+SMTP_TIMEOUT_SECONDS = 60.0
+
+Result = Literal["sent", "retry", "fail"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    """What one attempt at one delivery came to."""
+
+    claimed: Claimed
+    result: Result
+    #: The relay's reply, or what went wrong.
+    detail: str = ""
+    #: For ``fail``: the RFC 3463 status the sender is told.
+    status: str = ""
+
+
+class _Courier(Protocol):
+    """Carries one message to its claimed recipients; one courier serves one round."""
+
+    async def send(self, group: Sequence[Claimed]) -> list[Outcome]: ...
+
+    async def close(self) -> None: ...
+
+
+class OutboundWorker:
+    """Works through the outbound queue until told to stop; see the module docstring."""
+
+    def __init__(
+        self,
+        ctx: Context,
+        *,
+        batch: int = BATCH,
+        lease: dt.timedelta = LEASE,
+        idle_seconds: float = IDLE_SECONDS,
+        smtp_timeout: float = SMTP_TIMEOUT_SECONDS,
+    ) -> None:
+        self.ctx = ctx
+        self.batch = batch
+        self.lease = lease
+        self.idle_seconds = idle_seconds
+        self.smtp_timeout = smtp_timeout
+        self._wakeup = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def wake(self) -> None:
+        """Look at the queue now: something was queued. Safe to call from any thread."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            # Not running yet: the first round looks at the queue anyway.
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._wakeup.set()
+        else:
+            loop.call_soon_threadsafe(self._wakeup.set)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver due mail, then sleep until more is due, ``wake()`` is called or ``stop`` set."""
+        self._loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            # Cleared before the round, so a wake() during the round is not lost.
+            self._wakeup.clear()
+            try:
+                if await self.run_once():
+                    continue
+                delay = await asyncio.to_thread(self._seconds_to_next_due)
+            except Exception:
+                log.exception("outbound round failed; trying again shortly")
+                delay = ERROR_PAUSE_SECONDS
+            await _first_of(stop, self._wakeup, timeout=delay)
+
+    async def run_until_empty(self, *, max_rounds: int = 1000) -> int:
+        """Run rounds until nothing is due at the clock's now; the number of attempts made.
+
+        For tests and catching up by hand (Mailman's ``make_testable_runner``): deliveries
+        retried later stay queued until the clock reaches them.
+        """
+        total = 0
+        for _ in range(max_rounds):
+            done = await self.run_once()
+            if not done:
+                return total
+            total += done
+        raise RuntimeError(f"outbound queue still busy after {max_rounds} rounds")
+
+    async def run_once(self) -> int:
+        """One round: claim what is due, deliver it message by message, record each outcome."""
+        claims = await self.claim()
+        if not claims:
+            return 0
+        courier = await self._courier()
+        try:
+            for group in _by_message(claims):
+                outcomes = await courier.send(group)
+                await self.record(outcomes)
+        finally:
+            await courier.close()
+        return len(claims)
+
+    async def claim(self) -> list[Claimed]:
+        """Lease the deliveries due now, in their own committed transaction."""
+        return await asyncio.to_thread(self._claim)
+
+    async def record(self, outcomes: Sequence[Outcome]) -> None:
+        """Mark each delivery sent, due again later, or given up, in one transaction."""
+        if outcomes:
+            await asyncio.to_thread(self._record, outcomes)
+
+    def smtp_client(self) -> aiosmtplib.SMTP:
+        """A new, unconnected client for the configured relay; the one place that makes one."""
+        relay = self.ctx.config.relay
+        return aiosmtplib.SMTP(
+            hostname=relay.host,
+            port=relay.port,
+            # Configured STARTTLS is required and the certificate checked. Otherwise TLS is
+            # used when offered, without checking (Postfix's "may" level): better than plain
+            # text, and a relay with a private certificate still gets its mail.
+            start_tls=relay.starttls or None,
+            validate_certs=relay.starttls,
+            username=relay.username or None,
+            password=relay.password or None,
+            local_hostname=self.ctx.config.smtp.hostname,
+            timeout=self.smtp_timeout,
+        )
+
+    def _claim(self) -> list[Claimed]:
+        with self.ctx.sessions.begin() as session:
+            return outbox.claim_due(
+                session, now=self.ctx.clock(), limit=self.batch, lease=self.lease
+            )
+
+    def _record(self, outcomes: Sequence[Outcome]) -> None:
+        config = self.ctx.config
+        expiry = dt.timedelta(days=config.relay.retry_days)
+        first = dt.timedelta(seconds=config.relay.first_retry_seconds)
+        with self.ctx.sessions.begin() as session:
+            now = self.ctx.clock()
+            for o in outcomes:
+                c = o.claimed
+                if o.result == "sent":
+                    if outbox.mark_sent(session, c.delivery_id, now):
+                        log.info("%s: delivered to %s", c.message_id, c.rcpt)
+                    continue
+                status, diagnostic = o.status, o.detail
+                if o.result == "retry":
+                    when = next_attempt(
+                        attempts=c.attempts + 1, now=now, expires_at=c.expires_at, first=first
+                    )
+                    if when is not None:
+                        outbox.mark_retry(session, c.delivery_id, now, o.detail, when)
+                        log.info(
+                            "%s: to %s deferred until %s: %s",
+                            c.message_id,
+                            c.rcpt,
+                            when.isoformat(timespec="seconds"),
+                            o.detail,
+                        )
+                        continue
+                    status = EXPIRED
+                state = outbox.mark_failed(
+                    session,
+                    c.delivery_id,
+                    now,
+                    status=status,
+                    diagnostic=diagnostic,
+                    domain=config.domain,
+                    expires_after=expiry,
+                )
+                if state is not None:
+                    log.warning("%s: to %s %s: %s", c.message_id, c.rcpt, state, diagnostic)
+
+    def _seconds_to_next_due(self) -> float:
+        with self.ctx.sessions.begin() as session:
+            due = outbox.next_due(session)
+        if due is None:
+            return self.idle_seconds
+        wait = (due - self.ctx.clock()).total_seconds()
+        return min(max(wait, MIN_SLEEP_SECONDS), self.idle_seconds)
+
+    async def _courier(self) -> _Courier:
+        if self.ctx.config.relay.host:
+            return _RelayCourier(self)
+        directory = await asyncio.to_thread(self._directory)
+        return _MaildirCourier(self.ctx.config.maildir_root, directory, self.ctx.config.domain)
+
+    def _directory(self) -> Directory:
+        with self.ctx.sessions.begin() as session:
+            return load_directory(session)
+
+
+class _MaildirCourier:
+    """Delivers into ``<data_dir>/maildirs/<account>/`` for people of the organisation."""
+
+    def __init__(self, root: Path, directory: Directory, domain: str) -> None:
+        self.root = root
+        self.directory = directory
+        self.domain = domain
+
+    async def send(self, group: Sequence[Claimed]) -> list[Outcome]:
+        return await asyncio.to_thread(self._write, group)
+
+    async def close(self) -> None:
+        pass
+
+    def _write(self, group: Sequence[Claimed]) -> list[Outcome]:
+        outcomes = []
+        for c in group:
+            person = self.directory.person_by_address(c.rcpt, self.domain)
+            if person is None:
+                reason = f"no relay is configured and {c.rcpt} is not a person of this organisation"
+                outcomes.append(
+                    Outcome(
+                        claimed=c, result="fail", detail=f"550 5.1.1 {reason}", status=NO_MAILBOX
+                    )
+                )
+                continue
+            try:
+                path = maildir.deliver(
+                    self.root, person.account, c.data, _maildir_key(c), mail_from=c.mail_from
+                )
+            except OSError as exc:
+                outcomes.append(Outcome(claimed=c, result="retry", detail=f"maildir: {exc}"))
+            else:
+                outcomes.append(Outcome(claimed=c, result="sent", detail=str(path)))
+        return outcomes
+
+
+class _RelayCourier:
+    """Sends through the relay host, one connection per round, one transaction per message."""
+
+    def __init__(self, worker: OutboundWorker) -> None:
+        self.worker = worker
+        self.client: aiosmtplib.SMTP | None = None
+        # Set when the relay could not be reached this round: the rest of the round is deferred
+        # at once instead of each message waiting for its own connection timeout.
+        self.down: str | None = None
+
+    async def send(self, group: Sequence[Claimed]) -> list[Outcome]:
+        if self.down is not None:
+            return _all(group, "retry", self.down)
+        try:
+            client = await self._connected()
+        except (SMTPException, OSError, TimeoutError) as exc:
+            relay = self.worker.ctx.config.relay
+            self.down = f"relay {relay.host}:{relay.port} not available: {_describe(exc)}"
+            return _all(group, "retry", self.down)
+
+        first = group[0]
+        rcpts = [c.rcpt for c in group]
+        options = []
+        if not first.data.isascii() and client.supports_extension("8bitmime"):
+            options.append("BODY=8BITMIME")
+        if not (first.mail_from + "".join(rcpts)).isascii() and client.supports_extension(
+            "smtputf8"
+        ):
+            options.append("SMTPUTF8")
+        try:
+            errors, _reply = await client.sendmail(
+                first.mail_from, rcpts, first.data, mail_options=options
+            )
+        except SMTPRecipientsRefused as exc:
+            refused = {e.recipient: e for e in exc.recipients}
+            return [_from_reply(c, refused[c.rcpt].code, refused[c.rcpt].message) for c in group]
+        except (SMTPSenderRefused, SMTPDataError) as exc:
+            # A reply to MAIL FROM or to the message itself holds for every recipient.
+            return [_from_reply(c, exc.code, exc.message) for c in group]
+        except SMTPResponseException as exc:
+            await self._drop()
+            return _all(group, "retry", f"{exc.code} {_one_line(exc.message)}")
+        except ValueError as exc:
+            # An address aiosmtplib cannot put on the wire (not ASCII, and the relay has no
+            # SMTPUTF8): trying again will not help. The envelope may be half open: hang up.
+            await self._drop()
+            status = "5.6.7" if not (first.mail_from + "".join(rcpts)).isascii() else "5.1.3"
+            return [
+                Outcome(claimed=c, result="fail", detail=f"553 {status} {exc}", status=status)
+                for c in group
+            ]
+        except (SMTPException, OSError, TimeoutError) as exc:
+            await self._drop()
+            return _all(group, "retry", f"relay connection lost: {_describe(exc)}")
+        outcomes = []
+        for c in group:
+            if c.rcpt in errors:
+                outcomes.append(_from_reply(c, errors[c.rcpt].code, errors[c.rcpt].message))
+            else:
+                outcomes.append(Outcome(claimed=c, result="sent"))
+        return outcomes
+
+    async def close(self) -> None:
+        if self.client is not None and self.client.is_connected:
+            with contextlib.suppress(SMTPException, OSError, TimeoutError):
+                await self.client.quit()
+        await self._drop()
+
+    async def _connected(self) -> aiosmtplib.SMTP:
+        if self.client is not None and self.client.is_connected:
+            return self.client
+        client = self.worker.smtp_client()
+        try:
+            await client.connect()
+            if client.is_ehlo_or_helo_needed:
+                try:
+                    await client.ehlo()
+                except SMTPHeloError:
+                    await client.helo()
+        except BaseException:
+            client.close()
+            raise
+        self.client = client
+        return client
+
+    async def _drop(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+
+
+def _from_reply(claimed: Claimed, code: int, message: str) -> Outcome:
+    reply = f"{code} {_one_line(message)}"
+    if 200 <= code < 300:
+        return Outcome(claimed=claimed, result="sent", detail=reply)
+    if 500 <= code < 600:
+        return Outcome(
+            claimed=claimed, result="fail", detail=reply, status=status_of(code, message)
+        )
+    # 4xx, and anything a relay should not have said, is worth another try.
+    return Outcome(claimed=claimed, result="retry", detail=reply)
+
+
+def _all(group: Sequence[Claimed], result: Result, detail: str) -> list[Outcome]:
+    return [Outcome(claimed=c, result=result, detail=detail) for c in group]
+
+
+def _by_message(claims: Sequence[Claimed]) -> list[list[Claimed]]:
+    groups: dict[int, list[Claimed]] = {}
+    for c in claims:
+        groups.setdefault(c.message_pk, []).append(c)
+    return list(groups.values())
+
+
+def _maildir_key(claimed: Claimed) -> str:
+    # The delivery id alone would repeat if the database were ever started afresh over an old
+    # data directory; with the Message-ID's digest, only the same delivery matches.
+    digest = hashlib.sha256(claimed.message_id.encode("utf-8")).hexdigest()[:16]
+    return f"{claimed.delivery_id}-{digest}"
+
+
+def _describe(exc: BaseException) -> str:
+    return _one_line(str(exc)) or type(exc).__name__
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+async def _first_of(*events: asyncio.Event, timeout: float) -> None:
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()

@@ -1,0 +1,218 @@
+"""Takes accepted messages to "processed": applies the decision and queues the mail it causes.
+
+Each message is handled in one transaction (DESIGN.md, Durability): the outgoing messages are
+written to the outbound queue, the audit entries appended and the inbound row marked processed
+together. Outbound rows are keyed by the inbound id, so a message processed twice after a crash
+changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Callable
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.utils import getaddresses
+
+from sqlalchemy.orm import Session
+
+from yizhan.daemon.context import Context
+from yizhan.daemon.desk import DOCUMENT_MODULES, Desk, Incoming
+from yizhan.mailstore import audit, outbox, pending
+from yizhan.mailstore.directory import load_directory
+from yizhan.mailstore.models import Inbound
+from yizhan.routing.addresses import AddressTable, Recipient
+from yizhan.routing.directory import Directory
+from yizhan.templates.render import render_mail
+
+log = logging.getLogger("yizhan.processor")
+
+LEASE = dt.timedelta(minutes=5)
+BATCH = 50
+
+
+class Processor:
+    """Processes accepted messages as they arrive and catches up on any left by a crash."""
+
+    def __init__(self, ctx: Context, *, on_queued: Callable[[], None] = lambda: None) -> None:
+        self.ctx = ctx
+        self.on_queued = on_queued
+        self.desk = Desk(ctx)
+        self.addresses = AddressTable(ctx.config.domain, ctx.config.addresses)
+        self._wakeup = asyncio.Event()
+
+    def wake(self) -> None:
+        """Say that new messages were accepted (safe to call from the event loop only)."""
+        self._wakeup.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Process until ``stop`` is set; polls now and then to pick up other daemons' leftovers."""
+        while not stop.is_set():
+            self._wakeup.clear()
+            try:
+                done = await asyncio.to_thread(self.process_batch)
+            except Exception:
+                log.exception("processing batch failed")
+                done = 0
+            if done:
+                self.on_queued()
+                continue
+            waiter = asyncio.create_task(self._wakeup.wait())
+            stopper = asyncio.create_task(stop.wait())
+            await asyncio.wait({waiter, stopper}, timeout=5, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            stopper.cancel()
+
+    async def run_until_empty(self, *, max_rounds: int = 100) -> int:
+        """Process until nothing is left (for tests and `jobs run`); returns how many."""
+        total = 0
+        for _ in range(max_rounds):
+            done = await asyncio.to_thread(self.process_batch)
+            if not done:
+                break
+            total += done
+        return total
+
+    def process_batch(self) -> int:
+        """Claim a batch and process each message in its own transaction."""
+        now = self.ctx.clock()
+        with self.ctx.sessions.begin() as session:
+            claimed = [
+                row.id for row in pending.claim_accepted(session, now=now, limit=BATCH, lease=LEASE)
+            ]
+        for inbound_id in claimed:
+            try:
+                with self.ctx.sessions.begin() as session:
+                    self.process(session, inbound_id)
+            except Exception as exc:
+                log.exception("inbound %s: processing failed", inbound_id)
+                with self.ctx.sessions.begin() as session:
+                    pending.mark_failed(session, inbound_id, repr(exc), now=self.ctx.clock())
+        return len(claimed)
+
+    def process(self, session: Session, inbound_id: int) -> None:
+        """Apply one message's decision in the caller's transaction."""
+        now = self.ctx.clock()
+        if not pending.mark_processed(session, inbound_id, now=now):
+            return
+        row = session.get(Inbound, inbound_id)
+        assert row is not None
+        msg = BytesParser(policy=policy.default).parsebytes(self.ctx.raw.read(row.path))
+        assert isinstance(msg, EmailMessage)
+        directory = load_directory(session)
+        log.info("%s: processing inbound %s", row.message_id, inbound_id)
+        for n, rcpt in enumerate(row.rcpt_tos):
+            recipient = self.addresses.classify(rcpt, directory)
+            incoming = Incoming.of(row, n)
+            if not isinstance(recipient, Recipient):
+                # Refused at RCPT time normally; the directory may have changed since.
+                self._answer(session, row, msg, rcpt, directory, f"{incoming.key}:refused", now)
+            elif recipient.kind == "person":
+                self._deliver_to_person(session, row, recipient, directory, incoming.key, now)
+            elif recipient.kind == "reply":
+                self.desk.handle_reply(session, incoming, msg, recipient.token, directory)
+            elif recipient.kind == "command":
+                self.desk.handle_command(session, incoming, msg, directory)
+            elif recipient.module in DOCUMENT_MODULES:
+                self.desk.open_document(session, incoming, msg, recipient.module, directory)
+            else:
+                self._answer(session, row, msg, rcpt, directory, incoming.key, now)
+
+    def _deliver_to_person(
+        self,
+        session: Session,
+        row: Inbound,
+        recipient: Recipient,
+        directory: Directory,
+        source: str,
+        now: dt.datetime,
+    ) -> None:
+        # Mail to account@<OA domain> goes on to the person's own mailbox, unchanged.
+        assert recipient.account is not None
+        person = directory.people[recipient.account]
+        target = person.email or f"{person.account}@{self.ctx.config.domain}"
+        outbox.enqueue(
+            session,
+            source=source,
+            message=self.ctx.raw.read(row.path),
+            mail_from=row.mail_from,
+            rcpts=[target],
+            now=now,
+            expires_after=self._expiry,
+            domain=self.ctx.config.domain,
+        )
+        audit.record(
+            session,
+            at=now,
+            actor=row.sender_account or row.mail_from or "unknown",
+            action="mail.forward",
+            target=person.account,
+            detail={"inbound": row.id, "message_id": row.message_id},
+        )
+
+    def _answer(
+        self,
+        session: Session,
+        row: Inbound,
+        msg: EmailMessage,
+        rcpt: str,
+        directory: Directory,
+        source: str,
+        now: dt.datetime,
+    ) -> None:
+        # Every message gets an answer; nothing is dropped silently (DESIGN.md, Commands).
+        reply_to = _reply_address(row, msg)
+        if not reply_to:
+            return
+        sender = directory.people.get(row.sender_account or "")
+        language = sender.language if sender else None
+        template = "received.txt" if row.sender_account else "not_authenticated.txt"
+        subject = str(msg.get("Subject", "")) or "(no subject)"
+        answer = render_mail(
+            template,
+            language,
+            sender=f"cmd@{self.ctx.config.domain}",
+            to=reply_to,
+            headers=_reply_headers(msg),
+            subject=subject,
+            address=rcpt,
+            inbound_id=row.id,
+        )
+        outbox.enqueue(
+            session,
+            source=source,
+            message=self.ctx.sign(answer),
+            mail_from=f"cmd@{self.ctx.config.domain}",
+            rcpts=[reply_to],
+            now=now,
+            expires_after=self._expiry,
+            domain=self.ctx.config.domain,
+        )
+
+    @property
+    def _expiry(self) -> dt.timedelta:
+        return dt.timedelta(days=self.ctx.config.relay.retry_days)
+
+
+def _reply_address(row: Inbound, msg: EmailMessage) -> str | None:
+    """Where an answer goes: Reply-To, else From, else the envelope sender; never to <>."""
+    if not row.mail_from:
+        return None
+    for header in ("Reply-To", "From"):
+        addresses = [a for _, a in getaddresses([str(v) for v in msg.get_all(header, [])]) if a]
+        if addresses:
+            return addresses[0]
+    return row.mail_from
+
+
+def _reply_headers(msg: EmailMessage) -> dict[str, str]:
+    headers = {"Auto-Submitted": "auto-replied"}
+    if msg.get("Message-ID"):
+        headers["In-Reply-To"] = str(msg["Message-ID"])
+        headers["References"] = " ".join(
+            str(v) for v in (msg.get("References"), msg["Message-ID"]) if v
+        )
+    return headers

@@ -1,0 +1,101 @@
+"""Runs the daemon: starts every part, wires them together, and stops them cleanly on SIGTERM.
+
+Start-up order follows the durable stages: leftovers from a crash are cleaned and recovered
+first (unacknowledged temp files removed; accepted but unprocessed messages and unsent
+deliveries are picked up by their workers), then the SMTP listener opens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Iterator
+
+import uvicorn
+
+from yizhan.admin.app import create_app
+from yizhan.daemon.context import Context
+from yizhan.daemon.outbound import OutboundWorker
+from yizhan.daemon.processor import Processor
+from yizhan.daemon.scheduler import start_scheduler
+from yizhan.daemon.smtp import start_smtp
+from yizhan.mailstore.inbound import InboundWriter
+
+log = logging.getLogger("yizhan.serve")
+
+
+class _AdminServer(uvicorn.Server):
+    """Uvicorn without its own signal handlers: the daemon owns SIGTERM and SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def serve(ctx: Context) -> None:
+    """Run until SIGTERM or SIGINT."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    asyncio.run(run_daemon(ctx))
+
+
+async def run_daemon(
+    ctx: Context,
+    stop: asyncio.Event | None = None,
+    *,
+    on_ready: Callable[[int], None] | None = None,
+) -> None:
+    """Start the parts, wait for ``stop`` (or a signal), then shut them down in order.
+
+    ``on_ready`` is called with the SMTP port once the listener accepts connections.
+    """
+    loop = asyncio.get_running_loop()
+    stop = stop or asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+    ctx.raw.prepare()
+    # Everything Yizhan sends is signed; `yizhan init` made the key, this heals a lost one.
+    await asyncio.to_thread(ctx.keyring.ensure_system_key, ctx.config.domain)
+    stale = ctx.raw.remove_stale_tmp()
+    if stale:
+        log.info("removed %d unacknowledged temporary files left by a crash", stale)
+
+    outbound = OutboundWorker(ctx)
+    processor = Processor(ctx, on_queued=outbound.wake)
+    writer = InboundWriter(ctx, on_committed=lambda _ids: loop.call_soon_threadsafe(processor.wake))
+    smtp = await start_smtp(ctx, writer)
+    scheduler = start_scheduler(ctx, on_queued=outbound.wake)
+    admin_listen = ctx.config.admin_listen
+    admin = _AdminServer(
+        uvicorn.Config(
+            create_app(ctx),
+            host=admin_listen.host,
+            port=admin_listen.port,
+            log_level="warning",
+            lifespan="off",
+        )
+    )
+    workers = [
+        asyncio.create_task(processor.run(stop), name="processor"),
+        asyncio.create_task(outbound.run(stop), name="outbound"),
+        asyncio.create_task(admin.serve(), name="admin"),
+    ]
+    print(
+        f"yizhan: SMTP on {ctx.config.smtp.listen.host}:{smtp.port}, "
+        f"admin page on http://{admin_listen}/, data in {ctx.config.data_dir}",
+        flush=True,
+    )
+    if on_ready is not None:
+        on_ready(smtp.port)
+    await stop.wait()
+    log.info("stopping")
+    scheduler.shutdown()
+    smtp.close()
+    await smtp.wait_closed()
+    admin.should_exit = True
+    await asyncio.gather(*workers, return_exceptions=True)

@@ -1,0 +1,243 @@
+"""Stores documents and their steps: loads the engine's view of one, applies its decisions.
+
+A document's trail is kept in the append-only audit log (target ``doc:<id>``), so the history
+shown in every mail is the same record the auditors read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from yizhan.mailstore import audit
+from yizhan.mailstore.models import AuditEntry, Document, NumberSequence, Step
+from yizhan.routing.documents import Decision, DocumentState, StepState, TrailEntry
+from yizhan.routing.numbering import format_number, parse_number
+
+TRAIL_PREFIX = "doc."
+
+#: Plans a new step's first reminder: ``(opened_at, due_at) -> when``, None for never
+#: (``routing.reminders.first_reminder_at`` with the bureau's calendar).
+FirstReminder = Callable[[dt.datetime, dt.datetime], dt.datetime | None]
+
+
+def doc_target(document_id: int) -> str:
+    """The audit target naming a document."""
+    return f"doc:{document_id}"
+
+
+def create_document(
+    session: Session,
+    *,
+    kind: str,
+    title: str,
+    author: str,
+    unit: str,
+    urgency: str | None,
+    fields: dict[str, Any],
+    source_inbound: int | None,
+    now: dt.datetime,
+) -> Document:
+    """Insert a new document in state ``draft``; the first decision moves it on."""
+    row = Document(
+        kind=kind,
+        title=title,
+        state="draft",
+        author=author,
+        unit_id=unit,
+        urgency=urgency,
+        fields=fields,
+        source_inbound=source_inbound,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def load_state(session: Session, document: Document) -> DocumentState:
+    """The engine's view of ``document``: its steps and its trail."""
+    steps = session.scalars(
+        select(Step).where(Step.document_id == document.id).order_by(Step.id)
+    ).all()
+    trail = session.scalars(
+        select(AuditEntry)
+        .where(AuditEntry.target == doc_target(document.id))
+        .where(AuditEntry.action.startswith(TRAIL_PREFIX))
+        .order_by(AuditEntry.id)
+    ).all()
+    return DocumentState(
+        id=document.id,
+        kind=document.kind,
+        title=document.title,
+        state=document.state,
+        author=document.author,
+        unit=document.unit_id,
+        urgency=document.urgency,
+        number=document.number,
+        version=document.version,
+        fields=dict(document.fields),
+        steps=tuple(_step_state(s) for s in steps),
+        trail=tuple(
+            TrailEntry(
+                at=e.at,
+                actor=e.actor,
+                action=e.action.removeprefix(TRAIL_PREFIX),
+                on_behalf_of=e.on_behalf_of,
+                opinion=str(e.detail.get("opinion", "")),
+                step=e.detail.get("step"),
+            )
+            for e in trail
+        ),
+    )
+
+
+def apply_decision(
+    session: Session,
+    document: Document,
+    decision: Decision,
+    *,
+    actor: str,
+    on_behalf_of: str | None,
+    now: dt.datetime,
+    first_reminder: FirstReminder | None = None,
+) -> list[Step]:
+    """Write an accepted decision; returns the opened steps in ``decision.open_steps`` order.
+
+    An opened step with a deadline gets its first reminder time from ``first_reminder``;
+    without one it is due for the reminder sweep at once, which plans it on its next pass. A
+    closed or cancelled step is taken off the sweep.
+    """
+    if not decision.accepted or decision.needs_number is not None:
+        raise ValueError("only an accepted decision with its number allocated can be applied")
+    if decision.state is not None:
+        document.state = decision.state
+    if decision.fields:
+        document.fields = {**document.fields, **decision.fields}
+    if decision.title is not None:
+        document.title = decision.title
+    if decision.version is not None:
+        document.version = decision.version
+    if decision.number is not None:
+        document.number = decision.number
+    document.updated_at = now
+    for step_id in decision.close_steps:
+        step = _waiting_step(session, document, step_id)
+        if step is not None:
+            step.state, step.done_at, step.done_by = "done", now, actor
+            step.on_behalf_of, step.outcome = on_behalf_of, decision.outcome
+            step.next_reminder_at = None
+    for step_id in decision.cancel_steps:
+        step = _waiting_step(session, document, step_id)
+        if step is not None:
+            step.state, step.done_at = "cancelled", now
+            step.next_reminder_at = None
+    opened = []
+    for spec in decision.open_steps:
+        next_reminder_at = None
+        if spec.due_at is not None:
+            next_reminder_at = first_reminder(now, spec.due_at) if first_reminder else now
+        step = Step(
+            document_id=document.id,
+            name=spec.name,
+            assignee=spec.assignee,
+            action=spec.action,
+            unit=spec.unit,
+            state="waiting",
+            due_at=spec.due_at,
+            on_behalf_of=spec.on_behalf_of,
+            created_at=now,
+            next_reminder_at=next_reminder_at,
+        )
+        session.add(step)
+        opened.append(step)
+    for entry in decision.trail:
+        audit.record(
+            session,
+            at=entry.at,
+            actor=entry.actor,
+            action=TRAIL_PREFIX + entry.action,
+            target=doc_target(document.id),
+            on_behalf_of=entry.on_behalf_of,
+            detail={
+                "opinion": entry.opinion,
+                "step": entry.step,
+                "reasons": list(decision.reasons),
+            },
+        )
+    session.flush()
+    return opened
+
+
+def _waiting_step(session: Session, document: Document, step_id: int) -> Step | None:
+    step = session.get(Step, step_id)
+    if step is None or step.document_id != document.id or step.state != "waiting":
+        return None
+    return step
+
+
+def allocate_number(session: Session, prefix: str, year: int) -> int:
+    """The next number of ``prefix`` in ``year``: no gaps, no duplicates, even concurrently.
+
+    The sequence row is locked for the rest of the caller's transaction (FOR UPDATE on
+    PostgreSQL; SQLite transactions here are BEGIN IMMEDIATE and so already serialised), so
+    two sign-offs at the same moment get consecutive numbers, and a rolled-back transaction
+    gives its number back.
+    """
+    dialect = session.get_bind().dialect.name
+    values = {"prefix": prefix, "year": year, "last": 0}
+    if dialect == "postgresql":
+        session.execute(pg_insert(NumberSequence).values(**values).on_conflict_do_nothing())
+    else:
+        session.execute(sqlite_insert(NumberSequence).values(**values).on_conflict_do_nothing())
+    row = session.scalars(
+        select(NumberSequence)
+        .where(NumberSequence.prefix == prefix, NumberSequence.year == year)
+        .with_for_update()
+    ).one()
+    row.last += 1
+    session.flush()
+    return row.last
+
+
+def find_document(session: Session, ref: str) -> Document | None:
+    """A document by its id (digits, optionally after #) or its number."""
+    ref = ref.strip().lstrip("#")
+    if ref.isdigit():
+        return session.get(Document, int(ref))
+    # People type 【】 or [] for 〔〕 and leading zeros; look up the canonical form.
+    parsed = parse_number(ref)
+    number = format_number(*parsed) if parsed else ref
+    return session.scalars(select(Document).where(Document.number == number)).first()
+
+
+def waiting_steps(session: Session, account: str) -> list[Step]:
+    """Steps waiting for ``account``, oldest first."""
+    return list(
+        session.scalars(
+            select(Step).where(Step.assignee == account, Step.state == "waiting").order_by(Step.id)
+        )
+    )
+
+
+def _step_state(step: Step) -> StepState:
+    return StepState(
+        id=step.id,
+        name=step.name,
+        assignee=step.assignee,
+        action=step.action,
+        state=step.state,
+        due_at=step.due_at,
+        on_behalf_of=step.on_behalf_of,
+        done_by=step.done_by,
+        done_at=step.done_at,
+        outcome=step.outcome,
+        unit=step.unit,
+    )

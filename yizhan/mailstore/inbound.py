@@ -1,0 +1,331 @@
+"""Stores accepted messages durably, many per transaction, before the SMTP listener says 250.
+
+Each message takes one trip to a worker thread, where its bytes are written and fsynced, so
+concurrent messages reach the disk in parallel. Its ``inbound`` row is then committed in a group
+(leader/follower group commit, as databases do for their own logs): the first thread to find no
+commit running leads; it waits briefly for messages still being written, fsyncs their raw-store
+directories once (the renames) and inserts all their rows in one transaction. Messages that
+arrive during that commit wait, and the first of them leads the next one. Only then is each
+sender told its row id. Under load one commit serves many messages, which is what makes durable
+acceptance nearly as cheap as writing the files (DESIGN.md, Durability).
+
+A failure fails only the messages of its group, and a row the database refuses fails only its
+own message; their files are removed, and the senders get a temporary error and send again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import datetime as dt
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
+
+from sqlalchemy import Engine, insert
+
+from yizhan.mailstore.models import Inbound
+from yizhan.mailstore.rawstore import RawStore, StoredFile, sync_directories
+
+__all__ = [
+    "AREA",
+    "AUTH_METHODS",
+    "InboundWriter",
+    "StoreFailed",
+    "StoreHandles",
+    "message_id_of",
+]
+
+log = logging.getLogger("yizhan.inbound")
+
+#: The raw-store area of accepted messages.
+AREA: Final = "inbound"
+
+#: Values of ``Inbound.auth_method``: how the sender's identity was established.
+#: "smtp-auth": SMTP AUTH at our listener; "relay-auth": the trusted MTA's
+#: Authentication-Results ``auth=pass smtp.auth=``; "relay-dkim": its ``dkim=pass`` for the
+#: From address; "none": not established (the processor answers such mail, never acts on it).
+AUTH_METHODS: Final = ("smtp-auth", "relay-auth", "relay-dkim", "none")
+
+#: Worker threads of a writer: how many messages can be written and waiting at once.
+DEFAULT_THREADS: Final = 32
+
+#: How long a leader waits at most for messages still being written to join its group.
+GATHER_SECONDS: Final = 0.002
+
+# The header section ends at the first empty line.
+_HEADER_END: Final = re.compile(rb"\r?\n\r?\n")
+# A Message-ID field with its folded continuation lines.
+_MESSAGE_ID: Final = re.compile(
+    rb"^message-id[ \t]*:(?P<value>[^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)", re.IGNORECASE | re.MULTILINE
+)
+# One multi-row INSERT … RETURNING; the ids come back in the order of the rows.
+_INSERT: Final = insert(Inbound).returning(Inbound.id, sort_by_parameter_order=True)
+# What may not go into a text column: control characters (PostgreSQL refuses NUL outright).
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+class StoreFailed(Exception):
+    """The message could not be stored; it was not accepted and nothing of it is kept."""
+
+
+class StoreHandles(Protocol):
+    """What the writer needs of the process context (``daemon.context.Context`` has it)."""
+
+    @property
+    def engine(self) -> Engine: ...
+
+    @property
+    def raw(self) -> RawStore: ...
+
+    @property
+    def clock(self) -> Callable[[], dt.datetime]: ...
+
+
+def message_id_of(data: bytes) -> str | None:
+    """The Message-ID field of a raw message, found cheaply (no MIME parsing), or None.
+
+    The value is unfolded, stripped of control characters and cut to 998 characters; bytes
+    that are not UTF-8 are replaced, so the result always fits a text column.
+    """
+    end = _HEADER_END.search(data)
+    match = _MESSAGE_ID.search(data, 0, end.start() if end else len(data))
+    if match is None:
+        return None
+    value = _CONTROL.sub(" ", match["value"].decode("utf-8", errors="replace")).strip()
+    return " ".join(value.split())[:998] or None
+
+
+@dataclass(kw_only=True, eq=False)
+class _Pending:
+    """One written message waiting for its row to be committed."""
+
+    stored: StoredFile
+    row: dict[str, Any]
+    #: The row id once committed, or why it failed; set by the thread that commits.
+    outcome: int | str | None = None
+    #: Set when ``outcome`` is, or when this message's thread is to lead the next commit.
+    wake: threading.Event = field(default_factory=threading.Event)
+
+
+class InboundWriter:
+    """Stores accepted messages; see the module docstring.
+
+    ``threads`` worker threads (its own pool, not the loop's default one) bound how many
+    messages can be on their way to the disk at once, and so how large a group can grow.
+    ``on_committed`` is called on the event loop with the ids of each committed group, so that
+    the processor wakes without polling; it must not block.
+    """
+
+    def __init__(
+        self,
+        ctx: StoreHandles,
+        *,
+        on_committed: Callable[[list[int]], object] | None = None,
+        area: str = AREA,
+        threads: int = DEFAULT_THREADS,
+    ) -> None:
+        self._engine = ctx.engine
+        self._raw = ctx.raw
+        self._clock = ctx.clock
+        self._on_committed = on_committed
+        self._area = area
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=threads, thread_name_prefix="inbound"
+        )
+        # Guards the group being formed, whether a commit is running, and how many messages
+        # are being written.
+        self._lock = threading.Lock()
+        # Signalled when a message joins the group, for a leader gathering its group.
+        self._joined = threading.Condition(self._lock)
+        self._writing = 0
+        self._group: list[_Pending] = []
+        self._committing = False
+        self._in_flight: set[asyncio.Future[int | str]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def store(
+        self,
+        *,
+        data: bytes,
+        mail_from: str,
+        rcpt_tos: Sequence[str],
+        sender_account: str | None,
+        auth_method: str,
+        peer: str,
+    ) -> int:
+        """Store one message durably and return its inbound row id; raise StoreFailed.
+
+        Returns only after the bytes (file and directory entry) are fsynced and the row is
+        committed. If the caller is cancelled (the client went away), the store still
+        finishes: a message is either fully kept or not at all.
+        """
+        self._loop = asyncio.get_running_loop()
+        row: dict[str, Any] = {
+            "received_at": self._clock(),
+            "mail_from": mail_from,
+            "rcpt_tos": list(rcpt_tos),
+            "sender_account": sender_account,
+            "auth_method": auth_method,
+            "peer": peer,
+            "state": "accepted",
+        }
+        job = asyncio.wrap_future(self._executor.submit(self._store, data, row))
+        self._in_flight.add(job)
+        job.add_done_callback(self._in_flight.discard)
+        outcome = await asyncio.shield(job)
+        if isinstance(outcome, str):
+            raise StoreFailed(outcome)
+        return outcome
+
+    async def drain(self) -> None:
+        """Wait until every message handed to :meth:`store` is committed or failed."""
+        while self._in_flight:
+            await asyncio.wait(set(self._in_flight))
+
+    async def aclose(self) -> None:
+        """Drain, then release the worker threads."""
+        await self.drain()
+        self._executor.shutdown(wait=True)
+
+    def _store(self, data: bytes, row: dict[str, Any]) -> int | str:
+        """Write one message, then see its row committed (in a worker thread)."""
+        row["message_id"] = message_id_of(data)
+        with self._lock:
+            self._writing += 1
+        try:
+            stored = self._raw.write(self._area, data, row["received_at"], sync_dir=False)
+        except OSError as exc:
+            with self._lock:
+                self._writing -= 1
+                self._joined.notify()
+            log.error("%s: writing the raw message failed: %s", row["message_id"], exc)
+            return f"the message could not be written: {exc.strerror}"
+        row.update(path=stored.relative, sha256=stored.sha256, size=stored.size)
+        pending = _Pending(stored=stored, row=row)
+        with self._lock:
+            self._group.append(pending)
+            self._writing -= 1
+            self._joined.notify()
+            leads = not self._committing
+            self._committing = True
+        if not leads:
+            # Woken either with an outcome (a leader committed it) or, without one, to lead
+            # the next group.
+            pending.wake.wait()
+            if pending.outcome is not None:
+                return pending.outcome
+        return self._lead(pending)
+
+    def _lead(self, pending: _Pending) -> int | str:
+        """Commit the group that ``pending`` is in, then hand the lead on (leader's thread)."""
+        with self._lock:
+            # Messages whose bytes are being written at this moment will be ready within one
+            # write; waiting that long for them makes one commit serve them too.
+            deadline = time.monotonic() + GATHER_SECONDS
+            while self._writing and (left := deadline - time.monotonic()) > 0:
+                self._joined.wait(left)
+            group, self._group = self._group, []
+        outcomes: list[int | str] = []
+        try:
+            outcomes = self._commit(group)
+        finally:
+            # Even if the commit raised something unforeseen, every member must wake with an
+            # outcome, and the lead must pass on, or nothing would ever be committed again.
+            outcomes += ["the message could not be recorded"] * (len(group) - len(outcomes))
+            with self._lock:
+                for member, outcome in zip(group, outcomes, strict=True):
+                    member.outcome = outcome
+                successor = self._group[0] if self._group else None
+                self._committing = successor is not None
+            for member in group:
+                member.wake.set()
+            if successor is not None:
+                successor.wake.set()
+        committed = [o for o in outcomes if isinstance(o, int)]
+        if committed and self._on_committed is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._notify, committed)
+        assert pending.outcome is not None
+        return pending.outcome
+
+    def _notify(self, ids: list[int]) -> None:
+        assert self._on_committed is not None
+        try:
+            self._on_committed(ids)
+        except Exception:
+            log.exception("on_committed callback failed for %s", ids)
+
+    def _commit(self, batch: list[_Pending]) -> list[int | str]:
+        """Make one group durable (in the leader's thread); an id or a reason each."""
+        try:
+            sync_directories(p.stored.path.parent for p in batch)
+        except OSError as exc:
+            log.error("fsync of the raw-store directories failed: %s", exc)
+            self._discard(batch)
+            return [f"the message could not be written: {exc.strerror}"] * len(batch)
+        try:
+            return list(self._insert(batch))
+        except _CommitUncertain as exc:
+            return self._uncertain(batch, exc)
+        except Exception as exc:
+            if len(batch) == 1:
+                self._fail(batch, exc)
+                return [f"the message could not be recorded: {exc.__class__.__name__}"]
+        # The group failed before its commit; try its messages one by one, so that one row
+        # the database refuses does not fail the others.
+        outcomes: list[int | str] = []
+        for pending in batch:
+            try:
+                outcomes.extend(self._insert([pending]))
+            except _CommitUncertain as exc:
+                outcomes.extend(self._uncertain([pending], exc))
+            except Exception as exc:
+                self._fail([pending], exc)
+                outcomes.append(f"the message could not be recorded: {exc.__class__.__name__}")
+        return outcomes
+
+    def _insert(self, batch: list[_Pending]) -> list[int]:
+        # Executed at the Core level, not through a Session: half the CPU of the ORM's bulk
+        # insert, and the committer holds the GIL while it works, so this is time the event
+        # loop gets back.
+        with self._engine.connect() as connection:
+            transaction = connection.begin()
+            ids = list(connection.execute(_INSERT, [p.row for p in batch]).scalars())
+            try:
+                transaction.commit()
+            except Exception as exc:
+                raise _CommitUncertain() from exc
+        return ids
+
+    def _fail(self, batch: list[_Pending], exc: Exception) -> None:
+        for pending in batch:
+            log.error("%s: recording the inbound row failed: %r", pending.row["message_id"], exc)
+        self._discard(batch)
+
+    def _uncertain(self, batch: list[_Pending], exc: _CommitUncertain) -> list[int | str]:
+        # The COMMIT itself failed, e.g. the connection dropped: the rows may be in the
+        # database after all. The files stay, so that no row can point at a missing file;
+        # a leftover file without a row is harmless.
+        for pending in batch:
+            log.error(
+                "%s: commit of the inbound row failed, file %s kept: %r",
+                pending.row["message_id"],
+                pending.stored.relative,
+                exc.__cause__,
+            )
+        return ["the database did not confirm the commit"] * len(batch)
+
+    def _discard(self, batch: list[_Pending]) -> None:
+        for pending in batch:
+            try:
+                pending.stored.path.unlink(missing_ok=True)
+            except OSError as exc:
+                log.error("could not remove %s: %s", pending.stored.relative, exc)
+
+
+class _CommitUncertain(Exception):
+    """COMMIT raised: whether the rows were written is unknown."""
