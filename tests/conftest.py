@@ -7,6 +7,7 @@ On PostgreSQL each test gets its own schema in the ``test`` database, dropped af
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -36,9 +37,9 @@ def backend() -> str:
     return os.environ.get("YIZHAN_TEST_DB", "sqlite")
 
 
-@pytest.fixture
-def database_url(tmp_path: Path) -> Iterator[str]:
-    """A URL of an empty database that lives as long as the test."""
+@contextlib.contextmanager
+def fresh_database(tmp_path: Path, name: str = "yizhan") -> Iterator[str]:
+    """An empty database for the backend under test, dropped afterwards; yields its URL."""
     if backend() == "postgresql":
         schema = f"t_{uuid.uuid4().hex[:12]}"
         admin = create_engine(PG_BASE, isolation_level="AUTOCOMMIT")
@@ -51,7 +52,14 @@ def database_url(tmp_path: Path) -> Iterator[str]:
                 conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
             admin.dispose()
     else:
-        yield f"sqlite:///{tmp_path / 'var' / 'yizhan.db'}"
+        yield f"sqlite:///{tmp_path / 'var' / f'{name}.db'}"
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> Iterator[str]:
+    """A URL of an empty database that lives as long as the test."""
+    with fresh_database(tmp_path) as url:
+        yield url
 
 
 def short_dir() -> Path:

@@ -234,8 +234,12 @@ def test_reply_from_someone_not_asked_is_refused_and_reported(daemon: Daemon) ->
 
 
 def test_outgoing_document_from_draft_to_receipt(daemon: Daemon) -> None:
-    # 局發文: draft → unit head → office 核稿 → 簽發 → number → seal → every clerk in scope
-    # signs for receipt (第二十條, 第二十一條); the drafter follows it by mail.
+    # 局發文: draft → unit head → office 核稿 (returns it once) → 簽發 by the delegate of a
+    # leader who is away → number → seal → every clerk in scope signs for receipt
+    # (第九條, 第二十條, 第二十一條); the drafter follows it by mail.
+    until = (datetime.date.today() + datetime.timedelta(days=10)).isoformat()
+    daemon.send("sunlimin", "cmd@oa.example", "授權", f"DELEGATE lijun UNTIL {until}")
+    daemon.inbox("sunlimin")
     daemon.send(
         "songjia",
         "fawen@oa.example",
@@ -243,10 +247,29 @@ def test_outgoing_document_from_draft_to_receipt(daemon: Daemon) -> None:
         "主送：大連分局、丹東分局\n抄送：財務處\n\n各分局：請加強進口食品檢驗。",
     )
     daemon.inbox("songjia")
-    for approver in ("liangguoqiang", "liuyang", "sunlimin"):
+    (ask,) = daemon.inbox("liangguoqiang")
+    reply(daemon, "liangguoqiang", ask, "同意")
+    daemon.inbox("liangguoqiang")
+    (check,) = daemon.inbox("liuyang")
+    reply(daemon, "liuyang", check, "退回：請寫明檢驗範圍")
+    daemon.inbox("liuyang")
+    (returned,) = daemon.inbox("songjia")
+    assert returned["X-Yizhan-State"] == "returned"
+    assert "請寫明檢驗範圍" in returned.get_body(("plain",)).get_content()
+    reply(
+        daemon,
+        "songjia",
+        returned,
+        "主送：大連分局、丹東分局\n抄送：財務處\n\n各分局：請加強進口肉類和水產品檢驗。",
+    )
+    daemon.inbox("songjia")
+    for approver in ("liangguoqiang", "liuyang", "lijun"):
         (ask,) = daemon.inbox(approver)
         assert ask["X-Yizhan-Action"] == "approve"
         assert ask["X-Yizhan-Urgency"] == "加急"
+        if approver == "lijun":
+            # The sign-off was asked of 孫立民, who is away: it reaches 李軍, marked 代.
+            assert "代" in ask.get_body(("plain",)).get_content()
         reply(daemon, approver, ask, "同意")
         daemon.inbox(approver)
     (seal,) = daemon.inbox("zhoujing")
@@ -259,13 +282,13 @@ def test_outgoing_document_from_draft_to_receipt(daemon: Daemon) -> None:
         (doc,) = daemon.inbox(clerk)
         assert doc["X-Yizhan-Action"] == "receive"
         assert str(doc["X-Yizhan-Number"]) == number
-        assert "請加強進口食品檢驗" in doc.get_body(("plain",)).get_content()
+        assert "請加強進口肉類和水產品檢驗" in doc.get_body(("plain",)).get_content()
         reply(daemon, clerk, doc, "簽收")
         daemon.inbox(clerk)
     updates = daemon.until("songjia", "closed")
     final = next(m for m in updates if m["X-Yizhan-State"] == "closed")
     trail = final.get_body(("plain",)).get_content()
-    for name in ("梁國強", "劉洋", "孫立民", "周靜", "田璐"):
+    for name in ("梁國強", "劉洋", "李軍（代 孫立民）", "周靜", "田璐"):
         assert name in trail
 
     # An administrator looks the document up by its number.
@@ -277,21 +300,34 @@ def test_outgoing_document_from_draft_to_receipt(daemon: Daemon) -> None:
 
 def test_incoming_document_registered_instructed_and_handled(daemon: Daemon) -> None:
     # 收文: a clerk registers a document from outside; the office proposes (擬辦); the leader
-    # instructs (批示) naming the handling unit; its clerk handles it (DONE) and it closes.
+    # sends the proposal back once, then instructs (批示) naming the handling unit, whose
+    # clerk is away: her delegate handles it (DONE) and the document closes.
+    until = (datetime.date.today() + datetime.timedelta(days=10)).isoformat()
+    daemon.send("xuna", "cmd@oa.example", "授權", f"授權 馮剛 至 {until}")
+    daemon.inbox("xuna")
     daemon.send("wangfang", "shouwen@oa.example", "海關總署關於口岸衛生檢疫的通知", "原文如下。")
     daemon.inbox("wangfang")
     (propose,) = daemon.inbox("chenzhigang")
     assert propose["X-Yizhan-Number"] is not None
-    reply(daemon, "chenzhigang", propose, "同意，擬請衛生檢疫處辦理")
+    reply(daemon, "chenzhigang", propose, "同意，擬請財務處辦理")
+    daemon.inbox("chenzhigang")
+    (instruct,) = daemon.inbox("lijun")
+    reply(daemon, "lijun", instruct, "退回：應由衛生檢疫處辦理")
+    daemon.inbox("lijun")
+    (again,) = daemon.inbox("chenzhigang")
+    assert "衛生檢疫處" in again.get_body(("plain",)).get_content()
+    reply(daemon, "chenzhigang", again, "同意，擬請衛生檢疫處辦理")
     daemon.inbox("chenzhigang")
     (instruct,) = daemon.inbox("lijun")
     reply(daemon, "lijun", instruct, "同意：衛生檢疫處")
     daemon.inbox("lijun")
-    (handle,) = daemon.inbox("xuna")
+    (handle,) = daemon.inbox("fenggang")
     assert handle["X-Yizhan-Action"] == "handle"
-    reply(daemon, "xuna", handle, "辦結：已部署口岸檢疫")
-    daemon.inbox("xuna")
-    daemon.until("wangfang", "closed")
+    reply(daemon, "fenggang", handle, "辦結：已部署口岸檢疫")
+    daemon.inbox("fenggang")
+    updates = daemon.until("wangfang", "closed")
+    trail = next(m for m in updates if m["X-Yizhan-State"] == "closed")
+    assert "馮剛（代 許娜）" in trail.get_body(("plain",)).get_content()
 
 
 def test_department_letter_forwarding_a_document_is_refused(daemon: Daemon) -> None:
@@ -313,20 +349,27 @@ def test_department_letter_forwarding_a_document_is_refused(daemon: Daemon) -> N
 
 
 def test_department_letter_approved_and_received(daemon: Daemon) -> None:
-    # 處室函: approved by the unit head, then the addressed unit's clerk signs for it.
+    # 處室函: the unit head returns it once, approves the revision; the addressed unit's clerk
+    # has delegated to a colleague, who signs for it.
+    until = (datetime.date.today() + datetime.timedelta(days=10)).isoformat()
+    daemon.send("caoyaqin", "cmd@oa.example", "授權", f"授權 pengliang 至 {until}")
+    daemon.inbox("caoyaqin")
     daemon.send("songjia", "hanjian@oa.example", "關於借用檢測設備的函", "主送：財務處\n\n請支持。")
     daemon.inbox("songjia")
     (ask,) = daemon.inbox("liangguoqiang")
-    reply(daemon, "liangguoqiang", ask, "同意")
+    reply(daemon, "liangguoqiang", ask, "不同意：請寫明借用期限")
     daemon.inbox("liangguoqiang")
-    (letter,) = daemon.inbox("caoyaqin")
-    reply(daemon, "caoyaqin", letter, "簽收")
-    daemon.inbox("caoyaqin")
-    updates = daemon.inbox("songjia", expect=1)
-    assert (
-        any(m["X-Yizhan-State"] == "closed" for m in updates)
-        or updates[-1]["X-Yizhan-Kind"] == "hanjian"
-    )
+    (returned,) = daemon.inbox("songjia")
+    reply(daemon, "songjia", returned, "主送：財務處\n\n請支持，借用兩周。")
+    daemon.inbox("songjia")
+    (ask,) = daemon.inbox("liangguoqiang")
+    reply(daemon, "liangguoqiang", ask, "批准")
+    daemon.inbox("liangguoqiang")
+    (letter,) = daemon.inbox("pengliang")
+    assert "借用兩周" in letter.get_body(("plain",)).get_content()
+    reply(daemon, "pengliang", letter, "RECEIVED")
+    daemon.inbox("pengliang")
+    daemon.until("songjia", "closed")
 
 
 def test_typo_and_html_only_phone_reply(daemon: Daemon) -> None:

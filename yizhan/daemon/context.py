@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -49,6 +50,11 @@ class Context:
             clock=clock,
             rules=load_rules(config),
         )
+
+    @functools.cached_property
+    def instance(self) -> str:
+        """This daemon's name as a lease owner: stable across its restarts, unique per host."""
+        return f"{socket.gethostname()}:{self.config.data_dir.resolve()}"
 
     @functools.cached_property
     def keyring(self) -> Keyring:

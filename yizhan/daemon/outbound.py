@@ -183,7 +183,11 @@ class OutboundWorker:
     def _claim(self) -> list[Claimed]:
         with self.ctx.sessions.begin() as session:
             return outbox.claim_due(
-                session, now=self.ctx.clock(), limit=self.batch, lease=self.lease
+                session,
+                now=self.ctx.clock(),
+                limit=self.batch,
+                lease=self.lease,
+                owner=self.ctx.instance,
             )
 
     def _record(self, outcomes: Sequence[Outcome]) -> None:

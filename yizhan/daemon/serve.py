@@ -22,6 +22,7 @@ from yizhan.daemon.processor import Processor
 from yizhan.daemon.scheduler import start_scheduler
 from yizhan.daemon.smtp import start_smtp
 from yizhan.mailstore.inbound import InboundWriter
+from yizhan.mailstore.pending import release_leases
 
 log = logging.getLogger("yizhan.serve")
 
@@ -61,6 +62,10 @@ async def run_daemon(
     ctx.raw.prepare()
     # Everything Yizhan sends is signed; `yizhan init` made the key, this heals a lost one.
     await asyncio.to_thread(ctx.keyring.ensure_system_key, ctx.config.domain)
+    with ctx.sessions.begin() as session:
+        released = release_leases(session, ctx.instance)
+    if released:
+        log.info("took back %d leases held when this daemon last stopped", released)
     stale = ctx.raw.remove_stale_tmp()
     if stale:
         log.info("removed %d unacknowledged temporary files left by a crash", stale)

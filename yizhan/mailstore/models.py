@@ -143,6 +143,8 @@ class Inbound(Base):
     reason: Mapped[str | None] = mapped_column(Text, default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     lease_until: Mapped[dt.datetime | None] = mapped_column(default=None)
+    # Which daemon holds the lease, so that it takes its own leases back after a crash.
+    lease_owner: Mapped[str | None] = mapped_column(String(200), default=None)
     processed_at: Mapped[dt.datetime | None] = mapped_column(default=None)
 
     __table_args__ = (Index("ix_inbound_state_id", "state", "id"),)
@@ -179,6 +181,7 @@ class Delivery(Base):
     expires_at: Mapped[dt.datetime]
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     lease_until: Mapped[dt.datetime | None] = mapped_column(default=None)
+    lease_owner: Mapped[str | None] = mapped_column(String(200), default=None)
     sent_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     message: Mapped[OutboundMessage] = relationship(back_populates="deliveries")
 

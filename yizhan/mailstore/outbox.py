@@ -143,7 +143,12 @@ def new_message_id(domain: str) -> str:
 
 
 def claim_due(
-    session: Session, *, now: dt.datetime, limit: int, lease: dt.timedelta
+    session: Session,
+    *,
+    now: dt.datetime,
+    limit: int,
+    lease: dt.timedelta,
+    owner: str | None = None,
 ) -> list[Claimed]:
     """Lease up to ``limit`` queued deliveries that are due at ``now``, the longest-waiting first.
 
@@ -171,6 +176,7 @@ def claim_due(
         return []
     for delivery in deliveries:
         delivery.lease_until = now + lease
+        delivery.lease_owner = owner
     session.flush()
     messages = {
         row.id: row

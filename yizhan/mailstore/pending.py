@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from yizhan.mailstore.models import Inbound
+from yizhan.mailstore.models import Delivery, Inbound
 
 #: After this many failed attempts a message is set aside (state "failed"), kept for the admin.
 MAX_ATTEMPTS = 5
 
 
 def claim_accepted(
-    session: Session, *, now: dt.datetime, limit: int, lease: dt.timedelta
+    session: Session,
+    *,
+    now: dt.datetime,
+    limit: int,
+    lease: dt.timedelta,
+    owner: str | None = None,
 ) -> list[Inbound]:
     """Lease up to ``limit`` accepted messages, oldest first; others' leases are skipped."""
     query = (
@@ -28,9 +33,26 @@ def claim_accepted(
         query = query.with_for_update(skip_locked=True)
     rows = list(session.scalars(query))
     for row in rows:
-        row.lease_until = now + lease
+        row.lease_until, row.lease_owner = now + lease, owner
         row.attempts += 1
     return rows
+
+
+def release_leases(session: Session, owner: str) -> int:
+    """Free the leases ``owner`` held when it stopped; a restarted daemon calls this first.
+
+    Only the daemon's own leases are taken back: another daemon sharing the database may be
+    working on its own right now.
+    """
+    released = 0
+    for model in (Inbound, Delivery):
+        result = session.execute(
+            update(model)
+            .where(model.lease_owner == owner, model.lease_until.is_not(None))
+            .values(lease_until=None, lease_owner=None)
+        )
+        released += result.rowcount  # type: ignore[attr-defined]
+    return released
 
 
 def mark_processed(session: Session, inbound_id: int, *, now: dt.datetime) -> bool:
