@@ -111,6 +111,13 @@ def test_signoff_and_seal_need_signatures_and_the_seal_verifies(
     (sealed,) = d.inbox("tianlu")
     assert sealed.get_content_type() == "multipart/signed"
     assert sealed["X-Yizhan-Action"] == "receive"
+    # The official form travels with it: GB/T 9704 HTML for mail clients and a PDF.
+    content = sealed.get_payload()[0]
+    html = content.get_body(("html",))
+    assert html is not None and "遼寧出入境檢驗檢疫局" in html.get_content()
+    (pdf,) = [p for p in content.iter_attachments() if p.get_content_type() == "application/pdf"]
+    assert pdf.get_content().startswith(b"%PDF")
+    assert str(pdf.get_filename()).endswith("號.pdf")
 
     # The recipient's side: only the exported seal key, nothing of Yizhan's keyring.
     raw = next((d.ctx.config.maildir_root / "tianlu" / "new").iterdir()).read_bytes()

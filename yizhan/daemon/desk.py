@@ -54,6 +54,9 @@ from yizhan.routing.settings import apply_set
 from yizhan.routing.tokens import TokenClaim, make_token, read_token
 from yizhan.signing.keyring import SignerSpec
 from yizhan.signing.pgpmime import Verification, sign_message_bytes, verify_message
+from yizhan.templates.official import official_document
+from yizhan.templates.official_html import render_official_html
+from yizhan.templates.official_pdf import CJKFontMissing, render_official_pdf
 from yizhan.templates.render import render_mail
 
 log = logging.getLogger("yizhan.desk")
@@ -99,6 +102,15 @@ class Incoming:
             sender_account=row.sender_account,
             path=row.path,
         )
+
+
+@dataclass(frozen=True, kw_only=True)
+class OfficialCopy:
+    """The sealed document's official form, attached to its distribution (GB/T 9704-2012)."""
+
+    html: str
+    pdf: bytes | None
+    filename: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -534,7 +546,10 @@ class Desk:
             first_reminder=lambda opened_at, due: first_reminder_at(opened_at, due, self.calendar),
         )
         state = load_state(session, document)
-        with self._signers(sealed_by, directory) as signers:
+        with self._signers(sealed_by, directory) as (signers, seal_unit):
+            official = None
+            if seal_unit is not None and any(n.template == "distributed" for n in decision.notices):
+                official = self._official_copy(state, directory, seal_unit, now)
             for n, notice in enumerate(decision.notices):
                 step = opened[notice.step_index] if notice.step_index is not None else None
                 self._send_notice(
@@ -551,14 +566,35 @@ class Desk:
                     directory,
                     now,
                     signers=signers,
+                    official=official if notice.template == "distributed" else None,
                 )
         sender = Sender(account=actor, address=row.mail_from)
         self._reply(session, row, msg, sender, directory, decision.reply, document=document)
 
+    def _official_copy(
+        self, state: DocumentState, directory: Directory, seal_unit: str, now: dt.datetime
+    ) -> OfficialCopy:
+        """The sealed document in GB/T 9704 form, as HTML and PDF, made once per distribution."""
+        seal = self.ctx.keyring.seal(seal_unit)
+        document = official_document(
+            state, directory, seal, issuing_unit=seal_unit, issued_at=now, tz=self.ctx.config.tzinfo
+        )
+        try:
+            pdf: bytes | None = render_official_pdf(document)
+        except CJKFontMissing as exc:
+            # The HTML copy still carries the whole document; the admin is told in the log.
+            log.error("doc %s: no PDF: %s", state.id, exc)
+            pdf = None
+        return OfficialCopy(
+            html=render_official_html(document),
+            pdf=pdf,
+            filename=f"{document.number or state.id}.pdf",
+        )
+
     @contextlib.contextmanager
     def _signers(
         self, sealed_by: Verification | None, directory: Directory
-    ) -> Iterator[list[SignerSpec]]:
+    ) -> Iterator[tuple[list[SignerSpec], str | None]]:
         """Who signs the mail of a decision: the system key, and the seal after a SEAL.
 
         The seal is the unit's whose custodian signed the SEAL, else the bureau's; its key is
@@ -566,7 +602,7 @@ class Desk:
         """
         system = self.ctx.keyring.system_signer()
         if sealed_by is None:
-            yield [system]
+            yield [system], None
             return
         units = [
             s.unit
@@ -576,7 +612,7 @@ class Desk:
         bureau = [u.id for u in directory.units_of_kind("bureau")]
         unit = (units or bureau)[0]
         with self.ctx.keyring.seal_signer(unit, authorised_by=sealed_by) as seal:
-            yield [seal, system]
+            yield [seal, system], unit
 
     def _route_to_delegates(
         self, session: Session, decision: Decision, now: dt.datetime
@@ -615,10 +651,16 @@ class Desk:
         now: dt.datetime,
         *,
         signers: Sequence[SignerSpec] | None = None,
+        official: OfficialCopy | None = None,
     ) -> None:
         person = directory.people.get(to)
         if person is None:
             return
+        language = person.language
+        if official is not None:
+            # A sealed document is signed once for all its recipients (issue 4): its body may
+            # not vary by reader, so it is in the bureau's language and names no delegate.
+            language, on_behalf_of = self.ctx.config.language, None
         headers = self._document_headers(state, step, action)
         if step is not None and action != "none":
             token = make_token(
@@ -629,23 +671,29 @@ class Desk:
         delegator = directory.people.get(on_behalf_of or "")
         mail = render_mail(
             "document.txt",
-            person.language,
+            language,
             sender=formataddr(("驛站", f"cmd@{self.domain}")),
             to=formataddr((person.name, person.email or f"{person.account}@{self.domain}")),
             headers=headers,
-            label=zh if (person.language or "zh_CN") != "en" else en,
+            label=zh if (language or "zh_CN") != "en" else en,
             doc=state,
             action=action,
             step=step,
             on_behalf_of=delegator.name if delegator else None,
             variables=variables,
-            trail=trail_lines(state, directory, self.ctx.config.tzinfo, person.language),
+            trail=trail_lines(state, directory, self.ctx.config.tzinfo, language),
             deadline=(
                 step.due_at.astimezone(self.ctx.config.tzinfo).strftime("%Y-%m-%d %H:%M")
                 if step is not None and step.due_at
                 else ""
             ),
         )
+        if official is not None:
+            mail.add_alternative(official.html, subtype="html", charset="utf-8")
+            if official.pdf is not None:
+                mail.add_attachment(
+                    official.pdf, maintype="application", subtype="pdf", filename=official.filename
+                )
         outbox.enqueue(
             session,
             source=f"{row.key}:doc:{state.id}:{n}",
