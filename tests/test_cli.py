@@ -82,6 +82,14 @@ def test_demo_loads_the_bureau_and_says_how_to_log_in(initialised: Path) -> None
     assert set(wangfang) == {"account", "name", "unit", "roles", "email", "state"}
     assert wangfang["roles"] == ["clerk"] and wangfang["state"] == "active"
     assert any("seal_custodian" in p["roles"] for p in people)
+    seals = json.loads(yizhan(initialised, "seal", "list", "--json").stdout)
+    assert [(x["unit"], x["state"], x["custodian"]) for x in seals] == [
+        ("bureau", "active", "zhoujing")
+    ]
+    exported = yizhan(initialised, "seal", "export", "bureau")
+    assert exported.stdout.startswith("-----BEGIN PGP PUBLIC KEY BLOCK-----")
+    not_custodian = yizhan(initialised, "seal", "create", "office", "--custodian", "wangfang")
+    assert not_custodian.returncode != 0 and "seal_custodian" in not_custodian.stderr
     checked = yizhan(initialised, "check")
     assert checked.returncode == 0, checked.stderr
     assert "rules OK" in checked.stdout

@@ -6,11 +6,12 @@ Every verb exits 0 on success and non-zero with a one-line reason on failure (DE
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import json
 import sys
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -172,6 +173,24 @@ def _config() -> Config:
     return load_config()
 
 
+@contextlib.contextmanager
+def _opened(config: Config | None = None) -> Iterator[Context]:
+    """The initialised instance, closed again when the verb is done."""
+    ctx = _open(config)
+    try:
+        yield ctx
+    finally:
+        ctx.close()
+
+
+def _audit(ctx: Context, action: str, target: str, detail: Mapping[str, Any]) -> None:
+    """Record an administrator's action taken at the console."""
+    with ctx.sessions.begin() as session:
+        audit.record(
+            session, at=ctx.clock(), actor=CONSOLE, action=action, target=target, detail=detail
+        )
+
+
 def _open(config: Config | None = None) -> Context:
     """Open the database, refusing to run on one that was never initialised."""
     ctx = Context.open(config or _config())
@@ -226,11 +245,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
     """Run the daemon until SIGTERM or Ctrl-C."""
     from yizhan.daemon.serve import serve
 
-    ctx = _open()
-    try:
+    with _opened() as ctx:
         serve(ctx)
-    finally:
-        ctx.close()
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -239,8 +255,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
         (resources.files("yizhan.demo") / "bureau.toml").read_text(encoding="utf-8")
     )
     directory = parse_org(data)
-    ctx = _open()
-    try:
+    with _opened() as ctx:
         with ctx.sessions.begin() as session:
             now = ctx.clock()
             counts = import_directory(session, directory, actor=CONSOLE, now=now)
@@ -256,8 +271,6 @@ def cmd_demo(args: argparse.Namespace) -> None:
                 )
         smtp, admin, domain = ctx.config.smtp.listen, ctx.config.admin_listen, ctx.config.domain
         seal = _demo_seal(ctx, directory)
-    finally:
-        ctx.close()
     print(
         f"demo bureau loaded: {len(directory.units)} units, {len(directory.people)} people "
         f"({counts['people_added']} new)\n"
@@ -322,16 +335,12 @@ def cmd_check(args: argparse.Namespace) -> None:
 
 def cmd_doc_show(args: argparse.Namespace) -> None:
     """Show a document: its state, number, steps and trail."""
-    ctx = _open()
-    try:
-        with ctx.sessions() as session:
-            document = find_document(session, args.ref)
-            if document is None:
-                raise CliError(f"no document {args.ref!r} (give its id or its number)")
-            state = load_state(session, document)
-            directory = load_directory(session)
-    finally:
-        ctx.close()
+    with _opened() as ctx, ctx.sessions() as session:
+        document = find_document(session, args.ref)
+        if document is None:
+            raise CliError(f"no document {args.ref!r} (give its id or its number)")
+        state = load_state(session, document)
+        directory = load_directory(session)
     if args.json:
         print(json.dumps(document_json(state), ensure_ascii=False, indent=1))
     else:
@@ -342,18 +351,13 @@ def cmd_queue(args: argparse.Namespace) -> None:
     """Print the outbound queue."""
     from yizhan.mailstore.outbox import format_queue, queue_listing
 
-    ctx = _open()
-    try:
-        with ctx.sessions() as session:
-            print(format_queue(queue_listing(session), ctx.config.tzinfo))
-    finally:
-        ctx.close()
+    with _opened() as ctx, ctx.sessions() as session:
+        print(format_queue(queue_listing(session), ctx.config.tzinfo))
 
 
 def cmd_seal_create(args: argparse.Namespace) -> None:
     """Create a unit's seal with its custodian."""
-    ctx = _open()
-    try:
+    with _opened() as ctx:
         with ctx.sessions() as session:
             directory = load_directory(session)
         unit = directory.unit_by_ref(args.unit)
@@ -365,27 +369,19 @@ def cmd_seal_create(args: argparse.Namespace) -> None:
         if "seal_custodian" not in custodian.roles:
             raise CliError(f"{args.custodian} does not hold the seal_custodian role")
         seal = ctx.keyring.create_seal(unit.id, unit.name, custodian.account, ctx.config.domain)
-        with ctx.sessions.begin() as session:
-            audit.record(
-                session,
-                at=ctx.clock(),
-                actor=CONSOLE,
-                action="seal.create",
-                target=unit.id,
-                detail={"fingerprint": seal.fingerprint, "custodian": custodian.account},
-            )
-    finally:
-        ctx.close()
+        _audit(
+            ctx,
+            "seal.create",
+            unit.id,
+            {"fingerprint": seal.fingerprint, "custodian": custodian.account},
+        )
     print(f"{unit.id}: seal {seal.fingerprint}, custodian {seal.custodian}")
 
 
 def cmd_seal_list(args: argparse.Namespace) -> None:
     """List the seals."""
-    ctx = _open()
-    try:
+    with _opened() as ctx:
         seals = ctx.keyring.list_seals()
-    finally:
-        ctx.close()
     rows = [
         {
             "unit": s.unit,
@@ -407,34 +403,20 @@ def cmd_seal_list(args: argparse.Namespace) -> None:
 
 def cmd_seal_export(args: argparse.Namespace) -> None:
     """Print a seal's public key (with the system key that countersigns)."""
-    ctx = _open()
-    try:
+    with _opened() as ctx:
         if ctx.keyring.seal(args.unit) is None:
             raise CliError(f"unit {args.unit} has no seal")
         print(ctx.keyring.export_seal(args.unit), end="")
-    finally:
-        ctx.close()
 
 
 def cmd_seal_change(args: argparse.Namespace) -> None:
     """Rotate or revoke a seal."""
-    ctx = _open()
-    try:
+    with _opened() as ctx:
         if args.change == "rotate":
             seal = ctx.keyring.rotate_seal(args.unit)
         else:
             seal = ctx.keyring.revoke_seal(args.unit)
-        with ctx.sessions.begin() as session:
-            audit.record(
-                session,
-                at=ctx.clock(),
-                actor=CONSOLE,
-                action=f"seal.{args.change}",
-                target=args.unit,
-                detail={"fingerprint": seal.fingerprint},
-            )
-    finally:
-        ctx.close()
+        _audit(ctx, f"seal.{args.change}", args.unit, {"fingerprint": seal.fingerprint})
     print(f"{args.unit}: {seal.state} {seal.fingerprint}")
 
 
@@ -444,8 +426,7 @@ def cmd_key_import(args: argparse.Namespace) -> None:
         armored = args.file.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise CliError(f"{args.file} does not exist") from exc
-    ctx = _open()
-    try:
+    with _opened() as ctx:
         with ctx.sessions() as session:
             directory = load_directory(session)
         account = args.account
@@ -463,55 +444,23 @@ def cmd_key_import(args: argparse.Namespace) -> None:
             raise CliError(f"no such account: {account}")
         addresses = [a for a in (person.email, f"{account}@{ctx.config.domain}") if a]
         fingerprint = ctx.keyring.import_person_key(armored, account, addresses)
-        with ctx.sessions.begin() as session:
-            audit.record(
-                session,
-                at=ctx.clock(),
-                actor=CONSOLE,
-                action="key.import",
-                target=account,
-                detail={"fingerprint": fingerprint},
-            )
-    finally:
-        ctx.close()
+        _audit(ctx, "key.import", account, {"fingerprint": fingerprint})
     print(f"{account}: key {fingerprint}")
 
 
 def cmd_backup(args: argparse.Namespace) -> None:
     """Back up the database, raw mail, Maildirs and the GnuPG home (第四條(二)3)."""
-    ctx = _open()
-    try:
+    with _opened() as ctx:
         counts = backup(ctx.engine, ctx.config.data_dir, ctx.config.signing.gnupg_home, args.dir)
-        with ctx.sessions.begin() as session:
-            audit.record(
-                session,
-                at=ctx.clock(),
-                actor=CONSOLE,
-                action="backup",
-                target=str(args.dir),
-                detail=counts,
-            )
-    finally:
-        ctx.close()
+        _audit(ctx, "backup", str(args.dir), counts)
     print(f"backed up {sum(counts.values())} rows of {len(counts)} tables into {args.dir}")
 
 
 def cmd_restore(args: argparse.Namespace) -> None:
     """Restore a backup into this (new, initialised, empty) instance."""
-    ctx = _open()
-    try:
+    with _opened() as ctx:
         counts = restore(ctx.engine, ctx.config.data_dir, ctx.config.signing.gnupg_home, args.dir)
-        with ctx.sessions.begin() as session:
-            audit.record(
-                session,
-                at=ctx.clock(),
-                actor=CONSOLE,
-                action="restore",
-                target=str(args.dir),
-                detail=counts,
-            )
-    finally:
-        ctx.close()
+        _audit(ctx, "restore", str(args.dir), counts)
     print(f"restored {sum(counts.values())} rows of {len(counts)} tables from {args.dir}")
 
 
@@ -524,46 +473,38 @@ def cmd_org_import(args: argparse.Namespace) -> None:
     except tomllib.TOMLDecodeError as exc:
         raise CliError(f"{args.file} is not valid TOML: {exc}") from exc
     directory = parse_org(data)
-    ctx = _open()
-    try:
-        with ctx.sessions.begin() as session:
-            counts = import_directory(session, directory, actor=CONSOLE, now=ctx.clock())
-    finally:
-        ctx.close()
+    with _opened() as ctx, ctx.sessions.begin() as session:
+        counts = import_directory(session, directory, actor=CONSOLE, now=ctx.clock())
     print(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in counts.items()))
 
 
 def cmd_user_add(args: argparse.Namespace) -> None:
     """Add a person with a temporary password, printed once."""
-    ctx = _open()
-    try:
-        with ctx.sessions.begin() as session:
-            directory = load_directory(session)
-            if args.account in directory.people:
-                raise CliError(f"account {args.account} already exists")
-            unit = directory.unit_by_ref(args.unit)
-            if unit is None:
-                raise CliError(f"no unit {args.unit!r}; see the unit ids in the org file")
-            fields = {"account": args.account, "name": args.name, "unit": unit.id}
-            person = person_from_fields(
-                {**fields, "roles": args.roles, **({"email": args.email} if args.email else {})}
-            )
-            if person.email and directory.person_by_address(person.email, ctx.config.domain):
-                raise CliError(f"{person.email} already belongs to another person")
-            now = ctx.clock()
-            save_person(session, person, now=now)
-            password = accounts.new_temporary_password()
-            accounts.set_password(
-                session,
-                person.account,
-                password,
-                temporary=True,
-                actor=CONSOLE,
-                now=now,
-                policy=ctx.login_policy,
-            )
-    finally:
-        ctx.close()
+    with _opened() as ctx, ctx.sessions.begin() as session:
+        directory = load_directory(session)
+        if args.account in directory.people:
+            raise CliError(f"account {args.account} already exists")
+        unit = directory.unit_by_ref(args.unit)
+        if unit is None:
+            raise CliError(f"no unit {args.unit!r}; see the unit ids in the org file")
+        fields = {"account": args.account, "name": args.name, "unit": unit.id}
+        person = person_from_fields(
+            {**fields, "roles": args.roles, **({"email": args.email} if args.email else {})}
+        )
+        if person.email and directory.person_by_address(person.email, ctx.config.domain):
+            raise CliError(f"{person.email} already belongs to another person")
+        now = ctx.clock()
+        save_person(session, person, now=now)
+        password = accounts.new_temporary_password()
+        accounts.set_password(
+            session,
+            person.account,
+            password,
+            temporary=True,
+            actor=CONSOLE,
+            now=now,
+            policy=ctx.login_policy,
+        )
     print(password)
 
 
@@ -575,53 +516,41 @@ def cmd_user_passwd(args: argparse.Namespace) -> None:
             raise CliError("the two passwords differ")
     else:
         password = sys.stdin.readline().rstrip("\r\n")
-    ctx = _open()
-    try:
-        with ctx.sessions.begin() as session:
-            accounts.set_password(
-                session,
-                args.account,
-                password,
-                temporary=args.temporary,
-                actor=CONSOLE,
-                now=ctx.clock(),
-                policy=ctx.login_policy,
-            )
-    finally:
-        ctx.close()
+    with _opened() as ctx, ctx.sessions.begin() as session:
+        accounts.set_password(
+            session,
+            args.account,
+            password,
+            temporary=args.temporary,
+            actor=CONSOLE,
+            now=ctx.clock(),
+            policy=ctx.login_policy,
+        )
     kind = "temporary password (to be changed at first use)" if args.temporary else "password"
     print(f"{args.account}: {kind} set")
 
 
 def cmd_user_state(args: argparse.Namespace) -> None:
     """Suspend, revoke or re-activate an account."""
-    ctx = _open()
-    try:
-        with ctx.sessions.begin() as session:
-            accounts.set_state(session, args.account, args.state, actor=CONSOLE, now=ctx.clock())
-    finally:
-        ctx.close()
+    with _opened() as ctx, ctx.sessions.begin() as session:
+        accounts.set_state(session, args.account, args.state, actor=CONSOLE, now=ctx.clock())
     print(f"{args.account}: {args.state}")
 
 
 def cmd_user_list(args: argparse.Namespace) -> None:
     """List people and their accounts, as a table or as JSON."""
-    ctx = _open()
-    try:
-        with ctx.sessions() as session:
-            rows: list[dict[str, Any]] = [
-                {
-                    "account": person.account,
-                    "name": person.name,
-                    "unit": person.unit_id,
-                    "roles": [r.role for r in person.roles],
-                    "email": person.email,
-                    "state": account.state,
-                }
-                for person, account in accounts.list_accounts(session)
-            ]
-    finally:
-        ctx.close()
+    with _opened() as ctx, ctx.sessions() as session:
+        rows: list[dict[str, Any]] = [
+            {
+                "account": person.account,
+                "name": person.name,
+                "unit": person.unit_id,
+                "roles": [r.role for r in person.roles],
+                "email": person.email,
+                "state": account.state,
+            }
+            for person, account in accounts.list_accounts(session)
+        ]
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=1))
         return
