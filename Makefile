@@ -5,6 +5,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+# clamd for the tests, started by scripts/clamd.sh with a signature file the script makes.
+CLAMD_SOCKET ?= /tmp/yizhan-clamd/clamd.sock
+export YIZHAN_TEST_CLAMD ?= $(CLAMD_SOCKET)
 
 .PHONY: run test lint unit services bench catalogs clean
 
@@ -20,7 +23,11 @@ $(STAMP): pyproject.toml scripts/system-packages.sh
 
 ## run: set up, initialise ./var, load the demo bureau, start the daemon in the foreground
 run: $(STAMP)
+	scripts/clamd.sh
 	$(BIN)/yizhan init
+	@# The demo scans attachments with the clamd just started (a production clamd keeps its
+	@# own socket; see docs/content-rules.md).
+	test -e var/rules.toml || printf '[content.scanner]\nsocket = "$(CLAMD_SOCKET)"\n' > var/rules.toml
 	$(BIN)/yizhan demo
 	exec $(BIN)/yizhan serve
 
@@ -36,9 +43,10 @@ unit: $(STAMP)
 	YIZHAN_TEST_DB=sqlite $(BIN)/pytest -q
 	YIZHAN_TEST_DB=postgresql YIZHAN_TEST_PG=$(PG_URL) $(BIN)/pytest -q
 
-## services: start what the tests talk to (PostgreSQL on 127.0.0.1:5432)
+## services: start what the tests talk to (PostgreSQL on 127.0.0.1:5432, clamd)
 services:
 	@scripts/services.sh
+	@scripts/clamd.sh
 
 ## bench: the accept-rate benchmark (Yizhan against a bare fsyncing aiosmtpd sink)
 bench: $(STAMP)

@@ -128,6 +128,20 @@ async def _serve_sink(directory: Path) -> int:
     return handler.count
 
 
+async def _serve_yizhan_without_content(directory: Path) -> int:
+    # A diagnostic: the gateway with the content rules (daemon.content, run after DATA) taken
+    # out, to show what share of the time they take.
+    import yizhan.daemon.smtp as gateway
+
+    async def no_content_rules(*args: Any, **kwargs: Any) -> None:
+        return None
+
+    if not hasattr(gateway, "check_message"):
+        raise RuntimeError("daemon.smtp no longer calls check_message; update the bench")
+    gateway.check_message = no_content_rules
+    return await _serve_yizhan(directory)
+
+
 async def _serve_yizhan(directory: Path) -> int:
     from sqlalchemy import func, select
 
@@ -195,6 +209,13 @@ def _print_cpu(signum: int, frame: Any) -> None:
     print(f"CPU {usage.ru_utime + usage.ru_stime:.4f}", flush=True)
 
 
+SERVERS: Final = {
+    "sink": _serve_sink,
+    "yizhan": _serve_yizhan,
+    "yizhan-no-content": _serve_yizhan_without_content,
+}
+
+
 def serve(kind: str, directory: Path) -> None:
     """Run one server until stdin closes; then print how many messages it holds.
 
@@ -203,7 +224,7 @@ def serve(kind: str, directory: Path) -> None:
     """
     logging.basicConfig(level=logging.ERROR)
     signal.signal(signal.SIGUSR1, _print_cpu)
-    runner = _serve_sink if kind == "sink" else _serve_yizhan
+    runner = SERVERS[kind]
     profile = os.environ.get("BENCH_PROFILE")
     if profile:
         import cProfile
@@ -344,7 +365,7 @@ def run_once(
         workers = [
             context.Process(
                 target=_client_process,
-                args=(port, kind == "yizhan", group, size, cap, barrier, queue),
+                args=(port, kind.startswith("yizhan"), group, size, cap, barrier, queue),
             )
             for group in groups
         ]
@@ -388,7 +409,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="runs per cell; the median counts")
     parser.add_argument("--dir", type=Path, default=ROOT / "var", help="where data is written")
     parser.add_argument("-v", "--verbose", action="store_true", help="show each run")
-    parser.add_argument("--serve", choices=["sink", "yizhan"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--without-content-rules",
+        action="store_true",
+        help="also run Yizhan with its content rules taken out, to show their share",
+    )
+    parser.add_argument("--serve", choices=sorted(SERVERS), help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
@@ -401,13 +427,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{args.messages} messages of {args.size} bytes per run, {args.processes} client "
         f"processes, data in {base}, {os.cpu_count()} CPUs"
     )
-    print(f"{'connections':>11}  {'sink msg/s':>10}  {'yizhan msg/s':>12}  {'ratio':>5}")
+    kinds = ["sink", "yizhan"] + (["yizhan-no-content"] if args.without_content_rules else [])
+    header = f"{'connections':>11}  {'sink msg/s':>10}  {'yizhan msg/s':>12}  {'ratio':>5}"
+    if args.without_content_rules:
+        header += f"  {'w/o content msg/s':>17}  {'ratio':>5}"
+    print(header)
     lost = False
     try:
         for connections in args.connections:
-            rates: dict[str, list[float]] = {"sink": [], "yizhan": []}
+            rates: dict[str, list[float]] = {kind: [] for kind in kinds}
             for _ in range(args.rounds):
-                for kind in ("sink", "yizhan"):
+                for kind in kinds:
                     result = run_once(
                         kind,
                         connections=connections,
@@ -418,7 +448,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         base=base,
                     )
                     if result.errors or result.stored != result.sent:
-                        lost = result.stored < result.sent
+                        lost = lost or result.stored < result.sent
                         print(
                             f"  {kind}: {result.sent} acknowledged, {result.stored} stored, "
                             f"{result.errors} refused"
@@ -431,11 +461,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                             f"{result.server_cpu / max(result.sent, 1) * 1000:.2f} ms a message"
                         )
             sink, yizhan = statistics.median(rates["sink"]), statistics.median(rates["yizhan"])
-            ratio = yizhan / sink if sink else 0.0
-            print(f"{connections:>11}  {sink:>10.0f}  {yizhan:>12.0f}  {ratio:>5.2f}", flush=True)
+            line = (
+                f"{connections:>11}  {sink:>10.0f}  {yizhan:>12.0f}  {_ratio(yizhan, sink):>5.2f}"
+            )
+            if args.without_content_rules:
+                bare = statistics.median(rates["yizhan-no-content"])
+                line += f"  {bare:>17.0f}  {_ratio(bare, sink):>5.2f}"
+            print(line, flush=True)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     return 1 if lost else 0
+
+
+def _ratio(rate: float, sink: float) -> float:
+    return rate / sink if sink else 0.0
 
 
 if __name__ == "__main__":

@@ -26,9 +26,11 @@ from yizhan.daemon.config import (
     load_rules,
     new_secret,
 )
+from yizhan.daemon.content import check_content_rules
 from yizhan.daemon.context import Context
 from yizhan.daemon.desk import document_json, document_summary
 from yizhan.daemon.jobs_cli import add_jobs_parser
+from yizhan.daemon.quarantine_cli import add_quarantine_parser
 from yizhan.mailstore import accounts, audit
 from yizhan.mailstore.backup import BackupError, backup, restore
 from yizhan.mailstore.db import upgrade
@@ -126,6 +128,7 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_key_import)
 
     add_jobs_parser(verbs)
+    add_quarantine_parser(verbs)
 
     p = verbs.add_parser("backup", help="write a complete backup into a new directory")
     p.add_argument("dir", type=Path)
@@ -317,6 +320,8 @@ def cmd_check(args: argparse.Namespace) -> None:
         raise CliError("yizhan.secret is not set; run `yizhan init` to generate one")
     rules = load_rules(config)
     print(f"config OK ({where})")
+    for line in check_content_rules(config):
+        print(line)
     ctx = Context.open(config)
     try:
         if not inspect(ctx.engine).has_table("alembic_version"):

@@ -34,12 +34,14 @@ def _free_port() -> int:
 
 
 def _start(config: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "yizhan", "serve"],
-        env={**os.environ, "YIZHAN_CONFIG": str(config)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    # The log goes to a file: a pipe nobody reads would stall the daemon once it filled.
+    with (config.parent / "serve.log").open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "yizhan", "serve"],
+            env={**os.environ, "YIZHAN_CONFIG": str(config)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def _wait_listening(port: int, timeout: float = 30) -> None:

@@ -141,7 +141,7 @@ def reply(d: Daemon, account: str, to_mail: EmailMessage, text: str) -> None:
     )
     d.send(
         account,
-        str(to_mail["Reply-To"]),
+        str(to_mail["Reply-To"] or to_mail["From"]),
         "Re: " + str(to_mail["Subject"]),
         f"{text}\n\n在 2026年11月25日 10:00，驛站 写道：\n{quoted}",
         In_Reply_To=str(to_mail["Message-ID"]),
@@ -331,7 +331,8 @@ def test_incoming_document_registered_instructed_and_handled(daemon: Daemon) -> 
 
 
 def test_department_letter_forwarding_a_document_is_refused(daemon: Daemon) -> None:
-    # 第二十二條: a department letter may not carry a forwarded document.
+    # 第二十二條: a department letter may not carry a forwarded document; the gateway refuses it
+    # at DATA with the rule named, so nothing is stored and the sender's client shows why.
     msg = EmailMessage()
     msg["From"] = "songjia@bureau.example"
     msg["To"] = "hanjian@oa.example"
@@ -343,9 +344,10 @@ def test_department_letter_forwarding_a_document_is_refused(daemon: Daemon) -> N
     msg.add_attachment(inner)
     with smtplib.SMTP("127.0.0.1", daemon.port, timeout=30) as client:
         client.login("songjia", PASSWORD)
-        client.send_message(msg)
-    (answer,) = daemon.inbox("songjia")
-    assert "第二十二條" in answer.get_body(("plain",)).get_content()
+        with pytest.raises(smtplib.SMTPDataError) as refused:
+            client.send_message(msg)
+    assert refused.value.smtp_code == 550
+    assert b"22" in refused.value.smtp_error
 
 
 def test_department_letter_approved_and_received(daemon: Daemon) -> None:

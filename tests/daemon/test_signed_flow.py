@@ -22,7 +22,9 @@ from yizhan.signing.pgpmime import split_signed
 PEOPLE = {
     "sunlimin": "孫立民 <sunlimin@bureau.example>",
     "zhoujing": "周靜 <zhoujing@bureau.example>",
+    "liangguoqiang": "梁國強 <liangguoqiang@bureau.example>",
 }
+REGISTERED = ("sunlimin", "zhoujing")
 
 
 def _gpg(home: Path, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
@@ -60,8 +62,8 @@ def signed_daemon(
     upgrade(ctx.engine)
     ctx.keyring.ensure_system_key(ctx.config.domain)
     ctx.keyring.create_seal("bureau", "遼寧出入境檢驗檢疫局", "zhoujing", ctx.config.domain)
-    for account, uid in PEOPLE.items():
-        address = uid.split("<")[1].rstrip(">")
+    for account in REGISTERED:
+        address = PEOPLE[account].split("<")[1].rstrip(">")
         exported = _gpg(people_keys, "--armor", "--export", address).stdout.decode("ascii")
         ctx.keyring.import_person_key(exported, account, [address])
     running = start_daemon(ctx)
@@ -149,3 +151,18 @@ def test_signoff_and_seal_need_signatures_and_the_seal_verifies(
     finally:
         subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False)
         shutil.rmtree(home, ignore_errors=True)
+
+
+def test_a_person_registers_their_key_by_mail(signed_daemon: Daemon, people_keys: Path) -> None:
+    # Issue 4: a person sends their public key to cmd@ and confirms its fingerprint by reply.
+    d = signed_daemon
+    exported = _gpg(people_keys, "--armor", "--export", "liangguoqiang@bureau.example").stdout
+    d.send("liangguoqiang", "cmd@oa.example", "我的公鑰", exported.decode("ascii"))
+    (answer,) = d.inbox("liangguoqiang")
+    text = answer.get_body(("plain",))
+    assert text is not None and "同意" in text.get_content()
+    assert d.ctx.keyring.person_key("liangguoqiang") is None
+    reply(d, "liangguoqiang", answer, "同意")
+    (done,) = d.inbox("liangguoqiang")
+    fingerprint = d.ctx.keyring.person_key("liangguoqiang")
+    assert fingerprint is not None and fingerprint in done.get_body(("plain",)).get_content()

@@ -99,7 +99,10 @@ class Running:
 @pytest.fixture
 def start_gateway(bureau: Context) -> Iterator[Callable[..., Running]]:
     """Start a gateway for the demo bureau (wangfang and lijun have final passwords); keyword
-    arguments override keys of the [smtp] config."""
+    arguments override keys of the [smtp] config. The content rules apply as built in, but
+    without clamd: virus scanning is tested with the content rules (tests/daemon/test_content)."""
+    bureau.config.rules_file.parent.mkdir(parents=True, exist_ok=True)
+    bureau.config.rules_file.write_text("[content.scanner]\nenabled = false\n", encoding="utf-8")
     with bureau.sessions.begin() as session:
         for account in ("wangfang", "lijun"):
             accounts.set_password(
@@ -839,20 +842,29 @@ async def store(writer: InboundWriter, data: bytes, mail_from: str = "a@oa.examp
 
 
 class HeldCommit:
-    """Wraps the writer's insert so that the first commit waits until the test lets it go."""
+    """Holds the first group in its directory fsync until the test lets it go, so that the
+    messages sent meanwhile form one group; records the size of every insert."""
 
     def __init__(self, writer: InboundWriter, refuse: str | None = None) -> None:
+        self.sync = writer._sync
         self.insert = writer._insert
         self.refuse = refuse
         self.started = threading.Event()
         self.release = threading.Event()
         self.sizes: list[int] = []
 
-    def __call__(self, batch: list[Any]) -> list[int]:
-        self.sizes.append(len(batch))
-        if len(self.sizes) == 1:
+    def install(self, writer: InboundWriter, monkeypatch: Any) -> None:
+        monkeypatch.setattr(writer, "_sync", self.held_sync)
+        monkeypatch.setattr(writer, "_insert", self.counted_insert)
+
+    def held_sync(self, batch: list[Any]) -> str | None:
+        if not self.started.is_set():
             self.started.set()
             self.release.wait(10)
+        return self.sync(batch)
+
+    def counted_insert(self, batch: list[Any]) -> list[int]:
+        self.sizes.append(len(batch))
         if any(p.row["mail_from"] == self.refuse for p in batch):
             raise ValueError("refused row")
         return self.insert(batch)
@@ -874,7 +886,7 @@ def test_group_commit_batches_concurrent_messages(ctx: Context, monkeypatch: Any
     committed: list[list[int]] = []
     writer = InboundWriter(ctx, on_committed=committed.append)
     held = HeldCommit(writer)
-    monkeypatch.setattr(writer, "_insert", held)
+    held.install(writer, monkeypatch)
 
     async def main() -> list[int]:
         ids = await held.group(writer, *(f"s{n}@oa.example" for n in range(20)))
@@ -920,7 +932,7 @@ def test_one_bad_row_fails_alone(ctx: Context, monkeypatch: Any) -> None:
     # so only that message fails, and only its file is removed.
     writer = InboundWriter(ctx)
     held = HeldCommit(writer, refuse="bad@oa.example")
-    monkeypatch.setattr(writer, "_insert", held)
+    held.install(writer, monkeypatch)
 
     async def main() -> list[Any]:
         results = await held.group(writer, "ok1@oa.example", "bad@oa.example", "ok2@oa.example")
@@ -932,6 +944,55 @@ def test_one_bad_row_fails_alone(ctx: Context, monkeypatch: Any) -> None:
     assert [type(r) for r in results] == [int, int, StoreFailed, int]
     assert inbound_count(ctx) == 3
     assert len(list((ctx.raw.root / "inbound").rglob("*.eml"))) == 3
+
+
+def test_failed_directory_fsync_fails_the_group(ctx: Context, monkeypatch: Any) -> None:
+    # The renames cannot be made durable (EIO): nothing is acknowledged, no file stays.
+    import yizhan.mailstore.inbound as inbound
+
+    def broken(directories: Any) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(inbound, "sync_directories", broken)
+    writer = InboundWriter(ctx)
+
+    async def main() -> Any:
+        try:
+            return await store(writer, message())
+        except StoreFailed as exc:
+            return exc
+        finally:
+            await writer.aclose()
+
+    result = run(main())
+    assert isinstance(result, StoreFailed) and "Input/output error" in str(result)
+    assert list((ctx.raw.root / "inbound").rglob("*.eml")) == []
+    assert inbound_count(ctx) == 0
+
+
+def test_many_concurrent_messages_are_all_committed(ctx: Context) -> None:
+    # Fifty messages at once, groups forming and handing over freely: each gets its own row,
+    # committed, pointing at its own file.
+    writer = InboundWriter(ctx, threads=8)
+
+    async def main() -> list[int]:
+        ids = await asyncio.gather(
+            *(store(writer, message(body=f"n{n}"), f"s{n}@oa.example") for n in range(50))
+        )
+        await writer.aclose()
+        return list(ids)
+
+    ids = run(main())
+    assert len(set(ids)) == 50 and inbound_count(ctx) == 50
+    engine = make_engine(ctx.config.database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            rows = list(session.scalars(select(Inbound)))
+    finally:
+        engine.dispose()
+    for row in rows:
+        n = row.mail_from.removesuffix("@oa.example")[1:]
+        assert ctx.raw.read(row.path).rstrip().endswith(f"n{n}".encode())
 
 
 def test_cancelled_sender_still_gets_its_message_committed(ctx: Context) -> None:

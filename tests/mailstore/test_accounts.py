@@ -85,3 +85,31 @@ def test_expired_password_must_be_changed(bureau: Context) -> None:
     _set(bureau, "Right-pass-1")
     result = _login(bureau, "Right-pass-1", T0 + dt.timedelta(days=91))
     assert not result.ok and "older than 90 days" in result.reason
+
+
+def test_remembered_logins_never_outlive_a_change(bureau: Context) -> None:
+    # The gateway remembers verified passwords to spare argon2, but a new password, a
+    # suspension or a wrong password are seen at the very next login.
+    verified = accounts.VerifiedPasswords()
+
+    def login(password: str) -> accounts.LoginResult:
+        with bureau.sessions.begin() as session:
+            return accounts.authenticate(
+                session,
+                "wangfang",
+                password,
+                now=T0,
+                policy=bureau.login_policy,
+                verified=verified,
+            )
+
+    _set(bureau, "Right-pass-1")
+    assert login("Right-pass-1").ok
+    assert login("Right-pass-1").ok
+    assert not login("Wrong-pass-1").ok
+    _set(bureau, "Other-pass-22")
+    assert not login("Right-pass-1").ok
+    assert login("Other-pass-22").ok
+    with bureau.sessions.begin() as session:
+        accounts.set_state(session, "wangfang", "suspended", actor="mali", now=T0)
+    assert "suspended" in login("Other-pass-22").reason

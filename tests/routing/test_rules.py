@@ -57,6 +57,9 @@ def test_default_flows_follow_the_regulation() -> None:
         "shouwen": ["register", "propose", "instruct", "handle"],
         "qianbao": ["review", "countersign", "signoff"],
         "hanjian": ["approve", "receive"],
+        "gonggao": ["approve", "signoff"],
+        "xiujia": ["approve", "signoff"],
+        "biangeng": ["approve", "it_approve"],
     }
     assert DEFAULT_RULES.flows["fawen"].states == (
         "reviewing",

@@ -19,8 +19,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from yizhan.daemon import intake
 from yizhan.daemon.context import Context
+from yizhan.daemon.effects import Effects
 from yizhan.mailstore import audit, outbox
+from yizhan.mailstore import leave as leave_store
 from yizhan.mailstore.documents import (
     allocate_number,
     apply_decision,
@@ -32,7 +35,8 @@ from yizhan.mailstore.documents import (
 )
 from yizhan.mailstore.models import DelegationRow, Document, Inbound, OutboundMessage, Step
 from yizhan.mailstore.settings import load_settings, save_settings
-from yizhan.routing import workflow
+from yizhan.routing import bulletins, leave, workflow
+from yizhan.routing.bulletins import parse_withdraw
 from yizhan.routing.calendar import WorkCalendar
 from yizhan.routing.commands import (
     VERB_WORDS,
@@ -52,7 +56,7 @@ from yizhan.routing.replies import body_text, normalise, reply_part
 from yizhan.routing.rules import REVISE_STEP
 from yizhan.routing.settings import apply_set
 from yizhan.routing.tokens import TokenClaim, make_token, read_token
-from yizhan.signing.keyring import SignerSpec
+from yizhan.signing.keyring import KeyringError, SignerSpec
 from yizhan.signing.pgpmime import Verification, sign_message_bytes, verify_message
 from yizhan.templates.official import official_document
 from yizhan.templates.official_html import render_official_html
@@ -61,8 +65,9 @@ from yizhan.templates.render import render_mail
 
 log = logging.getLogger("yizhan.desk")
 
-#: The modules whose mail opens a document of the engine's four flows.
-DOCUMENT_MODULES = ("fawen", "shouwen", "qianbao", "hanjian")
+#: The modules whose mail opens a document of a flow in the rules: the four document flows and
+#: the modules of 第二條 built on them (公告板, 休假管理, 事項變更申請).
+DOCUMENT_MODULES = ("fawen", "shouwen", "qianbao", "hanjian", "gonggao", "xiujia", "biangeng")
 
 _LABELS = {
     "step_request": ("請辦理", "Action requested"),
@@ -129,6 +134,7 @@ class Desk:
         self.rules = ctx.rules
         self.calendar = WorkCalendar(tz=ctx.config.tzinfo)
         self.domain = ctx.config.domain
+        self.effects = Effects(ctx)
 
     # -- entry points -------------------------------------------------------------------------
 
@@ -141,9 +147,26 @@ class Desk:
         if sender.account is None:
             self._refuse_unauthenticated(session, row, msg, sender, directory)
             return
-        draft = parse_draft(str(msg.get("Subject", "")), body_text(msg))
+        if self._module_command(session, row, msg, module, sender, directory, now):
+            return
+        subject = str(msg.get("Subject", ""))
+        draft = parse_draft(subject, body_text(msg))
         if draft.problems:
             self._reply(session, row, msg, sender, directory, "\n".join(draft.problems))
+            return
+        today = now.astimezone(self.ctx.config.tzinfo).date()
+        prepared = intake.prepare(
+            module,
+            draft=draft,
+            subject=subject,
+            author=sender.account,
+            directory=directory,
+            session=session,
+            calendar=self.calendar,
+            today=today,
+        )
+        if isinstance(prepared, str):
+            self._reply(session, row, msg, sender, directory, prepared)
             return
         fields = {
             "body": draft.body,
@@ -151,6 +174,7 @@ class Desk:
             "deadline": draft.deadline,
             "attachments": [p.get_filename() or "" for p in msg.iter_attachments()],
             "inbound": row.inbound_id,
+            **prepared.fields,
         }
         decision = workflow.open_document(
             kind=module,
@@ -159,9 +183,11 @@ class Desk:
             urgency=draft.urgency,
             to_units=draft.to_units,
             cc_units=draft.cc_units,
-            scope_units=draft.scope,
+            scope_units=draft.scope if prepared.scope_units is None else prepared.scope_units,
             fields=fields,
-            forwards_document=any(p.get_content_type() == "message/rfc822" for p in msg.walk()),
+            forwards_document=any(p.get_content_type() == "message/rfc822" for p in msg.walk())
+            or prepared.facts.get("forwards_document", False),
+            facts=prepared.facts,
             directory=directory,
             rules=self.rules,
             now=now,
@@ -332,11 +358,20 @@ class Desk:
         now = self.ctx.clock()
         sender = self._sender(row, msg)
         command = command_from_message(msg)
-        if command.verb is Verb.HELP or command.verb is Verb.UNKNOWN:
+        armored = _public_key_block(msg)
+        if armored is not None and sender.account is not None:
+            text = self._stage_key(session, sender.account, armored, directory, now)
+            self._reply(session, row, msg, sender, directory, text)
+            return
+        if armored is None and command.verb in (Verb.HELP, Verb.UNKNOWN):
             self._reply(session, row, msg, sender, directory, help_text(self.domain, command))
             return
         if sender.account is None:
             self._refuse_unauthenticated(session, row, msg, sender, directory)
+            return
+        if command.verb is Verb.APPROVE and self.ctx.keyring.pending_person_key(sender.account):
+            text = self._confirm_key(session, sender.account, now)
+            self._reply(session, row, msg, sender, directory, text)
             return
         handlers = {
             Verb.DELEGATE: self._delegate,
@@ -356,7 +391,130 @@ class Desk:
             text = handler(session, sender.account, command, directory, now)
         self._reply(session, row, msg, sender, directory, text)
 
+    # -- commands at a module's own address ---------------------------------------------------
+
+    def _module_command(
+        self,
+        session: Session,
+        row: Incoming,
+        msg: EmailMessage,
+        module: str,
+        sender: Sender,
+        directory: Directory,
+        now: dt.datetime,
+    ) -> bool:
+        """Handle a command sent to a module's address; False when the mail is a new document.
+
+        gonggao@ takes 撤回/WITHDRAW id from a bulletin's author (第二十三條); xiujia@ takes
+        查詢/STATUS (the leave balance) from anyone and 設置/SET corrections from HR (第六條).
+        """
+        assert sender.account is not None
+        command = command_from_message(msg)
+        line = command.argument if command.verb is Verb.UNKNOWN else ""
+        if module == "gonggao":
+            wanted = parse_withdraw(line or str(msg.get("Subject", "")))
+            if wanted is None:
+                return False
+            document = session.get(Document, wanted[0])
+            if document is None:
+                self._reply(
+                    session,
+                    row,
+                    msg,
+                    sender,
+                    directory,
+                    f"沒有公告 #{wanted[0]}。\nNo #{wanted[0]}.",
+                )
+                return True
+            decision = bulletins.withdraw(
+                load_state(session, document), actor=sender.account, reason=wanted[1], now=now
+            )
+            if not decision.accepted:
+                self._reply(session, row, msg, sender, directory, decision.reply, document=document)
+                return True
+            self._apply(session, row, msg, document, decision, sender.account, None, directory, now)
+            return True
+        if module == "xiujia" and command.verb in (Verb.STATUS, Verb.SET):
+            hr = directory.people[sender.account].unit in {
+                u.id for u in directory.units_of_kind("hr")
+            }
+            if command.verb is Verb.SET:
+                if not hr:
+                    text = (
+                        "休假記錄由人事處更正（第六條）。\nOnly HR corrects leave records (art. 6)."
+                    )
+                else:
+                    correction = leave.parse_hr_set(command.argument)
+                    text = (
+                        correction
+                        if isinstance(correction, str)
+                        else leave_store.correct(session, correction, actor=sender.account, now=now)
+                    )
+            else:
+                account = command.argument.strip().lower() or sender.account
+                if account != sender.account and not hr:
+                    text = "只有人事處可以查看他人的休假。\nOnly HR may see another's leave."
+                elif account not in directory.people:
+                    text = f"沒有帳號 {account}。\nNo account {account}."
+                else:
+                    year = now.astimezone(self.ctx.config.tzinfo).year
+                    text = leave.balance(
+                        leave_store.leave_records(session, account),
+                        leave_store.service_start(session, account),
+                        year,
+                    ).text()
+            self._reply(session, row, msg, sender, directory, text)
+            return True
+        return False
+
     # -- cmd@ commands ------------------------------------------------------------------------
+
+    def _stage_key(
+        self,
+        session: Session,
+        account: str,
+        armored: str,
+        directory: Directory,
+        now: dt.datetime,
+    ) -> str:
+        """A person sent their public key: keep it until they confirm its fingerprint."""
+        person = directory.people[account]
+        addresses = [a for a in (person.email, f"{account}@{self.domain}") if a]
+        try:
+            facts = self.ctx.keyring.stage_person_key(armored, account, addresses)
+        except KeyringError as exc:
+            return f"未登記公鑰：{exc}\nKey not registered: {exc}"
+        audit.record(
+            session,
+            at=now,
+            actor=account,
+            action="key.staged",
+            target=account,
+            detail={"fingerprint": facts.fingerprint},
+        )
+        grouped = " ".join(
+            facts.fingerprint[i : i + 4] for i in range(0, len(facts.fingerprint), 4)
+        )
+        return (
+            f"收到您的公鑰，指紋：{grouped}\n請核對無誤後回覆「同意」確認登記。\n"
+            f"Yizhan received your public key, fingerprint {grouped}.\n"
+            "If it is yours, reply APPROVE to register it."
+        )
+
+    def _confirm_key(self, session: Session, account: str, now: dt.datetime) -> str:
+        """The person confirmed the key they sent: from now on it signs for them."""
+        pending = self.ctx.keyring.pending_person_key(account)
+        assert pending is not None
+        fingerprint = self.ctx.keyring.confirm_person_key(account, pending.fingerprint)
+        audit.record(
+            session,
+            at=now,
+            actor=account,
+            action="key.import",
+            target=account,
+            detail={"fingerprint": fingerprint, "by": "mail"},
+        )
+        return f"公鑰已登記：{fingerprint}\nYour key {fingerprint} is registered."
 
     def _delegate(
         self,
@@ -568,6 +726,16 @@ class Desk:
                     signers=signers,
                     official=official if notice.template == "distributed" else None,
                 )
+        for n, effect in enumerate(decision.effects):
+            self.effects.apply(
+                session,
+                key=f"{row.key}:fx:{n}",
+                document=document,
+                effect=effect,
+                actor=actor,
+                directory=directory,
+                now=now,
+            )
         sender = Sender(account=actor, address=row.mail_from)
         self._reply(session, row, msg, sender, directory, decision.reply, document=document)
 
@@ -950,6 +1118,22 @@ TRAIL_WORDS: dict[str, tuple[str, str, str]] = {
 _LANGUAGE_INDEX = {"zh_CN": 0, "zh_TW": 1, "en": 2}
 
 
+def _public_key_block(msg: EmailMessage) -> str | None:
+    """An ASCII-armoured public key in the body or attached (application/pgp-keys), if any."""
+    for part in msg.walk():
+        if part.is_multipart():
+            continue
+        payload = part.get_payload(decode=True)
+        if not isinstance(payload, bytes):
+            continue
+        text = payload.decode("utf-8", "replace")
+        start = text.find("-----BEGIN PGP PUBLIC KEY BLOCK-----")
+        end = text.find("-----END PGP PUBLIC KEY BLOCK-----")
+        if start != -1 and end > start:
+            return text[start : end + len("-----END PGP PUBLIC KEY BLOCK-----")] + "\n"
+    return None
+
+
 def trail_lines(
     state: DocumentState, directory: Directory, tz: dt.tzinfo, language: str | None = None
 ) -> list[str]:
@@ -1042,7 +1226,9 @@ def help_text(domain: str, command: Command | None = None) -> str:
     )
     return (
         intro + f"驛站 Yizhan 幫助 / help\n\n新公文 New documents: fawen@{domain} 局發文, "
-        f"shouwen@{domain} 收文, qianbao@{domain} 內部簽報, hanjian@{domain} 處室函.\n"
+        f"shouwen@{domain} 收文, qianbao@{domain} 內部簽報, hanjian@{domain} 處室函, "
+        f"gonggao@{domain} 公告 (撤回 id / WITHDRAW id), xiujia@{domain} 休假 (查詢 / STATUS), "
+        f"biangeng@{domain} 事項變更申請.\n"
         "郵件主題為標題；正文開頭可寫「主送：」「抄送：」「範圍：」「緊急程度：」。\n"
         "The subject is the title; the body may open with To-Units:, Cc-Units:, Scope:, "
         "Urgency: lines and a blank line.\n\n"

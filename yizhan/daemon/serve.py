@@ -40,6 +40,8 @@ def serve(ctx: Context) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # aiosmtpd logs every SMTP command at INFO; the gateway logs what matters itself.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
     asyncio.run(run_daemon(ctx))
 
 
@@ -72,7 +74,7 @@ async def run_daemon(
 
     outbound = OutboundWorker(ctx)
     processor = Processor(ctx, on_queued=outbound.wake)
-    writer = InboundWriter(ctx, on_committed=lambda _ids: loop.call_soon_threadsafe(processor.wake))
+    writer = InboundWriter(ctx, on_committed=lambda _ids: processor.wake())
     smtp = await start_smtp(ctx, writer)
     scheduler = start_scheduler(ctx, on_queued=outbound.wake)
     admin_listen = ctx.config.admin_listen
@@ -102,5 +104,6 @@ async def run_daemon(
     scheduler.shutdown()
     smtp.close()
     await smtp.wait_closed()
+    await writer.aclose()
     admin.should_exit = True
     await asyncio.gather(*workers, return_exceptions=True)

@@ -35,16 +35,18 @@ from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, Session
 
 from yizhan import __version__
 from yizhan.daemon.config import Config, ConfigError
+from yizhan.daemon.content import check_message
 from yizhan.daemon.context import Context
 from yizhan.daemon.tls import server_context
 from yizhan.mailstore import audit
-from yizhan.mailstore.accounts import LoginResult, authenticate
+from yizhan.mailstore.accounts import LoginResult, VerifiedPasswords, authenticate
 from yizhan.mailstore.directory import load_directory
 from yizhan.mailstore.inbound import InboundWriter, StoreFailed, message_id_of
 from yizhan.routing.addresses import AddressTable, Refusal
 from yizhan.routing.directory import Directory
 
 __all__ = [
+    "ConnectionGate",
     "DirectoryCache",
     "Gateway",
     "GatewaySMTP",
@@ -54,6 +56,7 @@ __all__ = [
     "SmtpServer",
     "TrustedRelays",
     "address_belongs",
+    "address_problem",
     "auth_allowed",
     "parse_auth_results",
     "parse_headers",
@@ -164,6 +167,7 @@ class Gateway:
         self.directory = directory
         self.relays = relays
         self.table = AddressTable(ctx.config.domain, ctx.config.addresses)
+        self.verified_passwords = VerifiedPasswords()
 
     def hooks(self) -> dict[str, Hook]:
         """The aiosmtpd hooks by command; the only ones the gateway has."""
@@ -285,6 +289,17 @@ class Gateway:
                         where="From:", address=_shown(address), account=account
                     )
         mail_from = "" if envelope.mail_from == "<>" else envelope.mail_from
+        # Content rules (issue 7; 第十一條, 第十四條, 第十七條, 第二十二條): refused before storing.
+        verdict = await check_message(
+            self.ctx,
+            data,
+            rcpt_tos=envelope.rcpt_tos,
+            sender_account=account,
+            mail_from=mail_from,
+            directory=await self.directory.get(),
+        )
+        if verdict is not None:
+            return verdict.smtp_reply()
         try:
             inbound_id = await self.writer.store(
                 data=data,
@@ -344,7 +359,12 @@ class Gateway:
         # The counters (failures, lockout, last login) are committed whatever the outcome.
         with self.ctx.sessions.begin() as session:
             return authenticate(
-                session, account, password, now=self.ctx.clock(), policy=self.ctx.login_policy
+                session,
+                account,
+                password,
+                now=self.ctx.clock(),
+                policy=self.ctx.login_policy,
+                verified=self.verified_passwords,
             )
 
     async def _impersonation(

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import secrets
+import threading
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -39,6 +42,39 @@ class LoginResult:
     ok: bool
     account: str | None
     reason: str = ""
+
+
+class VerifiedPasswords:
+    """Remembers, in this process only, which password last verified against which hash.
+
+    An argon2 check costs tens of milliseconds of CPU by design; a mail client that logs in for
+    every message would spend the server's cores on it (Dovecot keeps an auth cache for the same
+    reason). The entry is keyed by the stored hash, so a changed password misses at once, and
+    the account's state and lockout are still read from the database on every login. Passwords
+    are kept only as an HMAC under a key that never leaves the process.
+    """
+
+    def __init__(self, ttl: dt.timedelta = dt.timedelta(minutes=10)) -> None:
+        self._key = secrets.token_bytes(32)
+        self._ttl = ttl
+        self._entries: dict[str, tuple[str, bytes, dt.datetime]] = {}
+        self._lock = threading.Lock()
+
+    def _mac(self, password: str) -> bytes:
+        return hmac.new(self._key, password.encode("utf-8"), hashlib.sha256).digest()
+
+    def known(self, account: str, password_hash: str, password: str, now: dt.datetime) -> bool:
+        """Whether this password verified against this hash within the last ``ttl``."""
+        with self._lock:
+            entry = self._entries.get(account)
+        if entry is None or entry[0] != password_hash or now - entry[2] > self._ttl:
+            return False
+        return hmac.compare_digest(entry[1], self._mac(password))
+
+    def remember(self, account: str, password_hash: str, password: str, now: dt.datetime) -> None:
+        """Note a successful verification."""
+        with self._lock:
+            self._entries[account] = (password_hash, self._mac(password), now)
 
 
 def new_temporary_password() -> str:
@@ -107,7 +143,13 @@ def set_state(session: Session, account: str, state: str, *, actor: str, now: dt
 
 
 def authenticate(
-    session: Session, login: str, password: str, *, now: dt.datetime, policy: LoginPolicy
+    session: Session,
+    login: str,
+    password: str,
+    *,
+    now: dt.datetime,
+    policy: LoginPolicy,
+    verified: VerifiedPasswords | None = None,
 ) -> LoginResult:
     """Check a login and count the outcome; the caller commits, whatever the result.
 
@@ -123,7 +165,11 @@ def authenticate(
         return LoginResult(
             ok=False, account=row.account, reason=f"too many failed logins; locked until {until}"
         )
-    if row.password_hash is None or not _verify(row.password_hash, password):
+    stored = row.password_hash
+    if stored is None or not (
+        (verified is not None and verified.known(row.account, stored, password, now))
+        or _verify(stored, password)
+    ):
         row.failed_logins += 1
         row.locked_until = lock_after_failure(row.failed_logins, now, policy)
         if row.locked_until:
@@ -153,6 +199,8 @@ def authenticate(
             reason=f"the password is older than {policy.max_age.days} days and must be changed",
         )
     row.last_login_at = now
+    if verified is not None:
+        verified.remember(row.account, stored, password, now)
     return LoginResult(ok=True, account=row.account)
 
 

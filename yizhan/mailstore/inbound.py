@@ -3,9 +3,10 @@
 Each message takes one trip to a worker thread, where its bytes are written and fsynced, so
 concurrent messages reach the disk in parallel. Its ``inbound`` row is then committed in a group
 (leader/follower group commit, as databases do for their own logs): the first thread to find no
-commit running leads; it waits briefly for messages still being written, fsyncs their raw-store
-directories once (the renames) and inserts all their rows in one transaction. Messages that
-arrive during that commit wait, and the first of them leads the next one. Only then is each
+group being formed leads; it waits briefly for messages still being written, fsyncs their
+raw-store directories once (the renames), then inserts all their rows in one transaction.
+Messages that arrive meanwhile wait, and the first of them leads the next group as soon as the
+directories are fsynced, so that its fsync overlaps this group's commit. Only then is each
 sender told its row id. Under load one commit serves many messages, which is what makes durable
 acceptance nearly as cheap as writing the files (DESIGN.md, Durability).
 
@@ -144,7 +145,10 @@ class InboundWriter:
         self._joined = threading.Condition(self._lock)
         self._writing = 0
         self._group: list[_Pending] = []
+        # True while a leader is forming its group or fsyncing its directories.
         self._committing = False
+        # Held by the group whose rows are being inserted and committed.
+        self._db_turn = threading.Lock()
         self._in_flight: set[asyncio.Future[int | str]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -222,7 +226,14 @@ class InboundWriter:
         return self._lead(pending)
 
     def _lead(self, pending: _Pending) -> int | str:
-        """Commit the group that ``pending`` is in, then hand the lead on (leader's thread)."""
+        """Commit the group that ``pending`` is in (in the leader's thread).
+
+        Two stages: fsync the group's directories, then insert and commit its rows. The
+        lead passes on between them, so the next group's directory fsync runs while this
+        group's database commit does; the file system then often serves both with one
+        journal commit. Each group's own order stays: its renames are durable before its
+        rows are committed, so no row ever points at a file a crash could lose.
+        """
         with self._lock:
             # Messages whose bytes are being written at this moment will be ready within one
             # write; waiting that long for them makes one commit serve them too.
@@ -232,20 +243,27 @@ class InboundWriter:
             group, self._group = self._group, []
         outcomes: list[int | str] = []
         try:
-            outcomes = self._commit(group)
+            try:
+                problem = self._sync(group)
+            finally:
+                # Whatever happened, the next group may start: hand the lead on.
+                with self._lock:
+                    successor = self._group[0] if self._group else None
+                    self._committing = successor is not None
+                if successor is not None:
+                    successor.wake.set()
+            if problem is not None:
+                outcomes = [problem] * len(group)
+            else:
+                # Groups commit one at a time, so SQLite never waits for its own write lock.
+                with self._db_turn:
+                    outcomes = self._record(group)
         finally:
-            # Even if the commit raised something unforeseen, every member must wake with an
-            # outcome, and the lead must pass on, or nothing would ever be committed again.
+            # Even if something unforeseen was raised, every member must wake with an outcome.
             outcomes += ["the message could not be recorded"] * (len(group) - len(outcomes))
-            with self._lock:
-                for member, outcome in zip(group, outcomes, strict=True):
-                    member.outcome = outcome
-                successor = self._group[0] if self._group else None
-                self._committing = successor is not None
-            for member in group:
+            for member, outcome in zip(group, outcomes, strict=True):
+                member.outcome = outcome
                 member.wake.set()
-            if successor is not None:
-                successor.wake.set()
         committed = [o for o in outcomes if isinstance(o, int)]
         if committed and self._on_committed is not None and self._loop is not None:
             self._loop.call_soon_threadsafe(self._notify, committed)
@@ -259,14 +277,18 @@ class InboundWriter:
         except Exception:
             log.exception("on_committed callback failed for %s", ids)
 
-    def _commit(self, batch: list[_Pending]) -> list[int | str]:
-        """Make one group durable (in the leader's thread); an id or a reason each."""
+    def _sync(self, batch: list[_Pending]) -> str | None:
+        """Make the group's renames durable; on failure remove its files and say why."""
         try:
             sync_directories(p.stored.path.parent for p in batch)
         except OSError as exc:
             log.error("fsync of the raw-store directories failed: %s", exc)
             self._discard(batch)
-            return [f"the message could not be written: {exc.strerror}"] * len(batch)
+            return f"the message could not be written: {exc.strerror}"
+        return None
+
+    def _record(self, batch: list[_Pending]) -> list[int | str]:
+        """Insert and commit the group's rows; an id or a reason for each message."""
         try:
             return list(self._insert(batch))
         except _CommitUncertain as exc:
@@ -290,7 +312,7 @@ class InboundWriter:
 
     def _insert(self, batch: list[_Pending]) -> list[int]:
         # Executed at the Core level, not through a Session: half the CPU of the ORM's bulk
-        # insert, and the committer holds the GIL while it works, so this is time the event
+        # insert, and the leader holds the GIL while it works, so this is time the event
         # loop gets back.
         with self._engine.connect() as connection:
             transaction = connection.begin()

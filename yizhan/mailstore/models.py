@@ -13,6 +13,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -318,3 +319,56 @@ class JobRun(Base):
     owner: Mapped[str] = mapped_column(String(100))
     # How much the run did (mails queued), for the admin.
     count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class LeaveRecordRow(Base):
+    """One line of HR's leave book (休假管理, 第六條): a leave taken, or an HR correction.
+
+    ``leave_type`` is a type of ``routing.leave.LEAVE_TYPES`` or ``adjust`` (HR's correction
+    of the year's annual days, ``days`` signed); HR cancels a wrong line rather than deleting
+    it, so the book keeps its history.
+    """
+
+    __tablename__ = "leave_records"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account: Mapped[str] = mapped_column(ForeignKey("people.account"), index=True)
+    leave_type: Mapped[str] = mapped_column(String(20))
+    start: Mapped[dt.date] = mapped_column(Date)
+    end: Mapped[dt.date] = mapped_column(Date)
+    days: Mapped[int] = mapped_column(Integer)
+    # recorded, or cancelled by HR.
+    state: Mapped[str] = mapped_column(String(12), default="recorded")
+    document_id: Mapped[int | None] = mapped_column(BigId, default=None)
+    note: Mapped[str] = mapped_column(Text, default="")
+    recorded_by: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[dt.datetime]
+
+
+class LeaveProfile(Base):
+    """When a person's service began, as HR recorded it: the basis of annual leave."""
+
+    __tablename__ = "leave_profiles"
+
+    account: Mapped[str] = mapped_column(ForeignKey("people.account"), primary_key=True)
+    service_start: Mapped[dt.date] = mapped_column(Date)
+    updated_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[dt.datetime]
+
+
+class AccountRecord(Base):
+    """The account file IT keeps (mine rules 一(二), 一(七)): how an account came to be.
+
+    Written when an approved application creates the account: the confidentiality agreement
+    (保密協議) was signed, and for a special-purpose account (專用帳號) who answers for it.
+    """
+
+    __tablename__ = "account_records"
+
+    account: Mapped[str] = mapped_column(ForeignKey("people.account"), primary_key=True)
+    nda_signed: Mapped[bool] = mapped_column(Boolean, default=False)
+    special: Mapped[bool] = mapped_column(Boolean, default=False)
+    responsible: Mapped[str | None] = mapped_column(String(64), default=None)
+    document_id: Mapped[int | None] = mapped_column(BigId, default=None)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime]

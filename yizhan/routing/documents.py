@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from yizhan.routing.effects import Effect
 
 #: What a recipient is asked to do (the X-Yizhan-Action header).
 ACTIONS = ("approve", "seal", "receive", "handle", "progress", "read", "none")
@@ -101,6 +104,8 @@ class Decision:
     ``fields`` are merged over the document's fields (for a new document: all of them);
     ``close_steps`` are marked done by the acting person with ``outcome``; ``title`` and
     ``version`` are set when not None (a revision); ``number`` is the document number to set.
+    ``effects`` are what the store must do besides (publish, record, change the directory;
+    see :mod:`yizhan.routing.effects`), in order, in the same transaction.
     """
 
     accepted: bool
@@ -118,3 +123,4 @@ class Decision:
     number: str | None = None
     title: str | None = None
     version: int | None = None
+    effects: tuple[Effect, ...] = ()

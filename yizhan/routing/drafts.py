@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final, Literal
 
@@ -35,6 +35,7 @@ from yizhan.routing.directory import Directory
 
 __all__ = [
     "ALL_UNITS_WORDS",
+    "EXTRA_FIELDS",
     "HEADER_KEYS",
     "Draft",
     "Urgency",
@@ -53,8 +54,10 @@ class Draft:
 
     ``to_units``, ``cc_units`` and ``scope`` hold unit references exactly as written (ids or
     names, see :func:`resolve_units`). ``deadline`` and ``period`` are the text of the
-    期限 and 起止 lines. ``unknown_keys`` names header lines whose key is not known, so that the
-    answer can say which were ignored; ``problems`` says what else could not be read.
+    期限 and 起止 lines. ``extra`` holds the fields of the change request form (申請表,
+    第十條) by their English names (:data:`EXTRA_FIELDS`). ``unknown_keys`` names header lines
+    whose key is not known, so that the answer can say which were ignored; ``problems`` says
+    what else could not be read.
     """
 
     title: str
@@ -68,6 +71,7 @@ class Draft:
     deadline: str | None = None
     leave_type: str | None = None
     period: str | None = None
+    extra: Mapping[str, str] = field(default_factory=dict)
     body: str = ""
     unknown_keys: tuple[str, ...] = ()
     problems: tuple[str, ...] = ()
@@ -221,7 +225,38 @@ HEADER_KEYS: Final[Mapping[str, str]] = MappingProxyType(
         "起止日期": "period",
         "fromto": "period",
         "period": "period",
+        # The change request form (申請表, 第十條) and account applications (mine rules 一(二)).
+        "操作": "action",
+        "事项": "action",
+        "事項": "action",
+        "action": "action",
+        "人员": "person",
+        "姓名": "person",
+        "person": "person",
+        "帐号": "account",
+        "帳号": "account",
+        "账号": "account",
+        "賬号": "account",
+        "account": "account",
+        "单位": "unit",
+        "调入单位": "unit",
+        "unit": "unit",
+        "角色": "role",
+        "role": "role",
+        "roles": "role",
+        "保密协议": "nda",
+        "nda": "nda",
+        "负责人": "responsible",
+        "負責人": "responsible",
+        "responsible": "responsible",
+        "邮箱": "email",
+        "郵箱": "email",
+        "email": "email",
     }
+)
+#: The :data:`HEADER_KEYS` fields kept in ``Draft.extra``.
+EXTRA_FIELDS: Final = frozenset(
+    {"action", "person", "account", "unit", "role", "nda", "responsible", "email"}
 )
 _LIST_FIELDS: Final = frozenset({"to_units", "cc_units", "scope"})
 
@@ -338,6 +373,7 @@ def parse_draft(subject: str, body: str) -> Draft:
         deadline=single.get("deadline"),
         leave_type=single.get("leave_type"),
         period=single.get("period"),
+        extra={k: v for k, v in single.items() if k in EXTRA_FIELDS},
         body=rest,
         unknown_keys=tuple(unknown),
         problems=tuple(problems),

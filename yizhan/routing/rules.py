@@ -14,6 +14,7 @@ from :data:`DEADLINES`) and where REJECT sends the document back to. A step with
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -83,8 +84,17 @@ ACTOR_KINDS: Final = ("role", "signoff_leader", "person", "author")
 FLOW_UNIT_SELECTORS: Final = ("own", "bureau", "scope", "scope_others", "instructed")
 _PER_UNIT_SELECTORS: Final = frozenset({"scope", "scope_others", "instructed"})
 
+#: The effects a flow may end with (``Flow.on_close``); ``routing.effects.CLOSE_EFFECTS`` builds
+#: them, and a test keeps the two the same.
+CLOSE_EFFECT_NAMES: Final = frozenset({"publish_bulletin", "record_leave", "apply_change"})
+
+# A ``when`` condition: a document field name, optionally negated with "!".
+_FIELD_NAME: Final = re.compile(r"^!?[a-z_][a-z0-9_]*$")
+
 #: Document kinds whose flow must hold at least one approval that cannot be skipped.
-KINDS_REQUIRING_APPROVAL: Final = frozenset({"fawen", "shouwen", "qianbao", "hanjian"})
+KINDS_REQUIRING_APPROVAL: Final = frozenset(
+    {"fawen", "shouwen", "qianbao", "hanjian", "xiujia", "biangeng"}
+)
 
 #: Templates the engine may name in a notice (rendered by ``templates``).
 TEMPLATES: Final = frozenset(
@@ -106,8 +116,8 @@ TEMPLATES: Final = frozenset(
 class ContentRule:
     """A restriction on what a kind of document may carry, checked on the facts the caller gives.
 
-    ``fact`` names the keyword argument of ``open_document``/``revise_document`` that, when
-    True, makes the document refused with ``reply``.
+    ``fact`` names the fact (a keyword argument of ``open_document``/``revise_document``, or a
+    key of their ``facts``) that, when True, makes the document refused with ``reply``.
     """
 
     name: str
@@ -151,6 +161,64 @@ CONTENT_RULES: Final[Mapping[str, ContentRule]] = MappingProxyType(
                     "轉發文件不可使用處（室）函（第二十二條），請以局發文（fawen@）轉發。\n"
                     "A department letter may not forward a document (art. 22); "
                     "send it as a bureau document (fawen@) instead."
+                ),
+            ),
+            # 第二十三條: the author must choose the bulletin's scope with care.
+            ContentRule(
+                name="bulletin_needs_scope",
+                fact="no_scope",
+                article="第二十三條",
+                reply=(
+                    "請在正文開頭寫明發布範圍（單位、角色或人員），例如「範圍：檢驗監管處、"
+                    "綜合人員」。\n"
+                    "Name the bulletin's scope (units, roles or people) at the top of the body, "
+                    "e.g. “Scope: inspection, clerk”."
+                ),
+            ),
+            # 第二十三條: 除特殊情況外，禁止向全局全體人員發布公告.
+            ContentRule(
+                name="bulletin_all_bureau",
+                fact="all_bureau_not_special",
+                article="第二十三條",
+                reply=(
+                    "除特殊情況外，禁止向全局全體人員發布公告（第二十三條）。請縮小範圍；"
+                    "確屬特殊情況的，請在主題加「[特殊]」，由局領導審批。\n"
+                    "Bulletins to the whole bureau are not allowed except in special cases "
+                    "(art. 23). Narrow the scope, or mark the subject [特殊] (special) to have "
+                    "a bureau leader approve it."
+                ),
+            ),
+            # 第二十三條: 會議通知、轉發文件、上報材料、聯繫工作 go as office or bureau documents.
+            ContentRule(
+                name="bulletin_no_meeting_notice",
+                fact="meeting_notice",
+                article="第二十三條",
+                reply=(
+                    "會議通知不用公告板發布（第二十三條），請以辦公室文件或局發文"
+                    "（fawen@）下發。\n"
+                    "Meeting notices are not bulletins (art. 23); send them as a bureau "
+                    "document (fawen@)."
+                ),
+            ),
+            ContentRule(
+                name="bulletin_no_forwarded_documents",
+                fact="forwards_document",
+                article="第二十三條",
+                reply=(
+                    "轉發文件不用公告板發布（第二十三條），請以局發文（fawen@）轉發。\n"
+                    "Forwarded documents are not bulletins (art. 23); forward them as a bureau "
+                    "document (fawen@)."
+                ),
+            ),
+            ContentRule(
+                name="bulletin_no_material_request",
+                fact="requests_materials",
+                article="第二十三條",
+                reply=(
+                    "上報材料、聯繫工作不用公告板發布（第二十三條），請用處室函（hanjian@）"
+                    "或局發文（fawen@）。\n"
+                    "Requests for materials and work contacts are not bulletins (art. 23); "
+                    "send a department letter (hanjian@) or a bureau document (fawen@)."
                 ),
             ),
         )
@@ -225,7 +293,10 @@ class StepRule:
     units. ``template`` is the mail that asks for the step; ``done_template`` a mail to the
     author when the step completes. ``next`` names the following step (None: the next one in
     the list; ``closed``: the flow ends). ``prefix`` is the number prefix of a ``number`` step
-    (None: the document unit's prefix, else the bureau's).
+    (None: the document unit's prefix, else the bureau's). ``when`` names a document field
+    that must be true for the document to go through the step (``!field``: false); the module
+    that reads the mail sets such fields (a 重要 bulletin, a long leave), and a step whose
+    condition fails is skipped like an optional one with nobody to ask.
     """
 
     name: str
@@ -246,6 +317,14 @@ class StepRule:
     done_template: str | None = None
     prefix: str | None = None
     article: str = ""
+    when: str | None = None
+
+    def applies(self, fields: Mapping[str, Any]) -> bool:
+        """Whether a document with ``fields`` goes through this step (see ``when``)."""
+        if self.when is None:
+            return True
+        name = self.when.removeprefix("!")
+        return bool(fields.get(name)) != self.when.startswith("!")
 
     def deadline_for(self, urgency: str | None) -> int:
         """Working days this step may take for a document of ``urgency``."""
@@ -256,11 +335,12 @@ class StepRule:
 
 @dataclass(frozen=True, kw_only=True)
 class Flow:
-    """The workflow of one document kind (fawen, shouwen, qianbao, hanjian).
+    """The workflow of one document or module kind (fawen, qianbao, gonggao, xiujia …).
 
     ``needs_scope`` refuses a document addressed to no unit; ``close_template`` is the mail the
     author gets when the flow ends; ``revise_deadline`` the working days the author has to
-    revise a returned document.
+    revise a returned document; ``on_close`` the effect the flow ends with (one of
+    ``routing.effects.CLOSE_EFFECTS``: publish a bulletin, record a leave, change the directory).
     """
 
     kind: str
@@ -271,6 +351,7 @@ class Flow:
     needs_scope: bool = False
     close_template: str = "closed"
     revise_deadline: int = 5
+    on_close: str | None = None
 
     def step(self, name: str) -> StepRule | None:
         """The step called ``name``, or None."""
@@ -538,9 +619,117 @@ HANJIAN: Final = Flow(
     ),
 )
 
+# 公告板 at gonggao@ (第二十三條): an ordinary bulletin is approved by the author's unit head
+# (本部門主要領導), an important one (重要) or a special all-bureau one (特殊) by the bureau leader
+# in charge of the unit (局領導); then it is published to everyone in its scope. Meeting notices,
+# forwarded documents and requests for materials belong to other channels.
+GONGGAO: Final = Flow(
+    kind="gonggao",
+    label="公告",
+    article="第二十三條",
+    content_rules=(
+        "no_classified",
+        "bulletin_needs_scope",
+        "bulletin_all_bureau",
+        "bulletin_no_meeting_notice",
+        "bulletin_no_forwarded_documents",
+        "bulletin_no_material_request",
+    ),
+    on_close="publish_bulletin",
+    steps=(
+        _step(
+            "approve",
+            "審批",
+            "reviewing",
+            "approve",
+            role("unit_head"),
+            APPROVAL,
+            when="!needs_bureau_leader",
+            article="第二十三條",
+        ),
+        _step(
+            "signoff",
+            "局領導審批",
+            "signing",
+            "approve",
+            SIGNOFF_LEADER,
+            APPROVAL,
+            forward_to=("bureau_leader",),
+            when="needs_bureau_leader",
+            article="第二十三條",
+        ),
+    ),
+)
+
+# 休假管理 at xiujia@ (第六條, run by HR): the unit's leader in charge (分管領導, else its head)
+# approves; a long leave (``routing.leave.LONG_LEAVE_DAYS``) also goes to the bureau leader in
+# charge; then HR's record is written and HR is told.
+XIUJIA: Final = Flow(
+    kind="xiujia",
+    label="休假",
+    article="第六條",
+    on_close="record_leave",
+    close_template="approved",
+    steps=(
+        _step(
+            "approve",
+            "部門審批",
+            "reviewing",
+            "approve",
+            role("unit_leader", "unit_head"),
+            APPROVAL,
+            article="第六條",
+        ),
+        _step(
+            "signoff",
+            "局領導審批",
+            "signing",
+            "approve",
+            SIGNOFF_LEADER,
+            APPROVAL,
+            forward_to=("bureau_leader",),
+            when="long_leave",
+            article="第六條",
+        ),
+    ),
+)
+
+# 事項變更申請 at biangeng@ (第十條; mine rules 一(二)–(三), 一(七)): a unit's clerk submits the
+# form, the unit's leader in charge approves it (分管領導簽字批準), the IT department approves,
+# and the change is applied to the directory and the accounts.
+BIANGENG: Final = Flow(
+    kind="biangeng",
+    label="事項變更申請",
+    article="第十條",
+    on_close="apply_change",
+    close_template="approved",
+    steps=(
+        _step(
+            "approve",
+            "單位審批",
+            "reviewing",
+            "approve",
+            role("unit_leader", "unit_head"),
+            APPROVAL,
+            article="第十條",
+        ),
+        _step(
+            "it_approve",
+            "信息化處審批",
+            "it_review",
+            "approve",
+            role("unit_head", "unit_leader", units="kind:it"),
+            APPROVAL,
+            article="第十條",
+        ),
+    ),
+)
+
 #: The flows of the regulations, used unless ``<data_dir>/rules.toml`` overrides a kind.
 DEFAULT_RULES: Final = Rules(
-    flows=MappingProxyType({f.kind: f for f in (FAWEN, SHOUWEN, QIANBAO, HANJIAN)})
+    flows=MappingProxyType(
+        {f.kind: f for f in (FAWEN, SHOUWEN, QIANBAO, HANJIAN, GONGGAO, XIUJIA, BIANGENG)}
+    )
 )
 
 
@@ -569,6 +758,7 @@ _STEP_KEYS: Final = frozenset(
         "done_template",
         "prefix",
         "article",
+        "when",
     }
 )
 _FLOW_KEYS: Final = frozenset(
@@ -580,6 +770,7 @@ _FLOW_KEYS: Final = frozenset(
         "needs_scope",
         "close_template",
         "revise_deadline",
+        "on_close",
     }
 )
 
@@ -615,7 +806,7 @@ def rules_to_dict(rules: Rules) -> dict[str, Any]:
                 raw["units"] = s.actor.units
                 if s.actor.account is not None:
                     raw["account"] = s.actor.account
-            for key in ("next", "done_template", "prefix"):
+            for key in ("next", "done_template", "prefix", "when"):
                 if getattr(s, key) is not None:
                     raw[key] = getattr(s, key)
             steps.append(raw)
@@ -628,6 +819,8 @@ def rules_to_dict(rules: Rules) -> dict[str, Any]:
             "revise_deadline": flow.revise_deadline,
             "steps": steps,
         }
+        if flow.on_close is not None:
+            flows[kind]["on_close"] = flow.on_close
     return {"flows": flows}
 
 
@@ -678,6 +871,7 @@ def _flow_from_dict(kind: str, raw: Any, problems: list[str]) -> Flow | None:
         needs_scope=_get(raw, "needs_scope", bool, False, where, problems),
         close_template=_get(raw, "close_template", str, "closed", where, problems),
         revise_deadline=_get(raw, "revise_deadline", int, 5, where, problems),
+        on_close=_get(raw, "on_close", str, None, where, problems),
         steps=tuple(s for s in steps if s is not None),
     )
     return flow if len(problems) == before else None
@@ -736,6 +930,7 @@ def _step_from_dict(where: str, raw: Any, problems: list[str]) -> StepRule | Non
         done_template=_get(raw, "done_template", str, None, where, problems),
         prefix=_get(raw, "prefix", str, None, where, problems),
         article=_get(raw, "article", str, "", where, problems),
+        when=_get(raw, "when", str, None, where, problems),
     )
     return step if len(problems) == before else None
 
@@ -789,11 +984,15 @@ def _check_flow(flow: Flow, directory: Directory) -> list[str]:
         problems.append(f"close_template {flow.close_template!r} is not a known template")
     if flow.revise_deadline < 0:
         problems.append("revise_deadline must not be negative")
+    if flow.on_close is not None and flow.on_close not in CLOSE_EFFECT_NAMES:
+        problems.append(
+            f"on_close {flow.on_close!r}; allowed: {', '.join(sorted(CLOSE_EFFECT_NAMES))}"
+        )
     for index, step in enumerate(flow.steps):
         problems.extend(f"step {step.name}: {p}" for p in _check_step(flow, index, step, directory))
     problems.extend(_unreachable(flow))
     if flow.kind in KINDS_REQUIRING_APPROVAL and not any(
-        s.action == "approve" and not s.optional for s in _path(flow)
+        s.action == "approve" and not s.optional and s.when is None for s in _path(flow)
     ):
         problems.append("has no approval step that cannot be skipped, but this kind needs one")
     path = [s.action for s in _path(flow)]
@@ -835,6 +1034,8 @@ def _check_step(flow: Flow, index: int, step: StepRule, directory: Directory) ->
             problems.append(f"REJECT returns to unknown step {step.reject_to!r}")
         elif flow.steps.index(target) >= index or target.action == "number":
             problems.append(f"REJECT must return to an earlier person's step, not {target.name}")
+    if step.when is not None and not _FIELD_NAME.match(step.when):
+        problems.append(f"when {step.when!r} must be a field name, or ! and a field name")
     if step.deadline < 0 or any(d < 0 for d in step.urgent_deadlines.values()):
         problems.append("deadlines must not be negative")
     for urgency in step.urgent_deadlines:

@@ -27,6 +27,7 @@ from typing import Any, Final
 from yizhan.routing.commands import VERB_WORDS, Command, Verb
 from yizhan.routing.directory import Directory, PersonInfo
 from yizhan.routing.documents import Decision, DocumentState, Notice, StepState, TrailEntry
+from yizhan.routing.effects import Effect, effect_on_close
 from yizhan.routing.numbering import parse_number
 from yizhan.routing.rules import (
     AUTHOR,
@@ -144,6 +145,7 @@ def open_document(
     fields: Mapping[str, Any] | None = None,
     classified: bool = False,
     forwards_document: bool = False,
+    facts: Mapping[str, bool] | None = None,
     directory: Directory,
     rules: Rules,
     now: dt.datetime,
@@ -153,8 +155,10 @@ def open_document(
 
     ``to_units``, ``cc_units`` and ``scope_units`` are unit ids or names (主送, 抄送, 範圍);
     ``classified`` and ``forwards_document`` are facts the caller established from the mail,
-    checked against the flow's content rules (第十四條, 第二十二條). The decision's ``fields``
-    are all the new document's fields (with the units as ids); its unit is the author's.
+    checked against the flow's content rules (第十四條, 第二十二條), as are the module's own
+    ``facts`` (a bulletin's meeting notice, 第二十三條). The decision's ``fields`` are all the new
+    document's fields (with the units as ids); its unit is the author's. A flow that ends at
+    once (every step's condition fails) carries its ``on_close`` effect.
     """
     flow = rules.flow(kind)
     if flow is None:
@@ -183,7 +187,9 @@ def open_document(
                 "empty title",
             )
         reasons = [f"{flow.article}: {flow.label} ({flow.kind}) flow"]
-        reasons += _check_content(flow, classified=classified, forwards_document=forwards_document)
+        reasons += _check_content(
+            flow, classified=classified, forwards_document=forwards_document, facts=facts
+        )
         unit_fields = _unit_fields(directory, to_units, cc_units, scope_units)
         doc = DocumentState(
             id=None,
@@ -216,6 +222,7 @@ def open_document(
         notices=stage.notices,
         needs_number=stage.needs_number,
         reasons=tuple(reasons),
+        effects=_closing_effects(ctx, doc, stage, reasons),
     )
 
 
@@ -278,6 +285,7 @@ def revise_document(
     scope_units: Sequence[str] | None = None,
     classified: bool = False,
     forwards_document: bool = False,
+    facts: Mapping[str, bool] | None = None,
     directory: Directory,
     rules: Rules,
     now: dt.datetime,
@@ -308,7 +316,9 @@ def revise_document(
         step = next(s for s in doc.steps if s.state == "waiting" and s.name == REVISE_STEP)
         if not _may_act(step, actor, on_behalf_of):
             raise _not_yours(ctx, step, actor, "修改 / revise")
-        reasons = _check_content(flow, classified=classified, forwards_document=forwards_document)
+        reasons = _check_content(
+            flow, classified=classified, forwards_document=forwards_document, facts=facts
+        )
         units = _unit_fields(
             directory,
             to_units if to_units is not None else doc.fields.get("to_units", ()),
@@ -598,7 +608,18 @@ def _complete(
         needs_number=stage.needs_number,
         reasons=tuple(reasons),
         outcome=command.verb.value,
+        effects=_closing_effects(ctx, moved, stage, reasons),
     )
+
+
+def _closing_effects(
+    ctx: _Ctx, doc: DocumentState, stage: _Stage, reasons: list[str]
+) -> tuple[Effect, ...]:
+    """The flow's ``on_close`` effect when ``stage`` closes ``doc``; else none."""
+    if stage.state != CLOSED or ctx.flow.on_close is None:
+        return ()
+    reasons.append(f"{ctx.flow.article}: the flow ends with {ctx.flow.on_close}")
+    return (effect_on_close(ctx.flow.on_close, doc),)
 
 
 def _reject(
@@ -824,6 +845,10 @@ def _advance(
                 f"the flow loops at {step.name}",
             )
         visited.add(step.name)
+        if not step.applies(doc.fields):
+            reasons.append(f"{step.name}: only when {step.when}; skipped")
+            step = ctx.flow.following(step)
+            continue
         if step.action == "number":
             if doc.number is None:
                 needs_number = _prefix(ctx.directory, doc, step)
@@ -957,9 +982,15 @@ def _prefix(directory: Directory, doc: DocumentState, step: StepRule) -> str:
     )
 
 
-def _check_content(flow: Flow, *, classified: bool, forwards_document: bool) -> list[str]:
+def _check_content(
+    flow: Flow,
+    *,
+    classified: bool,
+    forwards_document: bool,
+    facts: Mapping[str, bool] | None = None,
+) -> list[str]:
     """Refuse content the flow's rules forbid; the reasons of the rules that passed."""
-    facts = {"classified": classified, "forwards_document": forwards_document}
+    facts = {**(facts or {}), "classified": classified, "forwards_document": forwards_document}
     reasons = []
     for name in flow.content_rules:
         rule = CONTENT_RULES[name]
@@ -1009,7 +1040,7 @@ def _check_scope(ctx: _Ctx, doc: DocumentState) -> None:
 def _check_resolvable(ctx: _Ctx, doc: DocumentState) -> None:
     """Refuse now, rather than halfway, a document some later step could not be sent on from."""
     for step in ctx.flow.steps:
-        if step.actor is None or step.actor.units == "instructed":
+        if step.actor is None or step.actor.units == "instructed" or not step.applies(doc.fields):
             continue
         if not _resolve(ctx, doc, step) and not step.optional:
             raise _Refused(
@@ -1235,7 +1266,7 @@ def _entries(flow: Flow, step: StepRule | None) -> frozenset[str]:
         seen.add(step.name)
         if step.action != "number":
             states.add(step.state)
-            if not step.optional:
+            if not step.optional and step.when is None:
                 return frozenset(states)
         step = flow.following(step)
     return frozenset({*states, CLOSED})
@@ -1310,6 +1341,8 @@ def _check_progress(flow: Flow, doc: DocumentState) -> list[str]:
     problems = []
     current = _round(doc)
     for rule in _path(flow):
+        if not rule.applies(doc.fields):
+            continue
         if rule.action != "number" and rule.state == doc.state:
             break
         if rule.action == "number":

@@ -1,0 +1,139 @@
+"""Tests for the pure rules of the modules: bulletins, leave and change requests."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+from tests.routing.test_rules import DIRECTORY
+from yizhan.routing.bulletins import audience, bulletin_facts, parse_expiry, parse_scope
+from yizhan.routing.calendar import WorkCalendar
+from yizhan.routing.changes import Change, is_clerk_change, parse_change
+from yizhan.routing.drafts import parse_draft
+from yizhan.routing.effects import CLOSE_EFFECTS
+from yizhan.routing.leave import (
+    LeaveRecord,
+    LeaveRequest,
+    annual_entitlement,
+    balance,
+    check_request,
+    parse_hr_set,
+    years_of_service,
+)
+from yizhan.routing.rules import CLOSE_EFFECT_NAMES
+
+CAL = WorkCalendar(tz=ZoneInfo("Asia/Shanghai"))
+TODAY = dt.date(2026, 11, 25)
+
+
+def test_close_effect_names_match_their_builders() -> None:
+    # rules.py names the effects a flow may end with; effects.py builds them: keep them equal.
+    assert set(CLOSE_EFFECTS) == CLOSE_EFFECT_NAMES
+
+
+def test_scope_reads_units_roles_and_people() -> None:
+    # 第二十三條: a scope mixes units, roles and people; the bureau is the whole bureau.
+    scope = parse_scope(["衛生檢疫處", "綜合人員", "王芳", "nobody"], DIRECTORY)
+    assert (scope.units, scope.roles, scope.people) == (("quarantine",), ("clerk",), ("wangfang",))
+    assert scope.unknown == ("nobody",) and not scope.all_bureau
+    assert parse_scope(["全局"], DIRECTORY).all_bureau
+    people = {p.account for p in audience(DIRECTORY, ["quarantine"], ["clerk"], [])}
+    assert {"fenggang", "wangfang", "luomin"} <= people and "xiewenbin" not in people
+
+
+def test_bulletin_facts_point_to_other_channels() -> None:
+    # Meeting notices, forwarded documents and requests for materials are not bulletins;
+    # an all-bureau bulletin needs [特殊] and, like [重要], a bureau leader.
+    everyone = parse_scope(["全局"], DIRECTORY)
+    meeting = bulletin_facts(parse_draft("關於召開總結會議的通知", ""), "x", everyone)
+    assert meeting["meeting_notice"] and meeting["all_bureau_not_special"]
+    special = bulletin_facts(parse_draft("[特殊] 停電公示", ""), "x", everyone)
+    assert not special["all_bureau_not_special"] and special["needs_bureau_leader"]
+    assert bulletin_facts(parse_draft("t", ""), "轉發：省局通知", everyone)["forwards_document"]
+    assert bulletin_facts(parse_draft("關於上報年度材料", ""), "x", everyone)["requests_materials"]
+
+
+def test_expiry_defaults_to_the_year_end() -> None:
+    # 第二十三條: bulletins are cleared at year end, so none may outlive it.
+    assert parse_expiry(None, TODAY) == dt.date(2026, 12, 31)
+    assert parse_expiry("2026年12月5日", TODAY) == dt.date(2026, 12, 5)
+    assert isinstance(parse_expiry("2027-01-02", TODAY), str)
+
+
+def test_annual_leave_by_years_of_service() -> None:
+    # 《職工帶薪年休假條例》第三條: 1–10 years 5 days, 10–20 years 10, 20 and more 15.
+    assert [annual_entitlement(y) for y in (0, 1, 9, 10, 19, 20, 35)] == [0, 5, 5, 10, 10, 15, 15]
+    assert years_of_service(dt.date(2016, 12, 1), dt.date(2026, 11, 30)) == 9
+
+
+def test_leave_counts_working_days_and_refuses_with_numbers() -> None:
+    # A week of working days is 5 days of leave; the numbers appear in every refusal.
+    request = check_request(
+        type_text="年休假",
+        period_text="2026-12-07 至 2026-12-11",
+        records=[],
+        service_start=dt.date(2010, 1, 1),
+        calendar=CAL,
+        today=TODAY,
+    )
+    assert request == LeaveRequest(
+        leave_type="annual", start=dt.date(2026, 12, 7), end=dt.date(2026, 12, 11), days=5
+    )
+    taken = LeaveRecord(
+        id=1, leave_type="annual", start=dt.date(2026, 3, 2), end=dt.date(2026, 3, 6), days=5
+    )
+    refused = check_request(
+        type_text="annual",
+        period_text="2026-12-07 to 2026-12-11",
+        records=[taken, taken],
+        service_start=dt.date(2010, 1, 1),
+        calendar=CAL,
+        today=TODAY,
+    )
+    assert isinstance(refused, str) and "剩餘 0" in refused
+    overlap = check_request(
+        type_text="病假",
+        period_text="2026-03-05",
+        records=[taken],
+        service_start=None,
+        calendar=CAL,
+        today=dt.date(2026, 3, 1),
+    )
+    assert isinstance(overlap, str) and "重疊" in overlap and "2026-03-02" in overlap
+    assert balance([taken], dt.date(2010, 1, 1), 2026).remaining == 5
+
+
+def test_hr_corrections_parse() -> None:
+    # 第六條: HR sets the service start, adjusts a year's days or cancels a record.
+    assert parse_hr_set("wangfang 參加工作 2005-07-01").service_start == dt.date(2005, 7, 1)  # type: ignore[union-attr]
+    assert parse_hr_set("wangfang adjust -2 wrong").days == -2  # type: ignore[union-attr]
+    assert parse_hr_set("wangfang 取消 7").record_id == 7  # type: ignore[union-attr]
+    assert isinstance(parse_hr_set("nonsense"), str)
+
+
+def test_change_requests_follow_article_ten() -> None:
+    # 第十條 and mine rules 一(二), 一(七): only a clerk applies, an account needs the signed
+    # agreement and a real name, a special-purpose account a responsible person.
+    form = {"action": "新增", "person": "張偉", "account": "zhangwei", "nda": "已簽"}
+    assert isinstance(parse_change(form, requester="xiewenbin", directory=DIRECTORY), list)
+    change = parse_change(form, requester="songjia", directory=DIRECTORY)
+    assert change == Change(
+        action="add", account="zhangwei", name="張偉", unit="inspection", roles=("staff",), nda=True
+    )
+    assert isinstance(
+        parse_change({**form, "nda": ""}, requester="songjia", directory=DIRECTORY), list
+    )
+    special = {**form, "action": "專用帳號", "responsible": "梁國強"}
+    made = parse_change(special, requester="songjia", directory=DIRECTORY)
+    assert isinstance(made, Change) and made.responsible == "liangguoqiang"
+    assert isinstance(
+        parse_change({**form, "action": "專用帳號"}, requester="songjia", directory=DIRECTORY),
+        list,
+    )
+    moved = parse_change(
+        {"action": "調動", "account": "songjia", "unit": "財務處"},
+        requester="songjia",
+        directory=DIRECTORY,
+    )
+    assert isinstance(moved, Change) and moved.unit == "finance"
+    assert is_clerk_change(moved, DIRECTORY)
