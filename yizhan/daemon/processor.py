@@ -81,7 +81,10 @@ class Processor:
         now = self.ctx.clock()
         with self.ctx.sessions.begin() as session:
             claimed = [
-                row.id for row in pending.claim_accepted(session, now=now, limit=BATCH, lease=LEASE)
+                row.id
+                for row in pending.claim_accepted(
+                    session, now=now, limit=BATCH, lease=LEASE, owner=self.ctx.instance
+                )
             ]
         for inbound_id in claimed:
             try:

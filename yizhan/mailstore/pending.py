@@ -19,7 +19,7 @@ def claim_accepted(
     now: dt.datetime,
     limit: int,
     lease: dt.timedelta,
-    owner: str | None = None,
+    owner: str,
 ) -> list[Inbound]:
     """Lease up to ``limit`` accepted messages, oldest first; others' leases are skipped."""
     query = (
