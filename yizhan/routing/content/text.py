@@ -7,6 +7,7 @@ control characters are removed, since they hide words from a match but not from 
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -22,8 +23,16 @@ _REPLY_PREFIX: Final = re.compile(
 )
 
 
+@functools.lru_cache(maxsize=64)
 def normalise(text: str) -> str:
-    """``text`` in NFKC without invisible characters; line breaks are kept."""
+    """``text`` in NFKC without invisible characters; line breaks are kept.
+
+    Several rules read the same body on the gateway's hot path; the cache makes that one
+    normalisation per message instead of one per rule.
+    """
+    if text.isascii():
+        # ASCII is its own NFKC form and holds none of the invisible characters.
+        return text
     return _INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
 
 
