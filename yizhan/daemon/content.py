@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime as dt
 import functools
 import hashlib
 import logging
@@ -32,7 +31,7 @@ from yizhan.daemon.clamd import Clamd, ScannerUnavailable, ScanRefused
 from yizhan.daemon.config import Config, ConfigError
 from yizhan.daemon.context import Context
 from yizhan.daemon.inspect import ReadMessage, read_message
-from yizhan.mailstore import audit, outbox
+from yizhan.mailstore import audit
 from yizhan.mailstore.directory import load_directory
 from yizhan.mailstore.inbound import message_id_of
 from yizhan.mailstore.quarantine import Quarantine, QuarantineEntry
@@ -482,7 +481,6 @@ def _report_in(
         target=verdict.rule,
         detail=detail,
     )
-    expiry = dt.timedelta(days=ctx.config.relay.retry_days)
     # The answer goes to the verified From address of an authenticated sender, else to the
     # envelope sender; never to <> (no answers to bounces).
     to = (sender_address if sender_account else "") or mail_from
@@ -507,15 +505,12 @@ def _report_in(
             text=f"{verdict.reason_zh}\n\n{verdict.reason_en}\n\n"
             f"（規則 rule: {verdict.rule}；{verdict.article}）{held}",
         )
-        outbox.enqueue(
+        ctx.queue(
             session,
             source=f"{source}:reply",
             message=_signed(ctx, reply),
-            mail_from=f"cmd@{domain}",
             rcpts=[to],
             now=now,
-            expires_after=expiry,
-            domain=domain,
         )
     if not verdict.notify_it:
         return
@@ -537,15 +532,12 @@ def _report_in(
             reason_en=verdict.reason_en,
             quarantine_id=quarantine_id or "",
         )
-        outbox.enqueue(
+        ctx.queue(
             session,
             source=f"{source}:it:{it_person.account}",
             message=_signed(ctx, notice),
-            mail_from=f"cmd@{domain}",
             rcpts=[address],
             now=now,
-            expires_after=expiry,
-            domain=domain,
         )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 
@@ -13,7 +13,9 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from yizhan.daemon.config import Config, load_rules
+from yizhan.mailstore import outbox
 from yizhan.mailstore.db import make_engine, make_sessionmaker
+from yizhan.mailstore.models import OutboundMessage
 from yizhan.mailstore.rawstore import RawStore
 from yizhan.routing.passwords import LoginPolicy
 from yizhan.routing.rules import DEFAULT_RULES, Rules
@@ -70,6 +72,34 @@ class Context:
         """``mail`` PGP/MIME-signed by the system key (RFC 3156), as the bytes to queue."""
         return sign_message_bytes(
             mail, self.keyring, [self.keyring.system_signer()], cache=self.signatures
+        )
+
+    def queue(
+        self,
+        session: Session,
+        *,
+        source: str,
+        message: EmailMessage | bytes,
+        rcpts: Sequence[str],
+        mail_from: str | None = None,
+        document_id: int | None = None,
+        now: dt.datetime | None = None,
+    ) -> OutboundMessage:
+        """Put mail on the outbound queue in the caller's transaction (idempotent on ``source``).
+
+        Yizhan's own mail comes from ``cmd@`` unless ``mail_from`` says otherwise; it is retried
+        for the configured ``relay.retry_days``.
+        """
+        return outbox.enqueue(
+            session,
+            source=source,
+            message=message,
+            mail_from=f"cmd@{self.config.domain}" if mail_from is None else mail_from,
+            rcpts=rcpts,
+            now=self.clock() if now is None else now,
+            expires_after=dt.timedelta(days=self.config.relay.retry_days),
+            domain=self.config.domain,
+            document_id=document_id,
         )
 
     @property

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from yizhan.daemon import intake
 from yizhan.daemon.context import Context
 from yizhan.daemon.effects import Effects
-from yizhan.mailstore import audit, outbox
+from yizhan.mailstore import audit
 from yizhan.mailstore import leave as leave_store
 from yizhan.mailstore.documents import (
     allocate_number,
@@ -862,7 +862,7 @@ class Desk:
                 mail.add_attachment(
                     official.pdf, maintype="application", subtype="pdf", filename=official.filename
                 )
-        outbox.enqueue(
+        self.ctx.queue(
             session,
             source=f"{row.key}:doc:{state.id}:{n}",
             message=sign_message_bytes(
@@ -871,11 +871,8 @@ class Desk:
                 signers or [self.ctx.keyring.system_signer()],
                 cache=self.ctx.signatures,
             ),
-            mail_from=f"cmd@{self.domain}",
             rcpts=[person.email or f"{person.account}@{self.domain}"],
             now=now,
-            expires_after=dt.timedelta(days=self.ctx.config.relay.retry_days),
-            domain=self.domain,
             document_id=state.id,
         )
 
@@ -976,15 +973,12 @@ class Desk:
                 asked=asked,
                 inbound_id=row.inbound_id,
             )
-            outbox.enqueue(
+            self.ctx.queue(
                 session,
                 source=f"{row.key}:it:{n}",
                 message=self.ctx.sign(report),
-                mail_from=f"cmd@{self.domain}",
                 rcpts=[it_person.email or f"{it_person.account}@{self.domain}"],
                 now=now,
-                expires_after=dt.timedelta(days=self.ctx.config.relay.retry_days),
-                domain=self.domain,
             )
 
     def _may_see(self, state: DocumentState, account: str) -> bool:
@@ -1087,15 +1081,12 @@ class Desk:
             subject=subject,
             text=text,
         )
-        outbox.enqueue(
+        self.ctx.queue(
             session,
             source=f"{row.key}:reply",
             message=self.ctx.sign(mail),
-            mail_from=f"cmd@{self.domain}",
             rcpts=[to],
             now=self.ctx.clock(),
-            expires_after=dt.timedelta(days=self.ctx.config.relay.retry_days),
-            domain=self.domain,
             document_id=document.id if document is not None else None,
         )
 

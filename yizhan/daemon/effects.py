@@ -18,7 +18,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from yizhan.daemon.context import Context
-from yizhan.mailstore import outbox
 from yizhan.mailstore.changes import apply_change
 from yizhan.mailstore.leave import record_leave
 from yizhan.mailstore.models import DelegationRow, Document
@@ -297,14 +296,11 @@ class Effects:
             headers=headers,
             **variables,
         )
-        outbox.enqueue(
+        self.ctx.queue(
             session,
             source=source,
             message=self.ctx.sign(mail),
-            mail_from=f"cmd@{self.domain}",
             rcpts=[address],
             now=self.ctx.clock(),
-            expires_after=dt.timedelta(days=self.ctx.config.relay.retry_days),
-            domain=self.domain,
             document_id=document.id,
         )

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from yizhan.daemon.context import Context
 from yizhan.daemon.desk import DOCUMENT_MODULES, Desk, Incoming
-from yizhan.mailstore import audit, outbox, pending
+from yizhan.mailstore import audit, pending
 from yizhan.mailstore.directory import load_directory
 from yizhan.mailstore.models import Inbound
 from yizhan.routing.addresses import AddressTable, Recipient
@@ -137,15 +137,13 @@ class Processor:
         assert recipient.account is not None
         person = directory.people[recipient.account]
         target = person.email or f"{person.account}@{self.ctx.config.domain}"
-        outbox.enqueue(
+        self.ctx.queue(
             session,
             source=source,
             message=self.ctx.raw.read(row.path),
             mail_from=row.mail_from,
             rcpts=[target],
             now=now,
-            expires_after=self._expiry,
-            domain=self.ctx.config.domain,
         )
         audit.record(
             session,
@@ -184,20 +182,13 @@ class Processor:
             address=rcpt,
             inbound_id=row.id,
         )
-        outbox.enqueue(
+        self.ctx.queue(
             session,
             source=source,
             message=self.ctx.sign(answer),
-            mail_from=f"cmd@{self.ctx.config.domain}",
             rcpts=[reply_to],
             now=now,
-            expires_after=self._expiry,
-            domain=self.ctx.config.domain,
         )
-
-    @property
-    def _expiry(self) -> dt.timedelta:
-        return dt.timedelta(days=self.ctx.config.relay.retry_days)
 
 
 def _reply_address(row: Inbound, msg: EmailMessage) -> str | None:

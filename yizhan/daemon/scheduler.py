@@ -51,7 +51,7 @@ from sqlalchemy.orm import Session
 
 from yizhan.daemon.context import Context
 from yizhan.daemon.desk import trail_lines
-from yizhan.mailstore import audit, outbox
+from yizhan.mailstore import audit
 from yizhan.mailstore.directory import load_directory
 from yizhan.mailstore.documents import doc_target, load_state, waiting_steps
 from yizhan.mailstore.models import (
@@ -915,15 +915,12 @@ def _send(
     )
     # Queued at the wall clock's now, so the outbound worker sends it at once even when the
     # job ran for another time (``yizhan jobs run --now``).
-    outbox.enqueue(
+    ctx.queue(
         session,
         source=source,
         message=ctx.sign(mail),
-        mail_from=f"cmd@{domain}",
         rcpts=[address],
         now=ctx.clock(),
-        expires_after=dt.timedelta(days=ctx.config.relay.retry_days),
-        domain=domain,
         document_id=document_id,
     )
     return 1
