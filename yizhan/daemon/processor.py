@@ -112,7 +112,9 @@ class Processor:
             incoming = Incoming.of(row, n)
             if not isinstance(recipient, Recipient):
                 # Refused at RCPT time normally; the directory may have changed since.
-                self._answer(session, row, msg, rcpt, directory, f"{incoming.key}:refused", now)
+                self._answer(
+                    session, row, msg, rcpt, directory, incoming.key, now, refusal=recipient.reason
+                )
             elif recipient.kind == "person":
                 self._deliver_to_person(session, row, recipient, directory, incoming.key, now)
             elif recipient.kind == "reply":
@@ -163,6 +165,8 @@ class Processor:
         directory: Directory,
         source: str,
         now: dt.datetime,
+        *,
+        refusal: str | None = None,
     ) -> None:
         # Every message gets an answer; nothing is dropped silently (DESIGN.md, Commands).
         reply_to = _reply_address(row, msg)
@@ -170,7 +174,12 @@ class Processor:
             return
         sender = directory.people.get(row.sender_account or "")
         language = sender.language if sender else None
-        template = "received.txt" if row.sender_account else "not_authenticated.txt"
+        if refusal is not None:
+            template = "reply.txt"
+        elif row.sender_account:
+            template = "received.txt"
+        else:
+            template = "not_authenticated.txt"
         subject = str(msg.get("Subject", "")) or "(no subject)"
         answer = render_mail(
             template,
@@ -181,6 +190,7 @@ class Processor:
             subject=subject,
             address=rcpt,
             inbound_id=row.id,
+            text=f"未送達 {rcpt}：{refusal}\nNot delivered to {rcpt}: {refusal}",
         )
         self.ctx.queue(
             session,
