@@ -462,19 +462,25 @@ class GatewaySMTP(SMTP):
         )
         return ERR_451_INTERNAL
 
+    async def _first_response(self, args: list[str], prompt: str) -> bytes | None:
+        """The client's first AUTH answer: the initial response, or asked for with ``prompt``.
+
+        None when the client cancelled or sent bad base64 (already answered with 501).
+        """
+        if len(args) == 1:
+            answer = await self.challenge_auth(prompt)
+            return answer if isinstance(answer, bytes) else None
+        try:
+            return b64decode(args[1], validate=True)
+        except binascii.Error:
+            await self.push(ERR_501_BASE64)
+            return None
+
     async def auth_PLAIN(self, _: SMTP, args: list[str]) -> AuthResult:
         """AUTH PLAIN (RFC 4616), with or without an initial response."""
-        if len(args) == 1:
-            blob = await self.challenge_auth("")
-            if blob is MISSING:
-                return AuthResult(success=False, handled=True)
-        else:
-            try:
-                blob = b64decode(args[1], validate=True)
-            except binascii.Error:
-                await self.push(ERR_501_BASE64)
-                return AuthResult(success=False, handled=True)
-        assert isinstance(blob, bytes)
+        blob = await self._first_response(args, "")
+        if blob is None:
+            return AuthResult(success=False, handled=True)
         parts = blob.split(b"\x00")
         if len(parts) != 3:
             await self.push(ERR_501_PLAIN)
@@ -484,16 +490,9 @@ class GatewaySMTP(SMTP):
 
     async def auth_LOGIN(self, _: SMTP, args: list[str]) -> AuthResult:
         """AUTH LOGIN, with or without the user name on the command line."""
-        if len(args) == 1:
-            login = await self.challenge_auth(self.AuthLoginUsernameChallenge)
-            if login is MISSING:
-                return AuthResult(success=False, handled=True)
-        else:
-            try:
-                login = b64decode(args[1], validate=True)
-            except binascii.Error:
-                await self.push(ERR_501_BASE64)
-                return AuthResult(success=False, handled=True)
+        login = await self._first_response(args, self.AuthLoginUsernameChallenge)
+        if login is None:
+            return AuthResult(success=False, handled=True)
         password = await self.challenge_auth(self.AuthLoginPasswordChallenge)
         if password is MISSING:
             return AuthResult(success=False, handled=True)
