@@ -36,6 +36,7 @@ from yizhan.mailstore.backup import BackupError, backup, restore
 from yizhan.mailstore.db import upgrade
 from yizhan.mailstore.directory import import_directory, load_directory, save_person
 from yizhan.mailstore.documents import find_document, load_state
+from yizhan.mailstore.pending import set_aside
 from yizhan.routing.directory import ROLES, Directory, OrgError, parse_org, person_from_fields
 from yizhan.routing.rules import check_rules
 from yizhan.signing.keyring import Keyring, KeyringError, SealInfo
@@ -353,11 +354,19 @@ def cmd_doc_show(args: argparse.Namespace) -> None:
 
 
 def cmd_queue(args: argparse.Namespace) -> None:
-    """Print the outbound queue."""
+    """Print the outbound queue, and inbound mail that could not be processed."""
     from yizhan.mailstore.outbox import format_queue, queue_listing
 
     with _opened() as ctx, ctx.sessions() as session:
         print(format_queue(queue_listing(session), ctx.config.tzinfo))
+        failed = set_aside(session)
+    if failed:
+        print(f"\n{len(failed)} inbound message(s) set aside after failing to process:")
+    for row in failed:
+        print(
+            f"  #{row.id} {row.message_id or '-'} from <{row.mail_from}> "
+            f"in {row.path}: {row.reason}"
+        )
 
 
 def cmd_seal_create(args: argparse.Namespace) -> None:

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from yizhan.daemon.context import Context
 from yizhan.daemon.processor import Processor
-from yizhan.mailstore import accounts
+from yizhan.mailstore import accounts, pending
 from yizhan.mailstore.models import Inbound, OutboundMessage
 
 RAW = (
@@ -72,3 +72,22 @@ def test_processing_twice_queues_nothing_twice(bureau: Context) -> None:
     assert asyncio.run(processor.run_until_empty()) == 1
     with bureau.sessions() as session:
         assert len(session.scalars(select(OutboundMessage)).all()) == 1
+
+
+def test_a_message_that_keeps_failing_is_set_aside_not_lost(bureau: Context) -> None:
+    # A message whose processing raises every time is kept as "failed" after five attempts,
+    # with the reason, and listed for the administrator; its bytes stay in the store.
+    inbound_id = _accept(bureau)
+
+    def unreadable(relative: str) -> bytes:
+        raise OSError(f"{relative}: input/output error")
+
+    bureau.raw.read = unreadable  # type: ignore[method-assign]
+    processor = Processor(bureau)
+    for _ in range(pending.MAX_ATTEMPTS):
+        processor.process_batch()
+        with bureau.sessions.begin() as session:
+            session.get(Inbound, inbound_id).lease_until = None  # type: ignore[union-attr]
+    with bureau.sessions() as session:
+        (row,) = pending.set_aside(session)
+    assert row.id == inbound_id and "input/output error" in (row.reason or "")

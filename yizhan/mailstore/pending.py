@@ -77,3 +77,10 @@ def mark_failed(session: Session, inbound_id: int, reason: str, *, now: dt.datet
 
 def _lock(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
+
+
+def set_aside(session: Session) -> list[Inbound]:
+    """Messages that failed processing MAX_ATTEMPTS times: kept, and waiting for an admin."""
+    return list(
+        session.scalars(select(Inbound).where(Inbound.state == "failed").order_by(Inbound.id))
+    )
