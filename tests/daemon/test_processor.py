@@ -8,8 +8,10 @@ from email.policy import default
 
 from sqlalchemy import select
 
+from yizhan.daemon.content import content_rules_version, quarantine_of
 from yizhan.daemon.context import Context
 from yizhan.daemon.processor import Processor
+from yizhan.daemon.quarantine_cli import release_entry
 from yizhan.mailstore import accounts, pending
 from yizhan.mailstore.models import Inbound, OutboundMessage
 
@@ -19,9 +21,9 @@ RAW = (
 )
 
 
-def _accept(ctx: Context) -> int:
+def _accept(ctx: Context, raw: bytes = RAW, *, content_rules: str | None = None) -> int:
     now = ctx.clock()
-    stored = ctx.raw.write("inbound", RAW, now)
+    stored = ctx.raw.write("inbound", raw, now)
     with ctx.sessions.begin() as session:
         row = Inbound(
             received_at=now,
@@ -35,6 +37,7 @@ def _accept(ctx: Context) -> int:
             auth_method="smtp-auth",
             peer="127.0.0.1:1",
             state="accepted",
+            content_rules=content_rules,
         )
         session.add(row)
         session.flush()
@@ -91,3 +94,82 @@ def test_a_message_that_keeps_failing_is_set_aside_not_lost(bureau: Context) -> 
     with bureau.sessions() as session:
         (row,) = pending.set_aside(session)
     assert row.id == inbound_id and "input/output error" in (row.reason or "")
+
+
+GAMBLING = (
+    "From: wangfang@bureau.example\r\nTo: lijun@oa.example\r\nSubject: 週末安排\r\n"
+    "Message-ID: <p2@bureau.example>\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    "Content-Transfer-Encoding: 8bit\r\n\r\n週末一起去網上賭博吧\r\n"
+).encode()
+
+
+def _texts(ctx: Context) -> dict[str, str]:
+    """The plain text of every queued mail, by its first recipient."""
+    with ctx.sessions() as session:
+        rows = session.scalars(select(OutboundMessage)).all()
+        found = {}
+        for row in rows:
+            mail = email.message_from_bytes(row.data, policy=default)
+            text = "\n".join(
+                str(part.get_content())
+                for part in mail.walk()
+                if part.get_content_type() == "text/plain"
+            )
+            found[row.deliveries[0].rcpt] = text
+    return found
+
+
+def test_a_message_the_changed_rules_refuse_is_quarantined_then_released(bureau: Context) -> None:
+    # Accepted under the old rules; before it was processed the IT department listed a
+    # forbidden word it contains. The processor judges it again: it is held in the quarantine
+    # with the rule named, 王芳 and the IT department are told, 李軍 gets nothing. Released by
+    # IT, it is accepted again and delivered.
+    inbound_id = _accept(
+        bureau, GAMBLING, content_rules=content_rules_version(bureau.config.rules_file)
+    )
+    bureau.config.rules_file.write_text('[content]\nforbidden_words = ["賭博"]\n', "utf-8")
+    assert asyncio.run(Processor(bureau).run_until_empty()) == 1
+    with bureau.sessions() as session:
+        row = session.get(Inbound, inbound_id)
+        assert row is not None and row.state == "quarantined"
+        assert "forbidden_words" in (row.reason or "")
+    (entry,) = quarantine_of(bureau.config).entries()
+    assert entry.inbound_id == inbound_id and entry.rule == "forbidden_words"
+    texts = _texts(bureau)
+    assert "賭博" in texts["wangfang@bureau.example"]
+    assert not any(rcpt.startswith("lijun") for rcpt in texts)
+    assert any(entry.id in text for text in texts.values())  # the notice to IT names the entry
+
+    released = release_entry(bureau, entry.id, by="console")
+    assert asyncio.run(Processor(bureau).run_until_empty()) == 1
+    with bureau.sessions() as session:
+        again = session.get(Inbound, released.released_as)
+        assert again is not None and again.state == "processed"
+    assert "lijun@bureau.example" in _texts(bureau)
+
+
+def test_while_the_scanner_is_down_a_message_waits_and_is_not_set_aside(bureau: Context) -> None:
+    # The rules changed after acceptance and now name a virus scanner that is not running:
+    # the message with an attachment cannot be judged, so it waits (never passes unscanned)
+    # however often it is tried, and is not set aside as failed.
+    raw = (
+        b"From: wangfang@bureau.example\r\nTo: lijun@oa.example\r\nSubject: report\r\n"
+        b"Message-ID: <p3@bureau.example>\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n'
+        b"Content-Type: text/plain\r\n\r\nsee attached\r\n--b\r\n"
+        b'Content-Type: text/plain; name="a.txt"\r\nContent-Disposition: attachment; '
+        b'filename="a.txt"\r\n\r\nnumbers\r\n--b--\r\n'
+    )
+    inbound_id = _accept(bureau, raw, content_rules="an older version")
+    missing = bureau.config.data_dir / "no-clamd.sock"
+    bureau.config.rules_file.write_text(f'[content.scanner]\nsocket = "{missing}"\n', "utf-8")
+    processor = Processor(bureau)
+    for _ in range(pending.MAX_ATTEMPTS + 2):
+        processor.process_batch()
+        with bureau.sessions.begin() as session:
+            session.get(Inbound, inbound_id).lease_until = None  # type: ignore[union-attr]
+    with bureau.sessions() as session:
+        row = session.get(Inbound, inbound_id)
+        assert row is not None and row.state == "accepted"
+        assert "scanner" in (row.reason or "")
+        assert not session.scalars(select(OutboundMessage)).all()

@@ -15,20 +15,18 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import hashlib
 import logging
-import tomllib
 from collections.abc import Sequence
 from email.message import EmailMessage
 from email.utils import formataddr
-from pathlib import Path
 from typing import Final
 
 from sqlalchemy.orm import Session
 
 from yizhan.daemon.clamd import Clamd, ScannerUnavailable, ScanRefused
 from yizhan.daemon.config import Config, ConfigError
+from yizhan.daemon.content_rules import content_rules_version, load_content_rules
 from yizhan.daemon.context import Context
 from yizhan.daemon.inspect import ReadMessage, read_message
 from yizhan.mailstore import audit
@@ -45,7 +43,6 @@ from yizhan.routing.content import (
     Inspection,
     RecipientFacts,
     Verdict,
-    content_from_dict,
     content_warnings,
     judge,
 )
@@ -60,6 +57,7 @@ __all__ = [
     "check_accepted",
     "check_content_rules",
     "check_message",
+    "content_rules_version",
     "load_content_rules",
     "quarantine_accepted",
     "quarantine_of",
@@ -92,32 +90,6 @@ SCAN_CONCURRENCY: Final = 4
 
 
 # --- Rules ----------------------------------------------------------------------------------------
-
-
-def load_content_rules(path: Path) -> ContentRules:
-    """The ``[content]`` table of the rules file at ``path``; defaults when there is none.
-
-    Parsed again only when the file's modification time or size changes. Raises
-    :class:`ContentRulesError` when the file or the table cannot be used.
-    """
-    try:
-        stat = path.stat()
-    except FileNotFoundError:
-        return DEFAULT_CONTENT
-    return _parse_rules_file(str(path), stat.st_mtime_ns, stat.st_size)
-
-
-@functools.lru_cache(maxsize=4)
-def _parse_rules_file(path: str, mtime_ns: int, size: int) -> ContentRules:
-    # Keyed by the file's identity, so an edited file is read again; errors are not cached.
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ContentRulesError([f"{path} cannot be read: {exc}"]) from exc
-    table = data.get("content", {})
-    if not isinstance(table, dict):
-        raise ContentRulesError(["[content] must be a table"])
-    return content_from_dict(table)
 
 
 def check_content_rules(config: Config) -> list[str]:
@@ -332,6 +304,7 @@ def check_accepted(
     rcpt_tos: Sequence[str],
     sender_account: str | None,
     mail_from: str,
+    directory: Directory | None = None,
 ) -> Verdict | None:
     """Judge an accepted message again (blocking; for the processor's worker thread).
 
@@ -348,6 +321,7 @@ def check_accepted(
             rcpt_tos=rcpt_tos,
             sender_account=sender_account,
             mail_from=mail_from,
+            directory=directory,
             report=False,
         )
     )

@@ -7,20 +7,45 @@ import functools
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from email import policy
 from email.message import EmailMessage
+from email.parser import BytesHeaderParser
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from yizhan.daemon.config import Config, load_rules
+from yizhan.daemon.content_rules import load_content_rules
 from yizhan.mailstore import outbox
 from yizhan.mailstore.db import make_engine, make_sessionmaker
-from yizhan.mailstore.models import OutboundMessage
+from yizhan.mailstore.models import OutboundMessage, Person
 from yizhan.mailstore.rawstore import RawStore
+from yizhan.routing.content.outside import organisation_domains, outside_addresses
 from yizhan.routing.passwords import LoginPolicy
 from yizhan.routing.rules import DEFAULT_RULES, Rules
 from yizhan.signing.keyring import Keyring
 from yizhan.signing.pgpmime import SignatureCache, sign_message_bytes
+
+#: The X-Yizhan-Kind of mail that carries internal material, manuals or tools (第十七條).
+MATERIAL_KINDS = frozenset({"ziliao", "tool"})
+
+
+class MaterialWouldLeave(Exception):
+    """Internal material was about to be queued for an address outside the organisation."""
+
+    def __init__(self, addresses: Sequence[str]) -> None:
+        super().__init__(
+            "internal material may not leave the organisation (第十七條): " + ", ".join(addresses)
+        )
+        self.addresses = list(addresses)
+
+
+def _kind_of(message: EmailMessage | bytes) -> str:
+    if isinstance(message, EmailMessage):
+        return str(message.get("X-Yizhan-Kind", ""))
+    head = message.partition(b"\r\n\r\n")[0] if b"\r\n\r\n" in message else message
+    headers = BytesHeaderParser(policy=policy.default).parsebytes(head)
+    return str(headers.get("X-Yizhan-Kind", ""))
 
 
 def system_clock() -> dt.datetime:
@@ -88,8 +113,14 @@ class Context:
         """Put mail on the outbound queue in the caller's transaction (idempotent on ``source``).
 
         Yizhan's own mail comes from ``cmd@`` unless ``mail_from`` says otherwise; it is retried
-        for the configured ``relay.retry_days``.
+        for the configured ``relay.retry_days``. Mail carrying internal material never goes to
+        an address outside the organisation (第十七條): :class:`MaterialWouldLeave` is raised,
+        whichever module asked, so the caller's transaction queues nothing.
         """
+        if _kind_of(message) in MATERIAL_KINDS:
+            outside = self.outside_organisation(session, rcpts)
+            if outside:
+                raise MaterialWouldLeave(outside)
         return outbox.enqueue(
             session,
             source=source,
@@ -101,6 +132,19 @@ class Context:
             domain=self.config.domain,
             document_id=document_id,
         )
+
+    def outside_organisation(self, session: Session, addresses: Sequence[str]) -> list[str]:
+        """Those of ``addresses`` outside the organisation's mail domains (第十七條).
+
+        The domains are ``[content.materials] domains`` with the OA domain, else the domains
+        of the directory's mailboxes that are not public mail services.
+        """
+        rules = load_content_rules(self.config.rules_file)
+        mailboxes = session.scalars(select(Person.email).where(Person.email.is_not(None)))
+        domains = organisation_domains(
+            rules.materials.domains, self.config.domain, (m for m in mailboxes if m)
+        )
+        return outside_addresses(addresses, domains)
 
     @property
     def login_policy(self) -> LoginPolicy:

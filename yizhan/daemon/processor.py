@@ -19,6 +19,7 @@ from email.utils import getaddresses
 
 from sqlalchemy.orm import Session
 
+from yizhan.daemon.content import check_accepted, content_rules_version, quarantine_accepted
 from yizhan.daemon.context import Context
 from yizhan.daemon.desk import DOCUMENT_MODULES, Desk, Incoming
 from yizhan.mailstore import audit, pending
@@ -32,6 +33,10 @@ log = logging.getLogger("yizhan.processor")
 
 LEASE = dt.timedelta(minutes=5)
 BATCH = 50
+
+
+class ContentCheckPending(Exception):
+    """The message could not be judged yet (e.g. clamd is down); it is tried again later."""
 
 
 class Processor:
@@ -90,6 +95,10 @@ class Processor:
             try:
                 with self.ctx.sessions.begin() as session:
                     self.process(session, inbound_id)
+            except ContentCheckPending as exc:
+                log.warning("inbound %s: waiting for the content check: %s", inbound_id, exc)
+                with self.ctx.sessions.begin() as session:
+                    pending.postpone(session, inbound_id, str(exc))
             except Exception as exc:
                 log.exception("inbound %s: processing failed", inbound_id)
                 with self.ctx.sessions.begin() as session:
@@ -103,9 +112,12 @@ class Processor:
             return
         row = session.get(Inbound, inbound_id)
         assert row is not None
-        msg = BytesParser(policy=policy.default).parsebytes(self.ctx.raw.read(row.path))
-        assert isinstance(msg, EmailMessage)
+        raw = self.ctx.raw.read(row.path)
         directory = load_directory(session)
+        if self._refused_since_accepted(session, row, raw, directory):
+            return
+        msg = BytesParser(policy=policy.default).parsebytes(raw)
+        assert isinstance(msg, EmailMessage)
         log.info("%s: processing inbound %s", row.message_id, inbound_id)
         for n, rcpt in enumerate(row.rcpt_tos):
             recipient = self.addresses.classify(rcpt, directory)
@@ -125,6 +137,44 @@ class Processor:
                 self.desk.open_document(session, incoming, msg, recipient.module, directory)
             else:
                 self._answer(session, row, msg, rcpt, directory, incoming.key, now)
+
+    def _refused_since_accepted(
+        self, session: Session, row: Inbound, raw: bytes, directory: Directory
+    ) -> bool:
+        """Judge the message again if the content rules changed since the gateway did (issue 7).
+
+        A message the newer rules refuse is quarantined with the reason, its sender answered
+        and the IT department told; nothing is lost. A temporary verdict (the scanner is
+        down) raises, so the message is tried again later and never passes unscanned.
+        """
+        if row.content_rules == content_rules_version(self.ctx.config.rules_file):
+            return False
+        verdict = check_accepted(
+            self.ctx,
+            raw,
+            rcpt_tos=row.rcpt_tos,
+            sender_account=row.sender_account,
+            mail_from=row.mail_from,
+            directory=directory,
+        )
+        if verdict is None:
+            return False
+        if verdict.temporary:
+            raise ContentCheckPending(f"{verdict.rule}: {verdict.reason_en}")
+        entry = quarantine_accepted(
+            self.ctx,
+            session,
+            raw,
+            verdict,
+            inbound_id=row.id,
+            mail_from=row.mail_from,
+            rcpt_tos=row.rcpt_tos,
+            sender_account=row.sender_account,
+            auth_method=row.auth_method,
+        )
+        pending.mark_quarantined(session, row, f"{verdict.rule}: {verdict.reason_en}")
+        log.info("%s: inbound %s quarantined as %s", row.message_id, row.id, entry.id)
+        return True
 
     def _deliver_to_person(
         self,

@@ -35,7 +35,7 @@ from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, Session
 
 from yizhan import __version__
 from yizhan.daemon.config import Config, ConfigError
-from yizhan.daemon.content import check_message
+from yizhan.daemon.content import check_message, content_rules_version
 from yizhan.daemon.context import Context
 from yizhan.daemon.tls import server_context
 from yizhan.mailstore import audit
@@ -290,6 +290,9 @@ class Gateway:
                     )
         mail_from = "" if envelope.mail_from == "<>" else envelope.mail_from
         # Content rules (issue 7; 第十一條, 第十四條, 第十七條, 第二十二條): refused before storing.
+        # The version is taken first: should the file change meanwhile, the processor judges
+        # the message again under the newer rules.
+        rules_version = content_rules_version(self.config.rules_file)
         verdict = await check_message(
             self.ctx,
             data,
@@ -308,6 +311,7 @@ class Gateway:
                 sender_account=account,
                 auth_method=method,
                 peer=peer,
+                content_rules=rules_version,
             )
         except StoreFailed as exc:
             log.error("%s: not accepted from %s: %s", message_id, peer, exc)

@@ -161,8 +161,11 @@ class InboundWriter:
         sender_account: str | None,
         auth_method: str,
         peer: str,
+        content_rules: str | None = None,
     ) -> int:
         """Store one message durably and return its inbound row id; raise StoreFailed.
+
+        ``content_rules`` names the content rules the message was judged by (None: not judged).
 
         Returns only after the bytes (file and directory entry) are fsynced and the row is
         committed. If the caller is cancelled (the client went away), the store still
@@ -177,6 +180,7 @@ class InboundWriter:
             "auth_method": auth_method,
             "peer": peer,
             "state": "accepted",
+            "content_rules": content_rules,
         }
         job = asyncio.wrap_future(self._executor.submit(self._store, data, row))
         self._in_flight.add(job)

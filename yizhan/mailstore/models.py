@@ -147,6 +147,9 @@ class Inbound(Base):
     # Which daemon holds the lease, so that it takes its own leases back after a crash.
     lease_owner: Mapped[str | None] = mapped_column(String(200), default=None)
     processed_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    # The version of the content rules the gateway judged the message by; the processor
+    # judges it again when the rules have changed since (issue 7: refused after acceptance).
+    content_rules: Mapped[str | None] = mapped_column(String(64), default=None)
 
     __table_args__ = (Index("ix_inbound_state_id", "state", "id"),)
 

@@ -75,6 +75,22 @@ def mark_failed(session: Session, inbound_id: int, reason: str, *, now: dt.datet
     # Back off: the next claim waits for the lease to run out.
 
 
+def postpone(session: Session, inbound_id: int, reason: str) -> None:
+    """Try again when the lease runs out, without counting the attempt: the message was not
+    at fault (the virus scanner was down), so it must not be set aside for it."""
+    row = session.get(Inbound, inbound_id)
+    if row is None or row.state != "accepted":
+        return
+    row.reason = reason
+    row.attempts = max(row.attempts - 1, 0)
+
+
+def mark_quarantined(session: Session, row: Inbound, reason: str) -> None:
+    """Mark a message the content rules refused after acceptance; its bytes are in the
+    quarantine, and it is not processed."""
+    row.state, row.reason = "quarantined", reason
+
+
 def _lock(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
