@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,14 @@ def test_defaults_match_the_design() -> None:
         ({"addresses": {"cmd": "fawen"}}, "addresses.cmd", "already used"),
         ({"mail": {}}, "mail", "unknown section"),
         ({"yizhan": {"secret": "short"}}, "yizhan.secret", "16"),
+        ({"calendar": {"holidays": ["2027-02-30"]}}, "calendar.holidays", "date"),
+        (
+            {"calendar": {"holidays": ["2027-10-09"], "workdays": ["2027-10-09"]}},
+            "calendar.workdays",
+            "also listed",
+        ),
+        ({"calendar": {"day_start": "18:00"}}, "calendar.day_end", "after"),
+        ({"accounts": {"unused_days": 0}}, "accounts.unused_days", "at least 1"),
     ],
 )
 def test_bad_values_name_the_key_and_what_is_allowed(
@@ -67,3 +76,18 @@ def test_broken_toml_is_reported(tmp_path: Path) -> None:
     path.write_text("[yizhan\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(path)
+
+
+def test_calendar_section_extends_the_holiday_table(tmp_path: Path) -> None:
+    # For a year chinese-calendar does not know yet, the admin lists the State Council's
+    # holidays and make-up working days; TOML dates and strings are both taken.
+    path = tmp_path / "yizhan.toml"
+    path.write_text(
+        '[calendar]\nholidays = [2031-10-01, "2031-10-02"]\nworkdays = [2031-09-28]\n',
+        encoding="utf-8",
+    )
+    calendar = load_config(path).work_calendar()
+    assert not calendar.is_working_day(dt.date(2031, 10, 1))  # a Wednesday, listed off
+    assert not calendar.is_working_day(dt.date(2031, 10, 2))
+    assert calendar.is_working_day(dt.date(2031, 9, 28))  # a Sunday, listed as worked
+    assert calendar.is_working_day(dt.date(2031, 10, 3))  # a Friday, not listed

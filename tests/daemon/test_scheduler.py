@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import datetime as dt
 import email
 import threading
@@ -28,6 +29,9 @@ from yizhan.daemon.context import Context
 from yizhan.daemon.jobs_cli import JobsError, cmd_jobs_run, parse_now
 from yizhan.daemon.scheduler import (
     Scheduler,
+    run_bulletin_cleanup,
+    run_bulletin_cleanup_notice,
+    run_bulletin_expiry,
     run_delegation_expiry,
     run_delegation_notices,
     run_digests,
@@ -507,3 +511,109 @@ def test_a_step_that_cannot_be_reminded_does_not_block_the_others(
         step = session.get(Step, bad_id)
         assert step is not None
         assert (step.next_reminder_at, step.reminders_sent) == (now + dt.timedelta(hours=1), 0)
+
+
+def publish_bulletin(
+    ctx: Context, author: str, title: str, published: dt.datetime, expires: str
+) -> int:
+    """A bulletin as the desk stores it once published to its scope (第二十三條)."""
+    with ctx.sessions.begin() as session:
+        document = create_document(
+            session,
+            kind="gonggao",
+            title=title,
+            author=author,
+            unit=load_directory(session).people[author].unit,
+            urgency=None,
+            fields={
+                "body": "週六停電。",
+                "expires": expires,
+                "published_at": published.isoformat(),
+                "recipients": [author],
+            },
+            source_inbound=None,
+            now=published,
+        )
+        document.state = "closed"
+        return document.id
+
+
+def states(ctx: Context, *ids: int) -> list[str]:
+    with ctx.sessions() as session:
+        return [session.get(Document, i).state for i in ids]  # type: ignore[union-attr]
+
+
+def test_bulletins_expire_and_are_cleared_at_year_end(bureau: Context, clock: Clock) -> None:
+    # 第二十三條: a bulletin leaves the board the day after its expiry date and its author is
+    # told; from 25 December, 7 days before the clean-up, every author is told once which
+    # bulletins it takes;
+    # as the year ends all of that year's bulletins are archived and the office gets a list.
+    published = at("2026-11-02")
+    short = publish_bulletin(bureau, AUTHOR, "十一月停電公示", published, "2026-11-30")
+    year_end = publish_bulletin(bureau, AUTHOR, "年度值班表", published, "2026-12-31")
+    other = publish_bulletin(bureau, "fenggang", "食堂開放時間", published, "2026-12-31")
+
+    assert run_bulletin_expiry(bureau, clock.set(at("2026-11-30", 23))) == 0
+    assert run_bulletin_expiry(bureau, clock.set(at("2026-12-01", 0, 5))) == 1
+    assert run_bulletin_expiry(bureau, clock.set(at("2026-12-01", 15))) == 0
+    assert states(bureau, short, year_end, other) == ["expired", "closed", "closed"]
+    ((_, expired),) = queued(bureau, "bulletin-expired:")
+    assert to(expired) == AUTHOR and "十一月停電公示" in body(expired)
+    assert expired["X-Yizhan-Doc"] == str(short)
+
+    assert run_bulletin_cleanup_notice(bureau, clock.set(at("2026-12-24", 9))) == 0
+    assert run_bulletin_cleanup_notice(bureau, clock.set(at("2026-12-25", 9))) == 2
+    assert run_bulletin_cleanup_notice(bureau, clock.set(at("2026-12-26", 9))) == 0
+    notices = {to(m): body(m) for _, m in queued(bureau, "bulletin-cleanup-notice:")}
+    assert set(notices) == {AUTHOR, "fenggang"}
+    assert "十一月停電公示" in notices[AUTHOR] and "年度值班表" in notices[AUTHOR]
+    assert "2027-01-01" in notices[AUTHOR]
+
+    assert run_bulletin_cleanup(bureau, clock.set(at("2026-12-31", 23))) == 0
+    new_year = publish_bulletin(bureau, AUTHOR, "春節值班表", at("2027-01-01", 0, 1), "2027-02-01")
+    office = run_bulletin_cleanup(bureau, clock.set(at("2027-01-01", 0, 10)))
+    assert office >= 1
+    assert states(bureau, short, year_end, other, new_year) == [
+        "archived",
+        "archived",
+        "archived",
+        "closed",
+    ]
+    reports = queued(bureau, "bulletin-cleanup:")
+    assert len(reports) == office
+    assert all("食堂開放時間" in body(m) and "春節值班表" not in body(m) for _, m in reports)
+    # Archived once: the next day's run finds nothing.
+    assert run_bulletin_cleanup(bureau, clock.set(at("2027-01-02", 0, 10))) == 0
+    with bureau.sessions() as session:
+        document = session.get(Document, year_end)
+        assert document is not None
+        trail = [e.action for e in load_state(session, document).trail]
+    assert trail == ["archive"]
+
+
+def test_unused_accounts_age_is_configurable(bureau: Context, clock: Clock) -> None:
+    # accounts.unused_days = 30: an account idle since August is reported in September.
+    bureau.config = dataclasses.replace(
+        bureau.config, accounts=dataclasses.replace(bureau.config.accounts, unused_days=30)
+    )
+    with bureau.sessions.begin() as session:
+        for row in session.scalars(select(Account)):
+            row.created_at, row.last_login_at = at("2026-05-01"), at("2026-09-15")
+        session.get(Account, "lijun").last_login_at = at("2026-08-10")  # type: ignore[union-attr]
+    assert run_unused_accounts(bureau, clock.set(at("2026-09-21", 9))) == 1
+    ((_, report),) = queued(bureau, "unused:")
+    assert "lijun" in body(report) and "wangfang" not in body(report) and "30" in body(report)
+
+
+def test_a_holiday_the_admin_adds_has_no_digests(bureau: Context, clock: Clock) -> None:
+    # [calendar] holidays: a day chinese-calendar does not know as a holiday (a local one)
+    # is a day off: nothing is due and no digest goes out; the next working day it does.
+    bureau.config = dataclasses.replace(
+        bureau.config,
+        calendar=dataclasses.replace(
+            bureau.config.calendar, holidays=frozenset({dt.date(2026, 9, 23)})
+        ),
+    )
+    open_report(bureau, clock.set(at("2026-09-22", 10)))
+    assert run_digests(bureau, clock.set(at("2026-09-23", 8, 30))) == 0
+    assert run_digests(bureau, clock.set(at("2026-09-24", 8, 30))) == 1

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from zoneinfo import ZoneInfo
 
 from tests.routing.test_rules import DIRECTORY
+from yizhan.routing import bulletins
 from yizhan.routing.bulletins import audience, bulletin_facts, parse_expiry, parse_scope
 from yizhan.routing.calendar import WorkCalendar
 from yizhan.routing.changes import Change, is_clerk_change, parse_change
+from yizhan.routing.documents import DocumentState
 from yizhan.routing.drafts import parse_draft
 from yizhan.routing.effects import CLOSE_EFFECTS
 from yizhan.routing.leave import (
@@ -137,3 +140,33 @@ def test_change_requests_follow_article_ten() -> None:
     )
     assert isinstance(moved, Change) and moved.unit == "finance"
     assert is_clerk_change(moved, DIRECTORY)
+
+
+def test_bulletin_lapses_and_year_end_archive() -> None:
+    # 第二十三條: only a live bulletin lapses, after (not on) its expiry date; every bulletin of
+    # the year is archived once, withdrawn ones too; a lapsed one cannot be withdrawn.
+    now = dt.datetime(2026, 12, 1, 0, 5, tzinfo=dt.UTC)
+    live = DocumentState(
+        id=7,
+        kind="gonggao",
+        title="停電公示",
+        state="closed",
+        author="xiewenbin",
+        unit="inspection",
+        fields={"published_at": "2026-11-02T10:00:00+08:00", "expires": "2026-11-30"},
+    )
+    assert bulletins.expire(live, today=dt.date(2026, 11, 30), now=now, actor="yizhan") is None
+    lapsed = bulletins.expire(live, today=dt.date(2026, 12, 1), now=now, actor="yizhan")
+    assert lapsed is not None and lapsed.state == bulletins.EXPIRED
+    withdrawn = dataclasses.replace(live, fields={**live.fields, "withdrawn_at": "2026-11-03"})
+    assert bulletins.expire(withdrawn, today=dt.date(2026, 12, 1), now=now, actor="yizhan") is None
+    archived = bulletins.archive(withdrawn, now=now, actor="yizhan")
+    assert archived is not None and archived.state == bulletins.ARCHIVED
+    done = dataclasses.replace(live, state="archived", fields={"archived_at": now.isoformat()})
+    assert bulletins.archive(done, now=now, actor="yizhan") is None
+    refused = bulletins.withdraw(
+        dataclasses.replace(live, state="expired"), actor="xiewenbin", reason="", now=now
+    )
+    assert not refused.accepted and "expired" in refused.reply
+    assert not bulletins.cleanup_notice_due(dt.date(2026, 12, 24))
+    assert bulletins.cleanup_notice_due(dt.date(2026, 12, 25))

@@ -7,6 +7,7 @@ A bad key stops the program with a message that names the key and what it accept
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 import tomllib
@@ -18,6 +19,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from yizhan.routing.calendar import WorkCalendar
 from yizhan.routing.rules import DEFAULT_RULES, Rules, RulesError, rules_from_dict
 
 #: Default local parts of the kind addresses (DESIGN.md): pinyin first, then the English alias.
@@ -92,6 +94,18 @@ class AccountsConfig:
     max_failed_logins: int = 5
     lockout_minutes: int = 15
     password_max_age_days: int = 90
+    unused_days: int = 90
+
+
+@dataclass(frozen=True, kw_only=True)
+class CalendarConfig:
+    """Working days and hours (第八條, 第二十條): days the admin adds to chinese-calendar's
+    table, e.g. for a year the library does not know yet, and the working day's hours."""
+
+    holidays: frozenset[dt.date] = frozenset()
+    workdays: frozenset[dt.date] = frozenset()
+    day_start: dt.time = dt.time(8, 30)
+    day_end: dt.time = dt.time(17, 30)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -119,11 +133,23 @@ class Config:
     accounts: AccountsConfig
     addresses: dict[str, tuple[str, ...]]
     signing: SigningConfig
+    calendar: CalendarConfig = CalendarConfig()
 
     @property
     def tzinfo(self) -> zoneinfo.ZoneInfo:
         """The bureau's time zone."""
         return zoneinfo.ZoneInfo(self.timezone)
+
+    def work_calendar(self) -> WorkCalendar:
+        """The bureau's working days, in its time zone, with the admin's ``[calendar]``."""
+        c = self.calendar
+        return WorkCalendar(
+            tz=self.tzinfo,
+            extra_holidays=c.holidays,
+            extra_workdays=c.workdays,
+            day_start=c.day_start,
+            day_end=c.day_end,
+        )
 
     @property
     def maildir_root(self) -> Path:
@@ -168,7 +194,9 @@ _SECTIONS: dict[str, set[str]] = {
         "max_failed_logins",
         "lockout_minutes",
         "password_max_age_days",
+        "unused_days",
     },
+    "calendar": {"holidays", "workdays", "day_start", "day_end"},
     "addresses": set(DEFAULT_ADDRESSES),
     "signing": {"gnupg_home", "require_signature"},
 }
@@ -265,7 +293,22 @@ def parse_config(raw: dict[str, Any], *, source: Path | None = None) -> Config:
         max_failed_logins=_int(a, "accounts.max_failed_logins", 5, low=1),
         lockout_minutes=_int(a, "accounts.lockout_minutes", 15, low=1),
         password_max_age_days=_int(a, "accounts.password_max_age_days", 90, low=1),
+        unused_days=_int(a, "accounts.unused_days", 90, low=1),
     )
+
+    c = raw.get("calendar", {})
+    calendar = CalendarConfig(
+        holidays=frozenset(_dates(c, "calendar.holidays")),
+        workdays=frozenset(_dates(c, "calendar.workdays")),
+        day_start=_time(c, "calendar.day_start", "08:30"),
+        day_end=_time(c, "calendar.day_end", "17:30"),
+    )
+    both = calendar.holidays & calendar.workdays
+    if both:
+        days = ", ".join(sorted(d.isoformat() for d in both))
+        raise ConfigError("calendar.workdays", f"also listed in calendar.holidays: {days}")
+    if calendar.day_start >= calendar.day_end:
+        raise ConfigError("calendar.day_end", "must come after calendar.day_start")
 
     addresses = dict(DEFAULT_ADDRESSES)
     seen: dict[str, str] = {}
@@ -306,6 +349,7 @@ def parse_config(raw: dict[str, Any], *, source: Path | None = None) -> Config:
         accounts=accounts,
         addresses=addresses,
         signing=signing,
+        calendar=calendar,
     )
 
 
@@ -377,6 +421,31 @@ def _str_list(table: dict[str, Any], key: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ConfigError(key, 'must be a list of strings, e.g. ["127.0.0.1"]')
     return value
+
+
+def _dates(table: dict[str, Any], key: str) -> list[dt.date]:
+    # TOML dates (2027-10-08) and strings ("2027-10-08") are both taken.
+    values = table.get(key.rsplit(".", 1)[1], [])
+    if not isinstance(values, list):
+        raise ConfigError(key, "must be a list of dates, e.g. [2027-10-08]")
+    days = []
+    for value in values:
+        if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+            days.append(value)
+            continue
+        try:
+            days.append(dt.date.fromisoformat(str(value)))
+        except ValueError as exc:
+            raise ConfigError(key, f"{value!r} is not a date such as 2027-10-08") from exc
+    return days
+
+
+def _time(table: dict[str, Any], key: str, default: str) -> dt.time:
+    value = _str(table, key, default)
+    try:
+        return dt.time.fromisoformat(value)
+    except ValueError as exc:
+        raise ConfigError(key, f"{value!r} is not a time of day such as {default}") from exc
 
 
 def _path_or_none(table: dict[str, Any], key: str, default: Path) -> Path | None:

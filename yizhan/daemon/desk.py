@@ -37,7 +37,6 @@ from yizhan.mailstore.models import DelegationRow, Document, Inbound, OutboundMe
 from yizhan.mailstore.settings import load_settings, save_settings
 from yizhan.routing import bulletins, leave, workflow
 from yizhan.routing.bulletins import parse_withdraw
-from yizhan.routing.calendar import WorkCalendar
 from yizhan.routing.commands import (
     VERB_WORDS,
     Command,
@@ -132,7 +131,7 @@ class Desk:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.rules = ctx.rules
-        self.calendar = WorkCalendar(tz=ctx.config.tzinfo)
+        self.calendar = ctx.config.work_calendar()
         self.domain = ctx.config.domain
         self.effects = Effects(ctx)
 

@@ -23,9 +23,9 @@ looks at its latest slot (within a grace period), so what was missed is done onc
 missed minute or window. Start-up runs :func:`run_due_jobs` for that; ``yizhan jobs run --now``
 runs it by hand.
 
-Bulletins (公告板, 第二十三條) are not built yet: their expiry and the year-end clean-up (notice
-to authors 7 days before, then archive and remove) will be two more rows of :data:`JOBS`, slot
-jobs like :func:`run_overdue_report`. They are skipped until then.
+Bulletins (公告板, 第二十三條) lapse on their expiry date (taken off the board, the author told),
+and at year end every bulletin of the year is archived, after a notice to each author from 7
+days before (``routing.bulletins`` decides; the jobs below apply its decisions).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ from yizhan.daemon.context import Context
 from yizhan.daemon.desk import trail_lines
 from yizhan.mailstore import audit
 from yizhan.mailstore.directory import load_directory
-from yizhan.mailstore.documents import doc_target, load_state, waiting_steps
+from yizhan.mailstore.documents import apply_decision, doc_target, load_state, waiting_steps
 from yizhan.mailstore.models import (
     Account,
     DelegationRow,
@@ -64,6 +64,7 @@ from yizhan.mailstore.models import (
     Step,
 )
 from yizhan.mailstore.settings import settings_of
+from yizhan.routing import bulletins
 from yizhan.routing.calendar import WorkCalendar
 from yizhan.routing.delegation import Delegation, resolve
 from yizhan.routing.digests import allowed_windows, digest_due, reply_links, windows_for
@@ -78,7 +79,7 @@ from yizhan.routing.reminders import (
     password_warning,
     plan_reminder,
 )
-from yizhan.routing.rules import DEFAULT_RULES
+from yizhan.routing.rules import CLOSED, DEFAULT_RULES
 from yizhan.routing.settings import DIGEST
 from yizhan.routing.tokens import make_token
 from yizhan.templates.render import render_mail
@@ -107,13 +108,14 @@ log = logging.getLogger("yizhan.scheduler")
 SWEEP_BATCH: Final = 200
 #: When a step whose reminder failed (a template or data error, logged) is tried again.
 RETRY_FAILED_AFTER: Final = dt.timedelta(hours=1)
-#: Accounts not logged in for this long are reported to the IT department (mine rules 一(七)).
-UNUSED_AFTER: Final = dt.timedelta(days=90)
 #: When the daily jobs run, local time.
 OVERDUE_REPORT_AT: Final = dt.time(9, 0)
 PASSWORD_WARNINGS_AT: Final = dt.time(9, 0)
 DELEGATION_NOTICE_AT: Final = dt.time(8, 30)
 UNUSED_REPORT_AT: Final = dt.time(9, 0)
+BULLETIN_EXPIRY_AT: Final = dt.time(0, 5)
+BULLETIN_NOTICE_AT: Final = dt.time(9, 0)
+BULLETIN_CLEANUP_AT: Final = dt.time(0, 10)
 
 # APScheduler's timer may fire a moment before the wall clock reaches a slot (08:29:59.998
 # would be read as the 08:00 slot); a tick decides as of this much later.
@@ -134,8 +136,9 @@ _RUNG_LABELS: Final = {
 
 
 def work_calendar(ctx: Context) -> WorkCalendar:
-    """The bureau's working days in its time zone (``yizhan.timezone``, Asia/Shanghai)."""
-    return WorkCalendar(tz=ctx.config.tzinfo)
+    """The bureau's working days in its time zone (``yizhan.timezone``, Asia/Shanghai), with
+    the holidays and working days of the config's ``[calendar]``."""
+    return ctx.config.work_calendar()
 
 
 # --- Row jobs -------------------------------------------------------------------------------
@@ -435,12 +438,14 @@ def run_password_warnings(
 def run_unused_accounts(
     ctx: Context, now: dt.datetime, calendar: WorkCalendar | None = None
 ) -> int:
-    """Weekly, tell the IT department which accounts nobody used for 90 days."""
+    """Weekly, tell the IT department which accounts nobody used for ``accounts.unused_days``
+    (default 90) days."""
     cal = calendar or work_calendar(ctx)
     slot = _weekly_slot(now, cal, UNUSED_REPORT_AT)
 
     def work(session: Session, slot: dt.datetime) -> int:
-        since = now - UNUSED_AFTER
+        unused_after = dt.timedelta(days=ctx.config.accounts.unused_days)
+        since = now - unused_after
         last_used = func.coalesce(Account.last_login_at, Account.created_at)
         rows = session.execute(
             select(Account, Person)
@@ -471,7 +476,7 @@ def run_unused_accounts(
                 template="unused_accounts.txt",
                 person=it_person,
                 headers={},
-                variables={"rows": listed, "days": UNUSED_AFTER.days},
+                variables={"rows": listed, "days": unused_after.days},
             )
         audit.record(
             session,
@@ -483,6 +488,170 @@ def run_unused_accounts(
         return queued
 
     return _run_slot(ctx, "unused_accounts", slot, now, work)
+
+
+# --- Bulletins (第二十三條) ----------------------------------------------------------------------
+
+
+def _bulletins(session: Session, states: Sequence[str]) -> list[tuple[Document, DocumentState]]:
+    rows = session.scalars(
+        select(Document)
+        .where(Document.kind == "gonggao", Document.state.in_(states))
+        .order_by(Document.id)
+    ).all()
+    return [(row, load_state(session, row)) for row in rows]
+
+
+def _published_year(state: DocumentState, cal: WorkCalendar) -> int:
+    published = dt.datetime.fromisoformat(str(state.fields["published_at"]))
+    return published.astimezone(cal.tz).year
+
+
+def run_bulletin_expiry(
+    ctx: Context, now: dt.datetime, calendar: WorkCalendar | None = None
+) -> int:
+    """Each day, take bulletins past their expiry date off the board and tell their authors."""
+    cal = calendar or work_calendar(ctx)
+    slot = _daily_slot(now, cal, BULLETIN_EXPIRY_AT, working_days_only=False)
+
+    def work(session: Session, slot: dt.datetime) -> int:
+        today = now.astimezone(cal.tz).date()
+        directory = load_directory(session)
+        queued = 0
+        for document, state in _bulletins(session, [CLOSED]):
+            decision = bulletins.expire(state, today=today, now=now, actor=audit.SYSTEM)
+            if decision is None:
+                continue
+            apply_decision(
+                session, document, decision, actor=audit.SYSTEM, on_behalf_of=None, now=now
+            )
+            author = directory.people.get(document.author)
+            if author is None:
+                continue
+            queued += _send(
+                ctx,
+                session,
+                source=f"bulletin-expired:{document.id}",
+                template="bulletin_expired.txt",
+                person=author,
+                headers=_bulletin_headers(document),
+                variables={
+                    "id": document.id,
+                    "title": document.title,
+                    "expires": state.fields.get("expires", ""),
+                },
+                document_id=document.id,
+            )
+        return queued
+
+    return _run_slot(ctx, "bulletin_expiry", slot, now, work)
+
+
+def run_bulletin_cleanup_notice(
+    ctx: Context, now: dt.datetime, calendar: WorkCalendar | None = None
+) -> int:
+    """From 7 days before the year ends, tell each author which bulletins will be archived.
+
+    Runs every day of that week, so an author who publishes late, or a daemon that was down
+    on the first day, is still told; each author is told once a year.
+    """
+    cal = calendar or work_calendar(ctx)
+    slot = _daily_slot(now, cal, BULLETIN_NOTICE_AT, working_days_only=False)
+
+    def work(session: Session, slot: dt.datetime) -> int:
+        today = now.astimezone(cal.tz).date()
+        if not bulletins.cleanup_notice_due(today):
+            return 0
+        directory = load_directory(session)
+        by_author: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for document, state in _bulletins(session, [CLOSED, bulletins.EXPIRED]):
+            if state.fields.get("published_at") and _published_year(state, cal) <= today.year:
+                by_author[document.author].append(
+                    {
+                        "id": document.id,
+                        "title": document.title,
+                        "published": _local(
+                            dt.datetime.fromisoformat(str(state.fields["published_at"])), cal
+                        ),
+                    }
+                )
+        moment = bulletins.cleanup_moment(today.year, cal.tz)
+        queued = 0
+        for account, rows in sorted(by_author.items()):
+            person = directory.people.get(account)
+            if person is None:
+                continue
+            queued += _send(
+                ctx,
+                session,
+                source=f"bulletin-cleanup-notice:{today.year}:{account}",
+                template="bulletin_cleanup_notice.txt",
+                person=person,
+                headers={},
+                variables={"rows": rows, "date": moment.date().isoformat()},
+            )
+        return queued
+
+    return _run_slot(ctx, "bulletin_cleanup_notice", slot, now, work)
+
+
+def run_bulletin_cleanup(
+    ctx: Context, now: dt.datetime, calendar: WorkCalendar | None = None
+) -> int:
+    """As a year ends, archive its bulletins and tell the office (第二十三條).
+
+    Every bulletin published in a year that has ended is archived, whenever the job next
+    runs: a daemon that was down on New Year's Day catches up, and nothing is archived twice.
+    """
+    cal = calendar or work_calendar(ctx)
+    slot = _daily_slot(now, cal, BULLETIN_CLEANUP_AT, working_days_only=False)
+
+    def work(session: Session, slot: dt.datetime) -> int:
+        directory = load_directory(session)
+        by_year: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for document, state in _bulletins(session, [CLOSED, bulletins.EXPIRED]):
+            if not state.fields.get("published_at"):
+                continue
+            year = _published_year(state, cal)
+            if bulletins.cleanup_moment(year, cal.tz) > now:
+                continue
+            decision = bulletins.archive(state, now=now, actor=audit.SYSTEM)
+            if decision is None:
+                continue
+            apply_decision(
+                session, document, decision, actor=audit.SYSTEM, on_behalf_of=None, now=now
+            )
+            by_year[year].append(
+                {
+                    "id": document.id,
+                    "title": document.title,
+                    "author": _name(directory, document.author),
+                }
+            )
+        queued = 0
+        for year, rows in sorted(by_year.items()):
+            for person in _office(directory):
+                queued += _send(
+                    ctx,
+                    session,
+                    source=f"bulletin-cleanup:{slot.isoformat()}:{year}:{person.account}",
+                    template="bulletin_cleanup_report.txt",
+                    person=person,
+                    headers={},
+                    variables={"rows": rows, "year": year},
+                )
+        return queued
+
+    return _run_slot(ctx, "bulletin_cleanup", slot, now, work)
+
+
+def _bulletin_headers(document: Document) -> dict[str, str]:
+    return {
+        "X-Yizhan-Doc": str(document.id),
+        "X-Yizhan-Kind": "gonggao",
+        "X-Yizhan-State": document.state,
+        "X-Yizhan-Action": "none",
+    }
 
 
 # --- The table of jobs, and running them ----------------------------------------------------
@@ -515,8 +684,7 @@ def _daily(moment: dt.time) -> Callable[[WorkCalendar], Any]:
     return trigger
 
 
-#: Every scheduled job, in the order :func:`run_due_jobs` runs them. Bulletin expiry and the
-#: year-end bulletin clean-up join here when bulletins are built (see the module docstring).
+#: Every scheduled job, in the order :func:`run_due_jobs` runs them.
 JOBS: Final[tuple[Job, ...]] = (
     Job(name="delegation_expiry", run=run_delegation_expiry, trigger=lambda _: _every(60)),
     Job(name="reminders", run=run_reminders, trigger=lambda _: _every(60)),
@@ -533,6 +701,13 @@ JOBS: Final[tuple[Job, ...]] = (
         trigger=_daily(PASSWORD_WARNINGS_AT),
     ),
     Job(name="unused_accounts", run=run_unused_accounts, trigger=_daily(UNUSED_REPORT_AT)),
+    Job(name="bulletin_expiry", run=run_bulletin_expiry, trigger=_daily(BULLETIN_EXPIRY_AT)),
+    Job(
+        name="bulletin_cleanup_notice",
+        run=run_bulletin_cleanup_notice,
+        trigger=_daily(BULLETIN_NOTICE_AT),
+    ),
+    Job(name="bulletin_cleanup", run=run_bulletin_cleanup, trigger=_daily(BULLETIN_CLEANUP_AT)),
 )
 
 

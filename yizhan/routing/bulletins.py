@@ -24,13 +24,23 @@ from yizhan.routing.drafts import ALL_UNITS_WORDS, Draft, simplified
 from yizhan.routing.effects import WithdrawBulletin
 from yizhan.routing.rules import CLOSED
 
+#: A bulletin whose expiry date has passed: off the board, still on record.
+EXPIRED: Final = "expired"
+#: A bulletin cleared at year end: kept in the archive, which the office can search.
+ARCHIVED: Final = "archived"
+
 __all__ = [
     "ROLE_WORDS",
     "BulletinScope",
+    "archive",
     "audience",
     "bulletin_facts",
+    "cleanup_moment",
+    "cleanup_notice_due",
     "default_expiry",
+    "expire",
     "is_expired",
+    "is_live",
     "parse_expiry",
     "parse_scope",
     "parse_withdraw",
@@ -200,6 +210,65 @@ def is_expired(fields: Mapping[str, Any], today: dt.date) -> bool:
     return bool(expires) and dt.date.fromisoformat(str(expires)) < today
 
 
+#: Days before the year-end clean-up that authors are told to keep what matters (第二十三條).
+CLEANUP_NOTICE_DAYS: Final = 7
+
+
+def is_live(doc: DocumentState) -> bool:
+    """Whether ``doc`` is a bulletin on the board: published, not withdrawn, not lapsed."""
+    return (
+        doc.kind == "gonggao"
+        and doc.state == CLOSED
+        and bool(doc.fields.get("published_at"))
+        and not doc.fields.get("withdrawn_at")
+    )
+
+
+def expire(doc: DocumentState, *, today: dt.date, now: dt.datetime, actor: str) -> Decision | None:
+    """Take a live bulletin off the board once its expiry date has passed (第二十三條)."""
+    if not is_live(doc) or not is_expired(doc.fields, today):
+        return None
+    expires = doc.fields.get("expires")
+    return Decision(
+        accepted=True,
+        reply="",
+        state=EXPIRED,
+        fields={"expired_at": now.isoformat()},
+        trail=(TrailEntry(at=now, actor=actor, action="expire", opinion=f"期限 {expires}"),),
+        reasons=(f"第二十三條: the bulletin expired on {expires}",),
+        outcome="expire",
+    )
+
+
+def cleanup_moment(year: int, tz: dt.tzinfo) -> dt.datetime:
+    """When the bulletins of ``year`` are cleared: as that year ends, local time (第二十三條)."""
+    return dt.datetime(year + 1, 1, 1, tzinfo=tz)
+
+
+def cleanup_notice_due(today: dt.date) -> bool:
+    """Whether authors are due their notice of this year's clean-up (from 7 days before)."""
+    return today >= default_expiry(today) - dt.timedelta(days=CLEANUP_NOTICE_DAYS - 1)
+
+
+def archive(doc: DocumentState, *, now: dt.datetime, actor: str) -> Decision | None:
+    """Clear a bulletin of a past year from the board into the archive (第二十三條).
+
+    Every bulletin is cleared, live, lapsed or withdrawn; the archive keeps its text, which
+    the office can still search.
+    """
+    if doc.kind != "gonggao" or doc.state not in (CLOSED, EXPIRED) or doc.fields.get("archived_at"):
+        return None
+    return Decision(
+        accepted=True,
+        reply="",
+        state=ARCHIVED,
+        fields={"archived_at": now.isoformat()},
+        trail=(TrailEntry(at=now, actor=actor, action="archive", opinion="年底清理"),),
+        reasons=("第二十三條: bulletins are cleared at year end",),
+        outcome="archive",
+    )
+
+
 def parse_withdraw(text: str) -> tuple[int, str] | None:
     """A withdrawal written at gonggao@ ("撤回 12 理由", "WITHDRAW #12"): id and reason."""
     found = _WITHDRAW.match(text)
@@ -216,6 +285,12 @@ def withdraw(doc: DocumentState, *, actor: str, reason: str, now: dt.datetime) -
         return _no(
             "只有發布人可以撤回公告。\nOnly the author may withdraw a bulletin.",
             f"{actor} is not the author",
+        )
+    if doc.state in (EXPIRED, ARCHIVED):
+        return _no(
+            "公告已過期或已在年底清理中歸檔，不在公告板上，無需撤回。\n"
+            "The bulletin has expired or was archived; it is no longer on the board.",
+            f"already {doc.state}",
         )
     if doc.state != CLOSED or not doc.fields.get("published_at"):
         return _no(
