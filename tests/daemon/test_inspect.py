@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from yizhan.daemon import inspect as inspect_module
 from yizhan.daemon.inspect import decode_header_text, decode_text, read_file, read_message, sniff
 from yizhan.routing.content import DEFAULT_CONTENT, content_from_dict
 
@@ -234,3 +235,29 @@ def test_mime_nested_past_the_limit_is_unreadable() -> None:
     )
     (deepest,) = read.attachments
     assert deepest.unreadable is not None and "nested" in deepest.unreadable
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"Subject: plain\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\xe7\xa7\x98\xe5\xaf\x86"
+        b"\xe2\x98\x851\xe5\xb9\xb4\r\nline two\r\n",
+        b"Subject: lf only\nContent-Type: text/plain; charset=gbk\n\n\xc3\xd8\xc3\xdc\n",
+        b"Subject: base64\r\nContent-Transfer-Encoding: base64\r\nContent-Type: text/plain; "
+        b"charset=utf-8\r\n\r\n" + base64.encodebytes("機密★長期\n".encode()) + b"\r\n",
+        b"Subject: folded\r\n  header\r\nX-A: 1\r\n\r\n\r\nbody after an empty line\r\n",
+        b"Subject: no separator\r\nthis is not a header\r\nbody\r\n\r\nmore\r\n",
+        b"Subject: only headers\r\n",
+        b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n\r\ninner\r\n--b--\r\n',
+    ],
+)
+def test_a_message_reads_the_same_as_the_parser_reads_it_whole(raw: bytes) -> None:
+    # Single-part bodies are taken whole rather than line by line; what the rules see must be
+    # exactly what the full parse gives, for odd messages too.
+    fast = read_message(raw, DEFAULT_CONTENT)
+    whole = inspect_module._PARSER.parsebytes(raw)
+    reader = inspect_module._MessageReader(DEFAULT_CONTENT)
+    reader.walk(whole, depth=0)
+    assert fast.body.strip() == ("\n".join(reader.plain) or "\n".join(reader.html)).strip()
+    assert fast.subject == decode_header_text(inspect_module._raw_header(whole, "Subject"))
+    assert [a.name for a in fast.attachments] == [a.name for a in reader.attachments]

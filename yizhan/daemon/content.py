@@ -17,10 +17,10 @@ import asyncio
 import dataclasses
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from email.message import EmailMessage
 from email.utils import formataddr
-from typing import Final
+from typing import Final, Generic, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -85,6 +85,9 @@ RULES_UNREADABLE: Final = Verdict(
     reason_en="The content rules cannot be read; the message was not accepted, try again later",
 )
 
+#: Messages up to this size are read on the event loop: the work is a fraction of a
+#: millisecond, less than the hop to a worker thread; larger ones are read in a thread.
+READ_INLINE_BYTES: Final = 64 * 1024
 #: Attachments of one message scanned at once.
 SCAN_CONCURRENCY: Final = 4
 
@@ -168,7 +171,10 @@ async def check_message(
             return RULES_UNREADABLE
     if scanner is None:
         scanner = scanner_for(rules)
-    read = await asyncio.to_thread(read_message, raw, rules)
+    if len(raw) <= READ_INLINE_BYTES:
+        read = read_message(raw, rules)
+    else:
+        read = await asyncio.to_thread(read_message, raw, rules)
     if directory is None:
         directory = await asyncio.to_thread(_load_directory, ctx)
     unscanned: str | None = None
@@ -253,7 +259,7 @@ def build_inspection(
     rules: ContentRules,
 ) -> Inspection:
     """The facts for the rules: the message as read, its recipients classified, the sender."""
-    table = AddressTable(config.domain, config.addresses)
+    table = _address_table(config)
     recipients = []
     for address in rcpt_tos:
         found = table.classify(address, directory)
@@ -284,14 +290,54 @@ def build_inspection(
         sender_account=sender_account,
         sender_module=sender_module,
         sender_unit_kind=unit.kind if unit else None,
-        domains=organisation_domains(
-            rules.materials.domains,
-            config.domain,
-            (p.email for p in directory.people.values() if p.email),
-        ),
+        domains=_domains(rules.materials.domains, config.domain, directory),
         published_tools=rules.tools,
         size=read.size,
     )
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class _PerObject(Generic[K, V]):
+    """A few values kept per object, by identity: the config and the directory hold dicts,
+    so they cannot be cache keys, and they change only by being replaced."""
+
+    def __init__(self, make: Callable[[K], V]) -> None:
+        self._make = make
+        self._known: list[tuple[K, V]] = []
+
+    def __call__(self, key: K) -> V:
+        for known, value in self._known:
+            if known is key:
+                return value
+        value = self._make(key)
+        self._known = [*self._known[-3:], (key, value)]
+        return value
+
+
+def _new_table(config: Config) -> AddressTable:
+    return AddressTable(config.domain, config.addresses)
+
+
+def _no_domains_yet(_directory: Directory) -> dict[tuple[tuple[str, ...], str], frozenset[str]]:
+    return {}
+
+
+_address_table = _PerObject(_new_table)
+# Walking every person's mailbox per message would cost more than the rest of the check.
+_domains_found = _PerObject(_no_domains_yet)
+
+
+def _domains(configured: tuple[str, ...], oa_domain: str, directory: Directory) -> frozenset[str]:
+    found = _domains_found(directory)
+    key = (tuple(configured), oa_domain)
+    if key not in found:
+        found[key] = organisation_domains(
+            configured, oa_domain, (p.email for p in directory.people.values() if p.email)
+        )
+    return found[key]
 
 
 # --- After acceptance -----------------------------------------------------------------------------

@@ -169,6 +169,8 @@ _UTF16_RUN: Final = re.compile(
 # compat32 keeps headers as the raw strings they are; the default policy's header objects
 # cost most of the time of reading a message, on the gateway's hot path.
 _PARSER: Final = BytesParser(_class=EmailMessage, policy=policy.compat32)
+# The end of the header block: the first empty line.
+_HEAD_END: Final = re.compile(rb"\n\r?\n")
 # Parts of signed mail that are protocol, not content.
 _PROTOCOL_PARTS: Final = frozenset(
     {
@@ -197,8 +199,7 @@ class ReadMessage:
 
 def read_message(raw: bytes, rules: ContentRules) -> ReadMessage:
     """Read a raw message; never raises for a malformed one (what cannot be read says so)."""
-    msg = _PARSER.parsebytes(raw)
-    assert isinstance(msg, EmailMessage)
+    msg = _parse(raw)
     reader = _MessageReader(rules)
     reader.walk(msg, depth=0)
     plain = "\n".join(reader.plain)
@@ -212,6 +213,28 @@ def read_message(raw: bytes, rules: ContentRules) -> ReadMessage:
         forwarded_messages=reader.forwarded,
         size=len(raw),
     )
+
+
+def _parse(raw: bytes) -> EmailMessage:
+    """The message, its body read line by line only when it has parts.
+
+    The parser walks every line of a body; a single-part body is taken whole instead, as the
+    parser would have joined it, when the header block parses cleanly on its own.
+    """
+    end = _HEAD_END.search(raw)
+    if end is not None:
+        msg = _PARSER.parsebytes(raw[: end.start() + 1])
+        if (
+            isinstance(msg, EmailMessage)
+            and not msg.defects
+            and not msg.get_payload()
+            and msg.get_content_maintype() not in ("multipart", "message")
+        ):
+            msg.set_payload(raw[end.end() :].decode("ascii", "surrogateescape"))
+            return msg
+    whole = _PARSER.parsebytes(raw)
+    assert isinstance(whole, EmailMessage)
+    return whole
 
 
 class _MessageReader:

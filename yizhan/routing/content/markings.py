@@ -83,12 +83,23 @@ class MarkingFinder:
         #: A marking that closes the field after a separator: "關於…_秘密".
         self.suffix = re.compile(rf"{_BEFORE}\s*{marked}\s*$")
         self.extra = tuple(re.compile(p) for p in words.patterns)
+        # Every built-in pattern needs a level's or a tag's first character, or 密 (a label):
+        # a text with none of them is passed over without running the patterns.
+        self.key_chars = frozenset(
+            {normalise(w)[0] for w in (*words.levels, *words.tags) if normalise(w)} | {"密"}
+        )
+
+    def may_mark(self, text: str) -> bool:
+        """Whether ``text`` (normalised) could hold a built-in marking at all."""
+        return any(c in text for c in self.key_chars)
 
     # -- places ------------------------------------------------------------------------------
 
     def in_title(self, text: str) -> str | None:
         """A marking in a subject, file name or title: whole, as a tag, prefix or suffix."""
         text = strip_reply_prefixes(normalise(text))
+        if not self.may_mark(text):
+            return self._extra(text)
         for pattern in (self.whole, self.leading_tag, self.trailing_tag, self.prefix, self.suffix):
             match = pattern.search(text)
             if match:
@@ -99,6 +110,8 @@ class MarkingFinder:
         """A marking at the head of a body or document: a line that is, or opens with, one."""
         for line in lines:
             line = normalise(line)
+            if not self.may_mark(line):
+                continue
             for pattern in (self.whole, self.leading_tag, self.trailing_tag, self.line_prefix):
                 match = pattern.search(line)
                 if match:
@@ -108,11 +121,18 @@ class MarkingFinder:
     def anywhere(self, text: str) -> str | None:
         """A marking that counts wherever it stands: a starred level outside quotes, a label."""
         text = normalise(text)
+        if not self.may_mark(text):
+            return self._extra(text)
         for match in self.starred.finditer(text):
             before = text[: match.start()].rstrip(" \t")
             if not before or before[-1] not in _QUOTES:
                 return _shown(match.group())
-        for pattern in (self.label, *self.extra):
+        found = self.label.search(text)
+        return _shown(found.group()) if found else self._extra(text)
+
+    def _extra(self, text: str) -> str | None:
+        # The IT department's own patterns (``[content.markings] patterns``), run everywhere.
+        for pattern in self.extra:
             found = pattern.search(text)
             if found:
                 return _shown(found.group())
