@@ -12,11 +12,13 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 
 from tests.conftest import make_config, seed_keyring
 from tests.daemon.test_flows import PASSWORD, Daemon, reply, start_daemon
 from yizhan.daemon.context import Context
 from yizhan.mailstore.db import upgrade
+from yizhan.mailstore.models import OutboundBody, OutboundMessage
 from yizhan.signing.pgpmime import split_signed
 
 PEOPLE = {
@@ -94,7 +96,9 @@ def test_signoff_and_seal_need_signatures_and_the_seal_verifies(
     # A draft goes up the chain; the leader's unsigned 同意 is refused, the signed one counts;
     # the custodian's signed 用印 seals it; a clerk's copy verifies with `gpg --verify`.
     d = signed_daemon
-    d.send("songjia", "fawen@oa.example", "關於檢驗工作的通知", "主送：大連分局\n\n正文。")
+    d.send(
+        "songjia", "fawen@oa.example", "關於檢驗工作的通知", "主送：大連分局、丹東分局\n\n正文。"
+    )
     d.inbox("songjia")
     for approver in ("liangguoqiang", "liuyang"):
         (ask,) = d.inbox(approver)
@@ -113,6 +117,15 @@ def test_signoff_and_seal_need_signatures_and_the_seal_verifies(
     (sealed,) = d.inbox("tianlu")
     assert sealed.get_content_type() == "multipart/signed"
     assert sealed["X-Yizhan-Action"] == "receive"
+    # Every clerk's copy is the one signed body, stored once, each with its own reply token.
+    with d.ctx.sessions() as session:
+        copies = session.scalars(
+            select(OutboundMessage).where(OutboundMessage.body_id.is_not(None))
+        ).all()
+        assert len(copies) >= 2 and len({c.body_id for c in copies}) == 1
+        assert len({c.message_bytes.split(b"\r\n\r\n", 1)[1] for c in copies}) == 1
+        assert len({c.data for c in copies}) == len(copies)
+        assert session.scalar(select(func.count()).select_from(OutboundBody)) == 1
     # The official form travels with it: GB/T 9704 HTML for mail clients and a PDF.
     content = sealed.get_payload()[0]
     html = content.get_body(("html",))

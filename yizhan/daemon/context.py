@@ -109,6 +109,7 @@ class Context:
         mail_from: str | None = None,
         document_id: int | None = None,
         now: dt.datetime | None = None,
+        body_id: int | None = None,
     ) -> OutboundMessage:
         """Put mail on the outbound queue in the caller's transaction (idempotent on ``source``).
 
@@ -131,6 +132,7 @@ class Context:
             expires_after=dt.timedelta(days=self.config.relay.retry_days),
             domain=self.config.domain,
             document_id=document_id,
+            body_id=body_id,
         )
 
     def outside_organisation(self, session: Session, addresses: Sequence[str]) -> list[str]:

@@ -11,7 +11,7 @@ import contextlib
 import datetime as dt
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, parseaddr
 from typing import Any
@@ -34,6 +34,7 @@ from yizhan.mailstore.documents import (
     waiting_steps,
 )
 from yizhan.mailstore.models import DelegationRow, Document, Inbound, OutboundMessage, Step
+from yizhan.mailstore.outbox import store_body
 from yizhan.mailstore.settings import load_settings, save_settings
 from yizhan.routing import bulletins, leave, workflow
 from yizhan.routing.bulletins import parse_withdraw
@@ -56,7 +57,15 @@ from yizhan.routing.rules import REVISE_STEP
 from yizhan.routing.settings import apply_set
 from yizhan.routing.tokens import TokenClaim, make_token, read_token
 from yizhan.signing.keyring import KeyringError, SignerSpec
-from yizhan.signing.pgpmime import Verification, sign_message_bytes, verify_message
+from yizhan.signing.pgpmime import (
+    SignedPart,
+    Verification,
+    sign_message_bytes,
+    signed_body,
+    signed_content,
+    verify_message,
+    wrap_head,
+)
 from yizhan.templates.official import official_document
 from yizhan.templates.official_html import render_official_html
 from yizhan.templates.official_pdf import CJKFontMissing, render_official_pdf
@@ -109,12 +118,26 @@ class Incoming:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SharedBody:
+    """A distribution's signed body, stored once, and the subject that goes with it."""
+
+    signed: SignedPart
+    subject: str
+    body_id: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class OfficialCopy:
-    """The sealed document's official form, attached to its distribution (GB/T 9704-2012)."""
+    """The sealed document's official form, attached to its distribution (GB/T 9704-2012).
+
+    ``shared`` keeps the signed bodies made from it during one distribution (issue 4: one
+    signature and one stored copy per document version, however many recipients).
+    """
 
     html: str
     pdf: bytes | None
     filename: str
+    shared: dict[tuple[str, ...], SharedBody] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -834,13 +857,116 @@ class Desk:
                 self.ctx.config.secret, document_id=state.id or 0, step_id=step.id, account=to
             )
             headers["Reply-To"] = f"r+{token}@{self.domain}"
+        deadline = (
+            step.due_at.astimezone(self.ctx.config.tzinfo).strftime("%Y-%m-%d %H:%M")
+            if step is not None and step.due_at
+            else ""
+        )
+        address = person.email or f"{person.account}@{self.domain}"
+        source = f"{row.key}:doc:{state.id}:{n}"
+        if official is not None:
+            # What the body is made of besides the document: the same for every recipient
+            # of one kind of notice, so they all share one signed, stored body.
+            key = (template, action, step.name if step else "", deadline, repr(variables))
+            shared = official.shared.get(key)
+            if shared is None:
+                mail = self._document_mail(
+                    state,
+                    template,
+                    action,
+                    step,
+                    None,
+                    variables,
+                    directory,
+                    language,
+                    deadline,
+                    to=formataddr((person.name, address)),
+                    headers=headers,
+                )
+                mail.add_alternative(official.html, subtype="html", charset="utf-8")
+                if official.pdf is not None:
+                    mail.add_attachment(
+                        official.pdf,
+                        maintype="application",
+                        subtype="pdf",
+                        filename=official.filename,
+                    )
+                signed = self.ctx.signatures.sign(
+                    signed_content(mail),
+                    self.ctx.keyring,
+                    signers or [self.ctx.keyring.system_signer()],
+                )
+                shared = official.shared[key] = SharedBody(
+                    signed=signed,
+                    subject=str(mail["Subject"]),
+                    body_id=store_body(session, signed_body(signed), now=now),
+                )
+            envelope = EmailMessage()
+            envelope["From"] = formataddr(("驛站", f"cmd@{self.domain}"))
+            envelope["To"] = formataddr((person.name, address))
+            envelope["Subject"] = shared.subject
+            for name, value in headers.items():
+                envelope[name] = value
+            self.ctx.queue(
+                session,
+                source=source,
+                message=wrap_head(shared.signed, envelope),
+                body_id=shared.body_id,
+                rcpts=[address],
+                now=now,
+                document_id=state.id,
+            )
+            return
+        mail = self._document_mail(
+            state,
+            template,
+            action,
+            step,
+            on_behalf_of,
+            variables,
+            directory,
+            language,
+            deadline,
+            to=formataddr((person.name, address)),
+            headers=headers,
+        )
+        self.ctx.queue(
+            session,
+            source=source,
+            message=sign_message_bytes(
+                mail,
+                self.ctx.keyring,
+                signers or [self.ctx.keyring.system_signer()],
+                cache=self.ctx.signatures,
+            ),
+            rcpts=[address],
+            now=now,
+            document_id=state.id,
+        )
+
+    def _document_mail(
+        self,
+        state: DocumentState,
+        template: str,
+        action: str,
+        step: Step | None,
+        on_behalf_of: str | None,
+        variables: dict[str, object],
+        directory: Directory,
+        language: str | None,
+        deadline: str,
+        *,
+        to: str,
+        headers: dict[str, str],
+    ) -> EmailMessage:
+        """The mail about ``state`` to ``to``, not yet signed."""
         zh, en = _LABELS.get(template, (template, template))
         delegator = directory.people.get(on_behalf_of or "")
-        mail = render_mail(
+        return render_mail(
             "document.txt",
             language,
             sender=formataddr(("驛站", f"cmd@{self.domain}")),
-            to=formataddr((person.name, person.email or f"{person.account}@{self.domain}")),
+            to=to,
             headers=headers,
             label=zh if (language or "zh_CN") != "en" else en,
             doc=state,
@@ -849,30 +975,7 @@ class Desk:
             on_behalf_of=delegator.name if delegator else None,
             variables=variables,
             trail=trail_lines(state, directory, self.ctx.config.tzinfo, language),
-            deadline=(
-                step.due_at.astimezone(self.ctx.config.tzinfo).strftime("%Y-%m-%d %H:%M")
-                if step is not None and step.due_at
-                else ""
-            ),
-        )
-        if official is not None:
-            mail.add_alternative(official.html, subtype="html", charset="utf-8")
-            if official.pdf is not None:
-                mail.add_attachment(
-                    official.pdf, maintype="application", subtype="pdf", filename=official.filename
-                )
-        self.ctx.queue(
-            session,
-            source=f"{row.key}:doc:{state.id}:{n}",
-            message=sign_message_bytes(
-                mail,
-                self.ctx.keyring,
-                signers or [self.ctx.keyring.system_signer()],
-                cache=self.ctx.signatures,
-            ),
-            rcpts=[person.email or f"{person.account}@{self.domain}"],
-            now=now,
-            document_id=state.id,
+            deadline=deadline,
         )
 
     def _document_headers(

@@ -154,6 +154,18 @@ class Inbound(Base):
     __table_args__ = (Index("ix_inbound_state_id", "state", "id"),)
 
 
+class OutboundBody(Base):
+    """A message body that several queued messages share: a sealed document version is signed
+    once for all its recipients (issue 4) and stored once; each message keeps its own head."""
+
+    __tablename__ = "outbound_bodies"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime]
+
+
 class OutboundMessage(Base):
     """One message to send (one body, one Message-ID), written in the same transaction as
     the decision that caused it; ``source`` makes writing it a second time a no-op."""
@@ -164,10 +176,18 @@ class OutboundMessage(Base):
     source: Mapped[str] = mapped_column(String(200), unique=True)
     message_id: Mapped[str] = mapped_column(String(998))
     mail_from: Mapped[str] = mapped_column(String(320))
+    # The whole message; or, with ``body_id``, its header block, the body being shared.
     data: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[dt.datetime]
     document_id: Mapped[int | None] = mapped_column(BigId, default=None)
+    body_id: Mapped[int | None] = mapped_column(ForeignKey("outbound_bodies.id"), default=None)
+    body: Mapped[OutboundBody | None] = relationship()
     deliveries: Mapped[list[Delivery]] = relationship(back_populates="message")
+
+    @property
+    def message_bytes(self) -> bytes:
+        """The message as it goes on the wire: its head and the shared body, or its data."""
+        return self.data + self.body.data if self.body is not None else self.data
 
 
 class Delivery(Base):

@@ -12,6 +12,8 @@ A finished delivery is never changed again.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import re
 import unicodedata
 import uuid
 from collections.abc import Sequence
@@ -25,7 +27,7 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from yizhan.mailstore import audit
-from yizhan.mailstore.models import Delivery, OutboundMessage
+from yizhan.mailstore.models import Delivery, OutboundBody, OutboundMessage
 from yizhan.routing.dsn import FailedRecipient, build_dsn
 
 QUEUED = "queued"
@@ -37,6 +39,8 @@ FAILED = "failed"
 SHOW_FAILED_FOR = dt.timedelta(days=7)
 
 _ADDRESS_HEADERS = ("From", "Sender", "Reply-To", "To", "Cc")
+# The end of a header block: the first empty line.
+_HEAD_END = re.compile(rb"\n\r?\n")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,8 +89,12 @@ def enqueue(
     expires_after: dt.timedelta,
     domain: str,
     document_id: int | None = None,
+    body_id: int | None = None,
 ) -> OutboundMessage:
     """Queue ``message`` for ``rcpts`` in the caller's transaction; a known ``source`` adds nothing.
+
+    With ``body_id`` (from :func:`store_body`), ``message`` is only the header block, up to and
+    with its empty line, and the body stored once is sent after it.
 
     ``source`` names what caused the message (``inbound:42:answer``, ``dsn:7`` …). If a message
     with that source is queued already it is returned unchanged, so a decision applied twice
@@ -111,6 +119,8 @@ def enqueue(
         raise ValueError(f"outbound message {source!r} has no recipients")
     if isinstance(message, bytes):
         data, message_id = _complete_bytes(message, now=now, domain=domain)
+    elif body_id is not None:
+        raise ValueError("a message with a shared body is queued as its header block's bytes")
     else:
         message_id = _complete_message(message, now=now, domain=domain)
         data = _serialise(message)
@@ -121,6 +131,7 @@ def enqueue(
         data=data,
         created_at=now,
         document_id=document_id,
+        body_id=body_id,
     )
     row.deliveries = [
         Delivery(
@@ -135,6 +146,22 @@ def enqueue(
     session.add(row)
     session.flush()
     return row
+
+
+def store_body(session: Session, data: bytes, *, now: dt.datetime) -> int:
+    """Keep a body that several queued messages share, once; returns its id for :func:`enqueue`.
+
+    A sealed document goes to every recipient with the same signed body; storing it once
+    keeps a distribution to a thousand clerks from writing a thousand copies of its PDF.
+    """
+    digest = hashlib.sha256(data).hexdigest()
+    found = session.scalar(select(OutboundBody.id).where(OutboundBody.sha256 == digest))
+    if found is not None:
+        return found
+    row = OutboundBody(sha256=digest, data=data, created_at=now)
+    session.add(row)
+    session.flush()
+    return row.id
 
 
 def new_message_id(domain: str) -> str:
@@ -187,7 +214,10 @@ def claim_due(
                 OutboundMessage.mail_from,
                 OutboundMessage.created_at,
                 OutboundMessage.data,
-            ).where(OutboundMessage.id.in_({d.message_pk for d in deliveries}))
+                OutboundBody.data.label("body"),
+            )
+            .outerjoin(OutboundBody, OutboundBody.id == OutboundMessage.body_id)
+            .where(OutboundMessage.id.in_({d.message_pk for d in deliveries}))
         )
     }
     return [
@@ -200,7 +230,7 @@ def claim_due(
             attempts=d.attempts,
             expires_at=d.expires_at,
             created_at=messages[d.message_pk].created_at,
-            data=messages[d.message_pk].data,
+            data=messages[d.message_pk].data + (messages[d.message_pk].body or b""),
         )
         for d in deliveries
     ]
@@ -274,7 +304,7 @@ def mark_failed(
     if message.mail_from:
         report = build_dsn(
             domain=domain,
-            original=message.data,
+            original=message.message_bytes,
             sender=message.mail_from,
             arrival=message.created_at,
             failed=[
@@ -462,7 +492,11 @@ def _serialise(message: EmailMessage) -> bytes:
 
 
 def _complete_bytes(data: bytes, *, now: dt.datetime, domain: str) -> tuple[bytes, str]:
-    headers = BytesHeaderParser(policy=policy.compat32).parsebytes(data)
+    # Only the header block is parsed: the body may be megabytes of a sealed PDF.
+    end = _HEAD_END.search(data)
+    headers = BytesHeaderParser(policy=policy.compat32).parsebytes(
+        data[: end.end()] if end else data
+    )
     newline = b"\r\n" if b"\r\n" in data[:4096] else b"\n"
     prefix = b""
     message_id = " ".join(str(headers.get("Message-ID", "")).split())

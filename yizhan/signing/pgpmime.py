@@ -248,6 +248,15 @@ def wrap(signed: SignedPart, envelope: Message) -> bytes:
     inside ``signed``: a recipient asked for something else needs a signed part of its own.
     Queue the bytes as they are (``outbox.enqueue(message=bytes)``).
     """
+    return wrap_head(signed, envelope) + signed_body(signed)
+
+
+def wrap_head(signed: SignedPart, envelope: Message) -> bytes:
+    """The header block of :func:`wrap`'s message, up to and with the empty line.
+
+    Only the head differs from one recipient to the next: queue it with the body that
+    :func:`signed_body` gives once for all of them (``outbox.store_body``).
+    """
     outer = _yizhan_headers(envelope)
     if sorted(outer) != sorted(signed.protected) and outer:
         names = sorted({n for n, _ in set(outer) ^ set(signed.protected)})
@@ -274,28 +283,33 @@ def wrap(signed: SignedPart, envelope: Message) -> bytes:
         + signed.boundary.encode()
         + b'"\r\n'
     )
-    delimiter = b"--" + signed.boundary.encode("ascii")
-    # One join: the signed part may be megabytes, and is copied once per recipient only.
-    lines += [
-        b"\r\n",
-        PREAMBLE,
-        b"\r\n",
-        delimiter,
-        b"\r\n",
-        signed.content,
-        b"\r\n",
-        delimiter,
-        b"\r\n",
-        b'Content-Type: application/pgp-signature; name="signature.asc"\r\n',
-        b"Content-Description: OpenPGP digital signature\r\n",
-        b'Content-Disposition: attachment; filename="signature.asc"\r\n',
-        b"\r\n",
-        signed.signature,
-        b"\r\n",
-        delimiter,
-        b"--\r\n",
-    ]
+    lines.append(b"\r\n")
     return b"".join(lines)
+
+
+def signed_body(signed: SignedPart) -> bytes:
+    """The body of every message that carries ``signed``: the signed part and the signature."""
+    delimiter = b"--" + signed.boundary.encode("ascii")
+    return b"".join(
+        [
+            PREAMBLE,
+            b"\r\n",
+            delimiter,
+            b"\r\n",
+            signed.content,
+            b"\r\n",
+            delimiter,
+            b"\r\n",
+            b'Content-Type: application/pgp-signature; name="signature.asc"\r\n',
+            b"Content-Description: OpenPGP digital signature\r\n",
+            b'Content-Disposition: attachment; filename="signature.asc"\r\n',
+            b"\r\n",
+            signed.signature,
+            b"\r\n",
+            delimiter,
+            b"--\r\n",
+        ]
+    )
 
 
 def sign_message_bytes(
