@@ -111,7 +111,8 @@ def test_subscribers_get_the_item_as_the_office_edited_it(
 
 def test_the_office_sends_an_item_back_and_nothing_is_published(daemon: Daemon) -> None:
     # An edit marker with no text is answered with what to send; REJECT returns the item to
-    # its author with the reason; no subscriber gets anything and the count stays at zero.
+    # its author with the reason; no subscriber gets anything and the count stays at zero; the
+    # author's revision starts the review again.
     assert "已訂閱 on" in command(daemon, "fenggang", "cmd@oa.example", "SET news on")
     submit(daemon)
     one(daemon, AUTHOR)
@@ -127,3 +128,11 @@ def test_the_office_sends_an_item_back_and_nothing_is_published(daemon: Daemon) 
     assert returned["X-Yizhan-State"] == "returned" and "數據需核實後再報" in text(returned)
     assert news_recipients(daemon) == set()
     assert "合計 Total: 0" in command(daemon, "fenggang", "xinxi@oa.example", "統計")
+
+    # The author's revision goes to the unit head again, in the characters it was written in.
+    reply(daemon, AUTHOR, returned, "今年，我局抽檢樣品120批（已核實）。")
+    one(daemon, AUTHOR)
+    again = one(daemon, HEAD)
+    assert again["X-Yizhan-Step"] == "review" and "今年，我局抽檢樣品120批（已核實）。" in text(
+        again
+    )

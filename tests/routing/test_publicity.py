@@ -13,7 +13,7 @@ from tests.routing.test_rules import DIRECTORY, edit_step
 from tests.routing.test_workflow import Desk
 from yizhan.routing.calendar import WorkCalendar
 from yizhan.routing.commands import parse_command
-from yizhan.routing.edits import Edit, read_edit, text_below_command
+from yizhan.routing.edits import Edit, read_edit, reply_as_written, text_below_command
 from yizhan.routing.effects import PublishNews
 from yizhan.routing.publicity import (
     CountRequest,
@@ -130,6 +130,7 @@ def test_the_edited_text_keeps_its_full_width_punctuation() -> None:
         "在 2026年11月25日 10:00，驛站 写道：\r\n> 原文，原文\r\n"
     )
     assert text_below_command(body) == "修改稿：\n今年，我局（辦公室）抽檢１２０批。"
+    assert reply_as_written(body).startswith("同意\n修改稿：\n今年，")
     assert text_below_command("") == ""
     assert text_below_command("同意") == ""
 

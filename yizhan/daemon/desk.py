@@ -323,7 +323,8 @@ class Desk:
             and step.state == "waiting"
             and (command.verb in (Verb.UNKNOWN, Verb.DONE))
         ):
-            draft = parse_draft(str(msg.get("Subject", "")), reply_part(normalise(body_text(msg))))
+            # The new version is kept as written (，。： not made ASCII), like a new document.
+            draft = parse_draft(str(msg.get("Subject", "")), edits.reply_as_written(body_text(msg)))
             decision = workflow.revise_document(
                 doc=state,
                 actor=actor,

@@ -7,8 +7,8 @@ opinion; without a marker nothing is edited, so an opinion such as "同意\\n寫
 replaces the item. Pure: the caller passes the reply's text.
 
 Commands are matched on normalised text (``replies.normalise`` turns full-width punctuation
-into ASCII), but a published text must keep its ，。：, so :func:`text_below_command` finds the
-same lines in the body as the sender wrote it.
+into ASCII), but a published text must keep its ，。：, so :func:`reply_as_written` finds the
+same lines in the body as the sender wrote it (also for an author's revised text).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Final
 from yizhan.routing.commands import Command
 from yizhan.routing.replies import normalise, reply_part
 
-__all__ = ["EDIT_MARKERS", "Edit", "read_edit", "text_below_command"]
+__all__ = ["EDIT_MARKERS", "Edit", "read_edit", "reply_as_written", "text_below_command"]
 
 #: The words of the line that opens the edited text (compared case-insensitively, without
 #: spaces, after a trailing colon or 如下 is taken off).
@@ -85,8 +85,8 @@ def read_edit(command: Command) -> Edit | str:
     return Edit(opinion=opinion, body=body)
 
 
-def text_below_command(body: str) -> str:
-    """The reply's text below its command line, in the characters the sender wrote.
+def reply_as_written(body: str) -> str:
+    """The reply's own text above the quoted original, in the characters the sender wrote.
 
     ``replies.reply_part`` cuts the normalised body at the quoted original; normalising keeps
     every line where it was, so the same lines are taken from ``body`` itself.
@@ -96,7 +96,12 @@ def text_below_command(body: str) -> str:
     kept = reply_part("\n".join(normalised))
     if not kept or len(normalised) != len(raw):
         # Never expected (normalising adds no line ends); fall back to the normalised text.
-        return "\n".join(kept.split("\n")[1:]).strip()
+        return kept
     start = next(i for i, line in enumerate(normalised) if line.strip())
-    own = raw[start : start + len(kept.split("\n"))]
+    return "\n".join(raw[start : start + len(kept.split("\n"))]).strip()
+
+
+def text_below_command(body: str) -> str:
+    """The reply's text below its command line, as written (see :func:`reply_as_written`)."""
+    own = reply_as_written(body).split("\n")
     return "\n".join(own[1:]).strip()
