@@ -60,6 +60,7 @@ def test_default_flows_follow_the_regulation() -> None:
         "gonggao": ["approve", "signoff"],
         "xiujia": ["approve", "signoff"],
         "biangeng": ["approve", "it_approve"],
+        "xinxi": ["review", "edit"],
     }
     assert DEFAULT_RULES.flows["fawen"].states == (
         "reviewing",

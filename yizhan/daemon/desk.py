@@ -24,6 +24,7 @@ from yizhan.daemon.context import Context
 from yizhan.daemon.effects import Effects
 from yizhan.mailstore import audit
 from yizhan.mailstore import leave as leave_store
+from yizhan.mailstore import publicity as publicity_store
 from yizhan.mailstore.documents import (
     allocate_number,
     apply_decision,
@@ -36,7 +37,7 @@ from yizhan.mailstore.documents import (
 from yizhan.mailstore.models import DelegationRow, Document, Inbound, OutboundMessage, Step
 from yizhan.mailstore.outbox import store_body
 from yizhan.mailstore.settings import load_settings, save_settings
-from yizhan.routing import bulletins, leave, workflow
+from yizhan.routing import bulletins, edits, leave, publicity, workflow
 from yizhan.routing.bulletins import parse_withdraw
 from yizhan.routing.commands import (
     VERB_WORDS,
@@ -74,8 +75,17 @@ from yizhan.templates.render import render_mail
 log = logging.getLogger("yizhan.desk")
 
 #: The modules whose mail opens a document of a flow in the rules: the four document flows and
-#: the modules of 第二條 built on them (公告板, 休假管理, 事項變更申請).
-DOCUMENT_MODULES = ("fawen", "shouwen", "qianbao", "hanjian", "gonggao", "xiujia", "biangeng")
+#: the modules of 第二條 built on them (公告板, 休假管理, 事項變更申請, 信息宣傳).
+DOCUMENT_MODULES = (
+    "fawen",
+    "shouwen",
+    "qianbao",
+    "hanjian",
+    "gonggao",
+    "xiujia",
+    "biangeng",
+    "xinxi",
+)
 
 _LABELS = {
     "step_request": ("請辦理", "Action requested"),
@@ -87,6 +97,7 @@ _LABELS = {
     "closed": ("已辦結", "Closed"),
     "comment": ("意見", "Comment"),
     "withdrawn": ("已撤回", "Withdrawn"),
+    "published": ("已發布", "Published"),
     "reply": ("回覆", "Reply"),
 }
 
@@ -288,6 +299,11 @@ class Desk:
                 on_behalf_of = delegator
         if step.on_behalf_of and on_behalf_of is None and step_id is not None:
             on_behalf_of = step.on_behalf_of
+        flow = self.rules.flow(document.kind)
+        rule = flow.step(step.name) if flow is not None else None
+        if rule is not None and rule.edits_body and command.verb is Verb.APPROVE:
+            # An edited text is published as written, with its full-width ，。： (routing.edits).
+            command = replace(command, text=edits.text_below_command(body_text(msg)))
         verification: Verification | None = None
         if (
             step.name in self.ctx.config.signing.require_signature
@@ -329,7 +345,8 @@ class Desk:
             and step.state == "waiting"
             and (command.verb in (Verb.UNKNOWN, Verb.DONE))
         ):
-            draft = parse_draft(str(msg.get("Subject", "")), reply_part(normalise(body_text(msg))))
+            # The new version is kept as written (，。： not made ASCII), like a new document.
+            draft = parse_draft(str(msg.get("Subject", "")), edits.reply_as_written(body_text(msg)))
             decision = workflow.revise_document(
                 doc=state,
                 actor=actor,
@@ -428,7 +445,8 @@ class Desk:
         """Handle a command sent to a module's address; False when the mail is a new document.
 
         gonggao@ takes 撤回/WITHDRAW id from a bulletin's author (第二十三條); xiujia@ takes
-        查詢/STATUS (the leave balance) from anyone and 設置/SET corrections from HR (第六條).
+        查詢/STATUS (the leave balance) from anyone and 設置/SET corrections from HR (第六條);
+        xinxi@ takes 統計/STATUS [year] (each unit's published news items) from anyone.
         """
         assert sender.account is not None
         command = command_from_message(msg)
@@ -485,6 +503,19 @@ class Desk:
                         leave_store.service_start(session, account),
                         year,
                     ).text()
+            self._reply(session, row, msg, sender, directory, text)
+            return True
+        if module == "xinxi":
+            count = publicity.parse_count_request(command)
+            if count is None:
+                return False
+            tz = self.ctx.config.tzinfo
+            year = count.year or now.astimezone(tz).year
+            year_end = dt.datetime(year + 1, 1, 1, tzinfo=tz)
+            counts = publicity.yearly_counts(
+                publicity_store.published_items(session, before=year_end), year, tz
+            )
+            text = publicity.count_report(counts, year, directory)
             self._reply(session, row, msg, sender, directory, text)
             return True
         return False
@@ -1321,7 +1352,7 @@ def help_text(domain: str, command: Command | None = None) -> str:
         intro + f"驛站 Yizhan 幫助 / help\n\n新公文 New documents: fawen@{domain} 局發文, "
         f"shouwen@{domain} 收文, qianbao@{domain} 內部簽報, hanjian@{domain} 處室函, "
         f"gonggao@{domain} 公告 (撤回 id / WITHDRAW id), xiujia@{domain} 休假 (查詢 / STATUS), "
-        f"biangeng@{domain} 事項變更申請.\n"
+        f"biangeng@{domain} 事項變更申請, xinxi@{domain} 信息宣傳 (統計 年份 / STATUS year).\n"
         "郵件主題為標題；正文開頭可寫「主送：」「抄送：」「範圍：」「緊急程度：」。\n"
         "The subject is the title; the body may open with To-Units:, Cc-Units:, Scope:, "
         "Urgency: lines and a blank line.\n\n"
@@ -1330,5 +1361,6 @@ def help_text(domain: str, command: Command | None = None) -> str:
         f"發到 cmd@{domain}：授權 王芳 至 2026-12-01 / 收回授權 / 查詢 編號 / 待辦 / 幫助\n"
         f"At cmd@{domain}: DELEGATE name UNTIL date, REVOKE, STATUS id, TODO, HELP\n"
         "設置 SET: 「設置」列出設置；設置 摘要 關閉 / SET digest off；設置 摘要 08:30,13:30 / "
-        "SET digest 08:30,13:30；設置 語言 en / SET language zh_CN|zh_TW|en\n"
+        "SET digest 08:30,13:30；設置 語言 en / SET language zh_CN|zh_TW|en；"
+        "設置 信息訂閱 是|否 / SET xinxi on|off\n"
     )

@@ -3,7 +3,8 @@
 The engine names what must happen when a module's flow ends; this writes it to the store and
 queues the mail it causes: a published bulletin to everyone in scope and its withdrawal
 (第二十三條), a leave into HR's book with word to HR and a prompt to delegate (第六條, 第九條),
-a change to the directory with word to IT and, when a clerk changes, to the office (第十條).
+a change to the directory with word to IT and, when a clerk changes, to the office (第十條), a
+news item to its subscribers (信息宣傳, 第二條).
 Every mail is keyed by the inbound message, so processing it again queues nothing twice.
 """
 
@@ -11,6 +12,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
 from email.utils import format_datetime, formataddr
 from typing import Any
 
@@ -20,7 +25,8 @@ from sqlalchemy.orm import Session
 from yizhan.daemon.context import Context
 from yizhan.mailstore.changes import apply_change
 from yizhan.mailstore.leave import record_leave
-from yizhan.mailstore.models import DelegationRow, Document
+from yizhan.mailstore.models import DelegationRow, Document, Inbound
+from yizhan.mailstore.publicity import subscribers
 from yizhan.routing.bulletins import audience
 from yizhan.routing.changes import Change
 from yizhan.routing.directory import Directory, PersonInfo
@@ -28,6 +34,7 @@ from yizhan.routing.effects import (
     ApplyDirectoryChange,
     Effect,
     PublishBulletin,
+    PublishNews,
     RecordLeave,
     WithdrawBulletin,
 )
@@ -73,6 +80,8 @@ class Effects:
             self._record_leave(session, key, document, effect, actor, directory, now)
         elif isinstance(effect, ApplyDirectoryChange):
             self._change(session, key, document, effect, actor, directory, now)
+        elif isinstance(effect, PublishNews):
+            self._publish_news(session, key, document, effect, directory, now)
 
     # -- bulletins (第二十三條) -----------------------------------------------------------------
 
@@ -273,6 +282,74 @@ class Effects:
                 clerk=clerk,
             )
 
+    # -- news items (信息宣傳, 第二條; mine rules 一(六)) ------------------------------------
+
+    def _publish_news(
+        self,
+        session: Session,
+        key: str,
+        document: Document,
+        effect: PublishNews,
+        directory: Directory,
+        now: dt.datetime,
+    ) -> None:
+        """Send the item, as the office approved (and maybe edited) it, to every subscriber."""
+        people = [
+            directory.people[a]
+            for a in subscribers(session)
+            if a in directory.people and directory.people[a].state == "active"
+        ]
+        document.fields = {
+            **document.fields,
+            "published_at": now.isoformat(),
+            "recipients": [p.account for p in people],
+        }
+        # Subscribers opt in, so unlike a bulletin the item says how to opt out (RFC 2369).
+        headers = {
+            "List-Id": f"信息宣傳 <xinxi.{self.domain}>",
+            "List-Unsubscribe": f"<mailto:cmd@{self.domain}?subject=SET%20xinxi%20off>",
+            "Precedence": "list",
+            "X-Yizhan-Doc": str(document.id),
+            "X-Yizhan-Kind": "xinxi",
+            "X-Yizhan-State": "published",
+            "X-Yizhan-Step": "-",
+            "X-Yizhan-Action": "none",
+            "X-Yizhan-Unit": document.unit_id,
+        }
+        author = directory.people.get(document.author)
+        unit = directory.units.get(document.unit_id)
+        attachments = self._source_attachments(session, document)
+        local = now.astimezone(self.ctx.config.tzinfo)
+        for person in people:
+            self._send(
+                session,
+                f"{key}:news:{person.account}",
+                person,
+                "news.txt",
+                headers,
+                document,
+                sender=formataddr(("信息宣傳", f"xinxi@{self.domain}")),
+                attachments=attachments,
+                title=document.title,
+                body=effect.body,
+                author=author.name if author else document.author,
+                unit=unit.name if unit else document.unit_id,
+                date=f"{local:%Y-%m-%d}",
+                id=document.id,
+                domain=self.domain,
+            )
+
+    def _source_attachments(self, session: Session, document: Document) -> list[EmailMessage]:
+        """The attachments of the mail that submitted ``document``: they are part of the item."""
+        if document.source_inbound is None:
+            return []
+        inbound = session.get(Inbound, document.source_inbound)
+        if inbound is None:
+            return []
+        msg = BytesParser(policy=policy.default).parsebytes(self.ctx.raw.read(inbound.path))
+        assert isinstance(msg, EmailMessage)
+        return [p for p in msg.iter_attachments() if isinstance(p, EmailMessage)]
+
     # -- mail ---------------------------------------------------------------------------------
 
     def _send(
@@ -285,6 +362,7 @@ class Effects:
         document: Document,
         *,
         sender: str | None = None,
+        attachments: Sequence[EmailMessage] = (),
         **variables: Any,
     ) -> None:
         address = person.email or f"{person.account}@{self.domain}"
@@ -296,6 +374,16 @@ class Effects:
             headers=headers,
             **variables,
         )
+        for part in attachments:
+            payload = part.get_payload(decode=True)
+            if isinstance(payload, bytes) and not part.is_multipart():
+                maintype, subtype = part.get_content_maintype(), part.get_content_subtype()
+            else:
+                # An attached message or a multipart travels whole, as bytes.
+                payload, maintype, subtype = part.as_bytes(), "application", "octet-stream"
+            mail.add_attachment(
+                payload, maintype=maintype, subtype=subtype, filename=part.get_filename()
+            )
         self.ctx.queue(
             session,
             source=source,

@@ -22,6 +22,7 @@ __all__ = [
     "ApplyDirectoryChange",
     "Effect",
     "PublishBulletin",
+    "PublishNews",
     "RecordLeave",
     "WithdrawBulletin",
     "effect_on_close",
@@ -70,8 +71,19 @@ class ApplyDirectoryChange:
     change: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, kw_only=True)
+class PublishNews:
+    """Send an approved news item to every subscriber (信息宣傳, 第二條).
+
+    ``body`` is the text as published: the office's edited text when it edited the item.
+    """
+
+    body: str
+    edited: bool = False
+
+
 #: Any effect record.
-Effect = PublishBulletin | WithdrawBulletin | RecordLeave | ApplyDirectoryChange
+Effect = PublishBulletin | WithdrawBulletin | RecordLeave | ApplyDirectoryChange | PublishNews
 
 
 def _publish(doc: DocumentState) -> Effect:
@@ -99,6 +111,12 @@ def _apply_change(doc: DocumentState) -> Effect:
     return ApplyDirectoryChange(change=MappingProxyType(dict(doc.fields.get("change", {}))))
 
 
+def _publish_news(doc: DocumentState) -> Effect:
+    return PublishNews(
+        body=str(doc.fields.get("body", "")), edited=bool(doc.fields.get("edited_by"))
+    )
+
+
 #: The effects a flow may end with, by the name ``Flow.on_close`` uses, each built from the
 #: closed document's fields.
 CLOSE_EFFECTS: Final[Mapping[str, Callable[[DocumentState], Effect]]] = MappingProxyType(
@@ -106,6 +124,7 @@ CLOSE_EFFECTS: Final[Mapping[str, Callable[[DocumentState], Effect]]] = MappingP
         "publish_bulletin": _publish,
         "record_leave": _record_leave,
         "apply_change": _apply_change,
+        "publish_news": _publish_news,
     }
 )
 

@@ -86,14 +86,16 @@ _PER_UNIT_SELECTORS: Final = frozenset({"scope", "scope_others", "instructed"})
 
 #: The effects a flow may end with (``Flow.on_close``); ``routing.effects.CLOSE_EFFECTS`` builds
 #: them, and a test keeps the two the same.
-CLOSE_EFFECT_NAMES: Final = frozenset({"publish_bulletin", "record_leave", "apply_change"})
+CLOSE_EFFECT_NAMES: Final = frozenset(
+    {"publish_bulletin", "record_leave", "apply_change", "publish_news"}
+)
 
 # A ``when`` condition: a document field name, optionally negated with "!".
 _FIELD_NAME: Final = re.compile(r"^!?[a-z_][a-z0-9_]*$")
 
 #: Document kinds whose flow must hold at least one approval that cannot be skipped.
 KINDS_REQUIRING_APPROVAL: Final = frozenset(
-    {"fawen", "shouwen", "qianbao", "hanjian", "xiujia", "biangeng"}
+    {"fawen", "shouwen", "qianbao", "hanjian", "xiujia", "biangeng", "xinxi"}
 )
 
 #: Templates the engine may name in a notice (rendered by ``templates``).
@@ -108,6 +110,7 @@ TEMPLATES: Final = frozenset(
         "closed",
         "comment",
         "withdrawn",
+        "published",
     }
 )
 
@@ -243,6 +246,7 @@ DEADLINES: Final[Mapping[str, tuple[int, int, int]]] = MappingProxyType(
         "countersign": (3, 2, 1),
         "approve": (2, 1, 0),
         "revise": (5, 3, 1),
+        "edit": (2, 1, 0),  # the office's editing of a news item (信息宣傳)
     }
 )
 
@@ -297,6 +301,10 @@ class StepRule:
     that must be true for the document to go through the step (``!field``: false); the module
     that reads the mail sets such fields (a 重要 bulletin, a long leave), and a step whose
     condition fails is skipped like an optional one with nobody to ask.
+
+    ``edits_body`` lets the step's APPROVE carry an edited text of the document
+    (``routing.edits``: the text below a 修改稿/EDITED line replaces the body), as the office
+    edits a news item before publishing it (信息宣傳).
     """
 
     name: str
@@ -313,6 +321,7 @@ class StepRule:
     parallel: bool = False
     forward_to: tuple[str, ...] = ()
     names_units: bool = False
+    edits_body: bool = False
     template: str = "step_request"
     done_template: str | None = None
     prefix: str | None = None
@@ -340,7 +349,8 @@ class Flow:
     ``needs_scope`` refuses a document addressed to no unit; ``close_template`` is the mail the
     author gets when the flow ends; ``revise_deadline`` the working days the author has to
     revise a returned document; ``on_close`` the effect the flow ends with (one of
-    ``routing.effects.CLOSE_EFFECTS``: publish a bulletin, record a leave, change the directory).
+    ``routing.effects.CLOSE_EFFECTS``: publish a bulletin or a news item, record a leave, change
+    the directory).
     """
 
     kind: str
@@ -725,10 +735,44 @@ BIANGENG: Final = Flow(
     ),
 )
 
+# 信息宣傳 at xinxi@ (第二條; mine rules 一(六)): a unit submits a news item; its head reviews it,
+# since 在辦公系統上發布文件及其他信息必須要經過發送單位負責人審核後方可發布; then the office,
+# which runs every module but leave (第六條), reviews and may edit it (its 信息 editor is normally
+# the clerk, who may FORWARD it to the head); then it is published to the subscribers.
+XINXI: Final = Flow(
+    kind="xinxi",
+    label="信息",
+    article="第二條",
+    content_rules=("no_classified",),
+    on_close="publish_news",
+    close_template="published",
+    steps=(
+        _step(
+            "review",
+            "單位審核",
+            "reviewing",
+            "approve",
+            role("unit_head"),
+            APPROVAL,
+            article="mine rules 一(六)",
+        ),
+        _step(
+            "edit",
+            "辦公室編審",
+            "editing",
+            "approve",
+            role("clerk", "unit_leader", "unit_head", units="kind:office"),
+            APPROVAL,
+            edits_body=True,
+            article="第二條、第六條",
+        ),
+    ),
+)
+
 #: The flows of the regulations, used unless ``<data_dir>/rules.toml`` overrides a kind.
 DEFAULT_RULES: Final = Rules(
     flows=MappingProxyType(
-        {f.kind: f for f in (FAWEN, SHOUWEN, QIANBAO, HANJIAN, GONGGAO, XIUJIA, BIANGENG)}
+        {f.kind: f for f in (FAWEN, SHOUWEN, QIANBAO, HANJIAN, GONGGAO, XIUJIA, BIANGENG, XINXI)}
     )
 )
 
@@ -754,6 +798,7 @@ _STEP_KEYS: Final = frozenset(
         "parallel",
         "forward_to",
         "names_units",
+        "edits_body",
         "template",
         "done_template",
         "prefix",
@@ -797,6 +842,7 @@ def rules_to_dict(rules: Rules) -> dict[str, Any]:
                 "parallel": s.parallel,
                 "forward_to": list(s.forward_to),
                 "names_units": s.names_units,
+                "edits_body": s.edits_body,
                 "template": s.template,
                 "article": s.article,
             }
@@ -926,6 +972,7 @@ def _step_from_dict(where: str, raw: Any, problems: list[str]) -> StepRule | Non
         parallel=_get(raw, "parallel", bool, False, where, problems),
         forward_to=tuple(_get_list(raw, "forward_to", where, problems)),
         names_units=_get(raw, "names_units", bool, False, where, problems),
+        edits_body=_get(raw, "edits_body", bool, False, where, problems),
         template=_get(raw, "template", str, "step_request", where, problems),
         done_template=_get(raw, "done_template", str, None, where, problems),
         prefix=_get(raw, "prefix", str, None, where, problems),
@@ -1046,6 +1093,8 @@ def _check_step(flow: Flow, index: int, step: StepRule, directory: Directory) ->
     for name in (step.template, step.done_template):
         if name is not None and name not in TEMPLATES:
             problems.append(f"template {name!r} is not a known template")
+    if step.edits_body and step.action != "approve":
+        problems.append("edits_body needs an approve step: the edited text comes with APPROVE")
     for r in step.forward_to:
         if r not in ROLES:
             problems.append(f"forward_to role {r!r}; allowed: {', '.join(ROLES)}")

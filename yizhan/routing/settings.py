@@ -3,7 +3,9 @@
 ``SET`` alone lists a person's settings; ``SET digest off`` and ``SET digest on`` turn the
 to-do digest off and back to the windows of their role; ``SET digest 08:30,13:30`` chooses
 windows (half hours of the working day); ``SET language zh_CN|zh_TW|en`` chooses the language
-of Yizhan's mail. Keys and values may be written in Chinese (``設置 摘要 關閉``). The transition
+of Yizhan's mail; ``SET xinxi on|off`` subscribes to the news items the office publishes
+(信息宣傳, 第二條), which nobody gets until they subscribe. Keys and values may be written in
+Chinese (``設置 摘要 關閉``, ``設置 信息訂閱 是``). The transition
 is pure (STYLE 7): current settings in, changes and the answer out; ``mailstore.settings``
 keeps them.
 """
@@ -21,10 +23,22 @@ from typing import Final
 from yizhan.routing.calendar import WorkCalendar
 from yizhan.routing.digests import OFF, allowed_windows, windows_for
 
-__all__ = ["DIGEST", "LANGUAGE", "LANGUAGES", "SetOutcome", "apply_set", "describe"]
+__all__ = [
+    "DIGEST",
+    "LANGUAGE",
+    "LANGUAGES",
+    "SUBSCRIBED",
+    "XINXI",
+    "SetOutcome",
+    "apply_set",
+    "describe",
+]
 
 DIGEST: Final = "digest"
 LANGUAGE: Final = "language"
+#: The news subscription (信息宣傳); stored as :data:`SUBSCRIBED`, absent when not subscribed.
+XINXI: Final = "xinxi"
+SUBSCRIBED: Final = "on"
 #: The languages Yizhan writes mail in.
 LANGUAGES: Final = ("zh_CN", "zh_TW", "en")
 
@@ -33,12 +47,34 @@ _KEYS: Final[Mapping[str, str]] = MappingProxyType(
     {
         **dict.fromkeys(("digest", "digests", "摘要", "待辦摘要", "待办摘要", "提醒"), DIGEST),
         **dict.fromkeys(("language", "lang", "語言", "语言"), LANGUAGE),
+        **dict.fromkeys(
+            (
+                "xinxi",
+                "news",
+                "publicity",
+                "信息",
+                "信息訂閱",
+                "信息订阅",
+                "信息宣傳",
+                "信息宣传",
+                "訂閱",
+                "订阅",
+            ),
+            XINXI,
+        ),
     }
 )
 _ON: Final = frozenset(
     {"on", "開", "开", "開啟", "开启", "打開", "打开", "默認", "默认", "default"}
 )
 _OFF: Final = frozenset({"off", "關", "关", "關閉", "关闭", "停止", "不要"})
+# Subscribing is opting in: "default" is not among the words, since the default is off.
+_SUBSCRIBE: Final = frozenset(
+    {"on", "yes", "subscribe", "是", "開", "开", "開啟", "开启", "訂閱", "订阅", "要"}
+)
+_UNSUBSCRIBE: Final = frozenset(
+    {"off", "no", "unsubscribe", "否", "關", "关", "關閉", "关闭", "退訂", "退订", "取消", "不要"}
+)
 _LANGUAGE_WORDS: Final[Mapping[str, str]] = MappingProxyType(
     {
         **dict.fromkeys(
@@ -58,6 +94,7 @@ _USAGE: Final = (
     "  設置 摘要 開啟 / SET digest on\n"
     "  設置 摘要 08:30,13:30 / SET digest 08:30,13:30\n"
     "  設置 語言 zh_TW / SET language zh_CN|zh_TW|en\n"
+    "  設置 信息訂閱 是 / SET xinxi on   (否 / off: 退訂 unsubscribe)\n"
     "  設置 / SET  (列出 list)"
 )
 
@@ -100,6 +137,14 @@ def apply_set(
                 reply=f"看不懂語言「{value}」。Unknown language {value!r}.\n\n{_USAGE}"
             )
         changes: dict[str, str | None] = {LANGUAGE: language}
+    elif key == XINXI:
+        folded = value.casefold()
+        if folded not in _SUBSCRIBE | _UNSUBSCRIBE:
+            return SetOutcome(
+                reply=f"信息訂閱只能是「是」或「否」，不是「{value}」。\n"
+                f"The news subscription is on or off, not {value!r}.\n\n{_USAGE}"
+            )
+        changes = {XINXI: SUBSCRIBED if folded in _SUBSCRIBE else None}
     else:
         digest = _digest_value(value, calendar)
         if isinstance(digest, _Refusal):
@@ -121,7 +166,8 @@ def describe(current: Mapping[str, str], *, roles: Iterable[str]) -> str:
         chosen = "" if setting in (None, "on") else "（自選 chosen）"
         digest = f"{times}{chosen}，工作日 on working days"
     language = current.get(LANGUAGE) or "默認 default"
-    return f"待辦摘要 digest: {digest}\n語言 language: {language}"
+    news = "已訂閱 on" if current.get(XINXI) == SUBSCRIBED else "未訂閱 off"
+    return f"待辦摘要 digest: {digest}\n語言 language: {language}\n信息訂閱 news (xinxi@): {news}"
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from typing import Any, Final
 from yizhan.routing.commands import VERB_WORDS, Command, Verb
 from yizhan.routing.directory import Directory, PersonInfo
 from yizhan.routing.documents import Decision, DocumentState, Notice, StepState, TrailEntry
+from yizhan.routing.edits import read_edit
 from yizhan.routing.effects import Effect, effect_on_close
 from yizhan.routing.numbering import parse_number
 from yizhan.routing.rules import (
@@ -555,6 +556,8 @@ def _complete(
             )
         fields_update["handling_units"] = units
         reasons.append(f"the instruction names the handling units {', '.join(units)}")
+    if rule.edits_body:
+        opinion = _edit(doc, rule, command, actor, fields_update, reasons)
     trail = TrailEntry(
         at=ctx.now,
         actor=actor,
@@ -610,6 +613,30 @@ def _complete(
         outcome=command.verb.value,
         effects=_closing_effects(ctx, moved, stage, reasons),
     )
+
+
+def _edit(
+    doc: DocumentState,
+    rule: StepRule,
+    command: Command,
+    actor: str,
+    fields_update: dict[str, Any],
+    reasons: list[str],
+) -> str:
+    """An APPROVE that may carry an edited text (``edits_body``): the opinion to record.
+
+    The edited text replaces the body; the author's own text is kept as ``original_body``.
+    """
+    edit = read_edit(command)
+    if isinstance(edit, str):
+        raise _Refused(edit, "an edit marker with no text below it")
+    if edit.body is None:
+        return edit.opinion
+    fields_update["body"] = edit.body
+    fields_update["edited_by"] = actor
+    fields_update["original_body"] = doc.fields.get("original_body", doc.fields.get("body", ""))
+    reasons.append(f"{rule.name}: {actor} edited the text")
+    return f"{edit.opinion}（修改稿 edited）".lstrip()
 
 
 def _closing_effects(
@@ -1204,6 +1231,7 @@ def _variables(
         "by": by,
         "handling_units": list(doc.fields.get("handling_units", ())),
         "units": units_in_scope(doc.fields),
+        "edits_body": rule.edits_body if rule else False,
     }
 
 
