@@ -60,6 +60,7 @@ def test_default_flows_follow_the_regulation() -> None:
         "gonggao": ["approve", "signoff"],
         "xiujia": ["approve", "signoff"],
         "biangeng": ["approve", "it_approve"],
+        "duban": ["progress", "confirm"],
     }
     assert DEFAULT_RULES.flows["fawen"].states == (
         "reviewing",
