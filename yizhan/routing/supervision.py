@@ -583,13 +583,16 @@ def report_item(
         "author": _name(directory, doc.author),
         "deadline": f"{deadline.astimezone(tz):%Y-%m-%d %H:%M}" if deadline else "-",
         "overdue": any(p.overdue for p in standing),
-        "parts": [_part_row(p, tz) for p in standing],
+        "parts": [_part_row(p, tz, deadline) for p in standing],
     }
 
 
-def _part_row(part: Part, tz: dt.tzinfo | None = None) -> dict[str, Any]:
-    """A part as the templates show it."""
+def _part_row(
+    part: Part, tz: dt.tzinfo | None = None, deadline: dt.datetime | None = None
+) -> dict[str, Any]:
+    """A part as the templates show it; its deadline only when not the task's ``deadline``."""
     at = part.reported_at
+    own_due = part.due_at is not None and part.due_at != deadline
     return {
         "unit": part.unit_name,
         "state": part.state,
@@ -597,7 +600,9 @@ def _part_row(part: Part, tz: dt.tzinfo | None = None) -> dict[str, Any]:
         "overdue": part.overdue,
         "progress": part.progress,
         "reported_at": f"{at.astimezone(tz):%Y-%m-%d}" if at and tz else "",
-        "due": f"{part.due_at.astimezone(tz):%Y-%m-%d %H:%M}" if part.due_at and tz else "",
+        "due": f"{part.due_at.astimezone(tz):%Y-%m-%d %H:%M}"
+        if own_due and part.due_at and tz
+        else "",
     }
 
 
