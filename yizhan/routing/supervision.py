@@ -370,6 +370,8 @@ def _done(
             "DONE without a summary",
         )
     confirm_rule = _rule(rules, CONFIRM_STEP)
+    if confirm_rule is None:
+        return _broken_rules(CONFIRM_STEP)
     confirm = StepState(
         id=None,
         name=CONFIRM_STEP,
@@ -489,6 +491,8 @@ def _send_back(
             f"no progress step for {act.unit}",
         )
     progress_rule = _rule(rules, PROGRESS_STEP)
+    if progress_rule is None:
+        return _broken_rules(PROGRESS_STEP)
     # The part keeps the task's deadline; sent back after it, the unit gets the rule's days.
     again = due(now, progress_rule.deadline_for(doc.urgency), doc.urgency)
     deadline = _deadline(doc)
@@ -643,12 +647,18 @@ def _to_office(
     return (Notice(to=doc.author, template=template, variables=variables),)
 
 
-def _rule(rules: Rules, name: str) -> StepRule:
+def _rule(rules: Rules, name: str) -> StepRule | None:
     flow = rules.flow(KIND)
-    rule = flow.step(name) if flow is not None else None
-    if rule is None:
-        raise ValueError(f"the {KIND} flow has no {name} step")
-    return rule
+    return flow.step(name) if flow is not None else None
+
+
+def _broken_rules(name: str) -> Decision:
+    # A rules file that renamed the flow's steps; the administrator must put them back.
+    return _no(
+        "督查督辦的流程設定有誤，請聯繫辦公室。\n"
+        "The supervision flow's rules are broken; contact the office.",
+        f"the {KIND} flow has no {name} step",
+    )
 
 
 def _ids(step: StepState) -> tuple[int, ...]:
