@@ -61,6 +61,7 @@ def test_default_flows_follow_the_regulation() -> None:
         "xiujia": ["approve", "signoff"],
         "biangeng": ["approve", "it_approve"],
         "xinxi": ["review", "edit"],
+        "duban": ["progress", "confirm"],
     }
     assert DEFAULT_RULES.flows["fawen"].states == (
         "reviewing",

@@ -37,7 +37,7 @@ from yizhan.mailstore.documents import (
 from yizhan.mailstore.models import DelegationRow, Document, Inbound, OutboundMessage, Step
 from yizhan.mailstore.outbox import store_body
 from yizhan.mailstore.settings import load_settings, save_settings
-from yizhan.routing import bulletins, edits, leave, publicity, workflow
+from yizhan.routing import bulletins, edits, leave, publicity, supervision, workflow
 from yizhan.routing.bulletins import parse_withdraw
 from yizhan.routing.commands import (
     VERB_WORDS,
@@ -75,7 +75,7 @@ from yizhan.templates.render import render_mail
 log = logging.getLogger("yizhan.desk")
 
 #: The modules whose mail opens a document of a flow in the rules: the four document flows and
-#: the modules of 第二條 built on them (公告板, 休假管理, 事項變更申請, 信息宣傳).
+#: the modules of 第二條 built on them (公告板, 休假管理, 事項變更申請, 信息宣傳, 督查督辦).
 DOCUMENT_MODULES = (
     "fawen",
     "shouwen",
@@ -85,6 +85,7 @@ DOCUMENT_MODULES = (
     "xiujia",
     "biangeng",
     "xinxi",
+    "duban",
 )
 
 _LABELS = {
@@ -99,6 +100,9 @@ _LABELS = {
     "withdrawn": ("已撤回", "Withdrawn"),
     "published": ("已發布", "Published"),
     "reply": ("回覆", "Reply"),
+    "supervision": ("督辦", "Supervision"),
+    "progress": ("辦理進展", "Progress"),
+    "part_done": ("請確認辦結", "Confirm completion"),
 }
 
 
@@ -224,8 +228,10 @@ class Desk:
             directory=directory,
             rules=self.rules,
             now=now,
-            due=self.calendar.due,
+            due=self.calendar.due if prepared.due_at is None else _fixed_due(prepared.due_at),
         )
+        if module == supervision.KIND:
+            decision = supervision.assigned(decision, directory, now)
         if not decision.accepted:
             self._reply(session, row, msg, sender, directory, decision.reply)
             return
@@ -362,7 +368,13 @@ class Desk:
                 due=self.calendar.due,
             )
         else:
-            decision = workflow.apply_command(
+            # 督查督辦 decides its own commands on the engine's steps (routing.supervision).
+            decide = (
+                supervision.apply_command
+                if state.kind == supervision.KIND
+                else workflow.apply_command
+            )
+            decision = decide(
                 doc=state,
                 step_id=step_id,
                 command=command,
@@ -1238,8 +1250,18 @@ TRAIL_WORDS: dict[str, tuple[str, str, str]] = {
     "forward": ("转交", "轉交", "forwarded"),
     "comment": ("意见", "意見", "commented"),
     "remind": ("催办", "催辦", "reminded"),
+    "progress": ("进展", "進展", "reported progress"),
 }
 _LANGUAGE_INDEX = {"zh_CN": 0, "zh_TW": 1, "en": 2}
+
+
+def _fixed_due(at: dt.datetime) -> workflow.Due:
+    """A ``due`` for the engine that gives every step opened now the deadline ``at``."""
+
+    def due(_now: dt.datetime, _working_days: int, _urgency: str | None) -> dt.datetime:
+        return at
+
+    return due
 
 
 def _public_key_block(msg: EmailMessage) -> str | None:
@@ -1352,7 +1374,9 @@ def help_text(domain: str, command: Command | None = None) -> str:
         intro + f"驛站 Yizhan 幫助 / help\n\n新公文 New documents: fawen@{domain} 局發文, "
         f"shouwen@{domain} 收文, qianbao@{domain} 內部簽報, hanjian@{domain} 處室函, "
         f"gonggao@{domain} 公告 (撤回 id / WITHDRAW id), xiujia@{domain} 休假 (查詢 / STATUS), "
-        f"biangeng@{domain} 事項變更申請, xinxi@{domain} 信息宣傳 (統計 年份 / STATUS year).\n"
+        f"biangeng@{domain} 事項變更申請, xinxi@{domain} 信息宣傳 (統計 年份 / STATUS year), "
+        f"duban@{domain} 督查督辦 (辦公室交辦：主送、期限 / the office assigns: To-Units, "
+        "Deadline; 進展 PROGRESS, 辦結 DONE).\n"
         "郵件主題為標題；正文開頭可寫「主送：」「抄送：」「範圍：」「緊急程度：」。\n"
         "The subject is the title; the body may open with To-Units:, Cc-Units:, Scope:, "
         "Urgency: lines and a blank line.\n\n"

@@ -3,8 +3,9 @@ effects read, and the facts its content rules refuse on.
 
 The engine's four document flows need nothing beyond the draft; the modules of 第二條 do:
 a bulletin's scope and expiry (第二十三條), a leave's type, period and balance (第六條), a
-change request's form (第十條). The rules themselves are in ``routing``; this reads the store
-for what they need (a person's leave book) and passes it in.
+change request's form (第十條), a supervision task's deadline and who may assign it (第六條).
+The rules themselves are in ``routing``; this reads the store for what they need (a person's
+leave book) and passes it in.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from yizhan.routing.changes import Change, is_clerk_change, parse_change
 from yizhan.routing.directory import Directory
 from yizhan.routing.drafts import Draft
 from yizhan.routing.leave import LeaveRequest, check_request
+from yizhan.routing.supervision import KIND as SUPERVISION
+from yizhan.routing.supervision import check_assignment
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,12 +32,14 @@ class Prepared:
     """A module's additions to ``workflow.open_document``: fields, facts and scope units.
 
     ``scope_units`` replaces the draft's 範圍 units when not None (a bulletin's scope also
-    names roles and people, which are not units).
+    names roles and people, which are not units). ``due_at``, when not None, is the deadline
+    of the first steps instead of the flow's working days (a supervision task's 期限).
     """
 
     fields: dict[str, Any] = field(default_factory=dict)
     facts: dict[str, bool] = field(default_factory=dict)
     scope_units: tuple[str, ...] | None = None
+    due_at: dt.datetime | None = None
 
 
 def prepare(
@@ -64,6 +69,20 @@ def prepare(
     if module == "biangeng":
         change = parse_change(draft.extra, requester=author, directory=directory)
         return "\n".join(change) if isinstance(change, list) else _change(change, directory)
+    if module == SUPERVISION:
+        assignment = check_assignment(
+            author=author,
+            to_units=draft.to_units,
+            cc_units=draft.cc_units,
+            scope=draft.scope,
+            deadline_text=draft.deadline,
+            directory=directory,
+            calendar=calendar,
+            today=today,
+        )
+        if isinstance(assignment, str):
+            return assignment
+        return Prepared(fields=assignment.fields(), due_at=assignment.due_at)
     return Prepared()
 
 

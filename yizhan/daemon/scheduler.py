@@ -81,6 +81,8 @@ from yizhan.routing.reminders import (
 )
 from yizhan.routing.rules import CLOSED, DEFAULT_RULES
 from yizhan.routing.settings import DIGEST
+from yizhan.routing.supervision import KIND as SUPERVISION
+from yizhan.routing.supervision import report_item
 from yizhan.routing.tokens import make_token
 from yizhan.templates.render import render_mail
 
@@ -97,6 +99,7 @@ __all__ = [
     "run_overdue_report",
     "run_password_warnings",
     "run_reminders",
+    "run_supervision_report",
     "run_unused_accounts",
     "start_scheduler",
     "work_calendar",
@@ -116,6 +119,8 @@ UNUSED_REPORT_AT: Final = dt.time(9, 0)
 BULLETIN_EXPIRY_AT: Final = dt.time(0, 5)
 BULLETIN_NOTICE_AT: Final = dt.time(9, 0)
 BULLETIN_CLEANUP_AT: Final = dt.time(0, 10)
+#: When the weekly supervision report (督查督辦) goes out: the week's first working day.
+SUPERVISION_REPORT_AT: Final = dt.time(9, 0)
 
 # APScheduler's timer may fire a moment before the wall clock reaches a slot (08:29:59.998
 # would be read as the 08:00 slot); a tick decides as of this much later.
@@ -654,6 +659,60 @@ def _bulletin_headers(document: Document) -> dict[str, str]:
     }
 
 
+def run_supervision_report(
+    ctx: Context, now: dt.datetime, calendar: WorkCalendar | None = None
+) -> int:
+    """Weekly, every open supervision task (督查督辦) to the office and the bureau leaders.
+
+    Each task with its deadline and each unit's part (in progress, done and waiting for the
+    office, confirmed), the latest report and what is overdue; sent only when a task is open.
+    """
+    cal = calendar or work_calendar(ctx)
+    slot = _weekly_slot(now, cal, SUPERVISION_REPORT_AT)
+
+    def work(session: Session, slot: dt.datetime) -> int:
+        documents = session.scalars(
+            select(Document)
+            .where(Document.kind == SUPERVISION, Document.state != "closed")
+            .order_by(Document.id)
+        ).all()
+        if not documents:
+            return 0
+        directory = load_directory(session)
+        tasks = [report_item(load_state(session, d), directory, now, cal.tz) for d in documents]
+        # Overdue tasks first, then by deadline.
+        tasks.sort(key=lambda t: (not t["overdue"], t["deadline"], t["id"]))
+        readers = {p.account: p for p in _office(directory)}
+        for leader in directory.with_role("bureau_leader"):
+            readers.setdefault(leader.account, leader)
+        queued = 0
+        for person in readers.values():
+            queued += _send(
+                ctx,
+                session,
+                source=f"supervision-report:{slot.isoformat()}:{person.account}",
+                template="supervision_report.txt",
+                person=person,
+                headers={},
+                variables={
+                    "tasks": tasks,
+                    "overdue": sum(1 for t in tasks if t["overdue"]),
+                    "when": _local(now, cal),
+                    "date": slot.astimezone(cal.tz).date().isoformat(),
+                },
+            )
+        audit.record(
+            session,
+            at=now,
+            actor=audit.SYSTEM,
+            action="report.supervision",
+            detail={"documents": [d.id for d in documents], "to": list(readers)},
+        )
+        return queued
+
+    return _run_slot(ctx, "supervision_report", slot, now, work)
+
+
 # --- The table of jobs, and running them ----------------------------------------------------
 
 JobBody = Callable[[Context, dt.datetime, WorkCalendar | None], int]
@@ -708,6 +767,11 @@ JOBS: Final[tuple[Job, ...]] = (
         trigger=_daily(BULLETIN_NOTICE_AT),
     ),
     Job(name="bulletin_cleanup", run=run_bulletin_cleanup, trigger=_daily(BULLETIN_CLEANUP_AT)),
+    Job(
+        name="supervision_report",
+        run=run_supervision_report,
+        trigger=_daily(SUPERVISION_REPORT_AT),
+    ),
 )
 
 

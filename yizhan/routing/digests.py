@@ -45,7 +45,7 @@ QUICK_COMMANDS: Final[Mapping[str, tuple[Verb, ...]]] = MappingProxyType(
         "seal": (Verb.SEAL, Verb.REJECT),
         "receive": (Verb.RECEIVED,),
         "handle": (Verb.DONE, Verb.PROGRESS),
-        "progress": (Verb.PROGRESS,),
+        "progress": (Verb.PROGRESS, Verb.DONE),
         "read": (Verb.READ,),
     }
 )

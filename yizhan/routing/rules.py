@@ -67,6 +67,8 @@ COMPLETING_VERB: Final[Mapping[str, Verb]] = MappingProxyType(
         "seal": Verb.SEAL,
         "receive": Verb.RECEIVED,
         "handle": Verb.DONE,
+        # A supervised unit's part (督查督辦): PROGRESS reports keep it open, DONE ends it.
+        "progress": Verb.DONE,
         "read": Verb.READ,
     }
 )
@@ -111,6 +113,7 @@ TEMPLATES: Final = frozenset(
         "comment",
         "withdrawn",
         "published",
+        "supervision",
     }
 )
 
@@ -247,6 +250,10 @@ DEADLINES: Final[Mapping[str, tuple[int, int, int]]] = MappingProxyType(
         "approve": (2, 1, 0),
         "revise": (5, 3, 1),
         "edit": (2, 1, 0),  # the office's editing of a news item (信息宣傳)
+        # 督查督辦: a unit's part is due by the task's 期限; these are the days it has to redo a
+        # part sent back after that date has passed, and the office's days to confirm a part.
+        "progress": (5, 3, 1),
+        "confirm": (2, 1, 0),
     }
 )
 
@@ -408,6 +415,7 @@ APPROVAL: Final = (Verb.APPROVE, Verb.REJECT, Verb.FORWARD, Verb.COMMENT)
 SEALING: Final = (Verb.SEAL, Verb.REJECT, Verb.FORWARD, Verb.COMMENT)
 RECEIPT: Final = (Verb.RECEIVED, Verb.FORWARD, Verb.COMMENT)
 HANDLING: Final = (Verb.DONE, Verb.FORWARD, Verb.COMMENT)
+SUPERVISED: Final = (Verb.PROGRESS, Verb.DONE, Verb.FORWARD, Verb.COMMENT)
 NUMBERING: Final[tuple[Verb, ...]] = ()
 
 
@@ -769,10 +777,49 @@ XINXI: Final = Flow(
     ),
 )
 
+# 督查督辦 at duban@ (第二條; run by the office, 第六條): the office assigns a task with a
+# deadline (期限) to the units it names (主送); each unit's clerk (綜合人員, who chases the unit's
+# work, 第二十一條) reports PROGRESS as often as needed and DONE with a summary; the office
+# member who assigned it confirms each unit's part or sends it back. The parts run side by side
+# and each is confirmed on its own, so ``routing.supervision`` decides the commands of this
+# flow; the table says who is asked, what they may send and how long the office has.
+DUBAN: Final = Flow(
+    kind="duban",
+    label="督查督辦",
+    article="第二條、第六條",
+    content_rules=("no_classified",),
+    needs_scope=True,
+    steps=(
+        _step(
+            "progress",
+            "承辦",
+            "supervising",
+            "progress",
+            role("clerk", "unit_head", units="scope"),
+            SUPERVISED,
+            parallel=True,
+            template="supervision",
+            article="第二條、第二十一條",
+        ),
+        _step(
+            "confirm",
+            "確認辦結",
+            "supervising",
+            "approve",
+            Actor(kind="author"),
+            APPROVAL,
+            article="第六條",
+        ),
+    ),
+)
+
 #: The flows of the regulations, used unless ``<data_dir>/rules.toml`` overrides a kind.
 DEFAULT_RULES: Final = Rules(
     flows=MappingProxyType(
-        {f.kind: f for f in (FAWEN, SHOUWEN, QIANBAO, HANJIAN, GONGGAO, XIUJIA, BIANGENG, XINXI)}
+        {
+            f.kind: f
+            for f in (FAWEN, SHOUWEN, QIANBAO, HANJIAN, GONGGAO, XIUJIA, BIANGENG, XINXI, DUBAN)
+        }
     )
 )
 
@@ -1073,7 +1120,13 @@ def _check_step(flow: Flow, index: int, step: StepRule, directory: Directory) ->
     elif step.actor is not None or step.commands:
         problems.append("a number step is done by Yizhan: it has no who and no commands")
     for verb in step.commands:
-        if verb not in (*COMPLETING_VERB.values(), Verb.REJECT, Verb.FORWARD, Verb.COMMENT):
+        if verb not in (
+            *COMPLETING_VERB.values(),
+            Verb.PROGRESS,
+            Verb.REJECT,
+            Verb.FORWARD,
+            Verb.COMMENT,
+        ):
             problems.append(f"command {verb.value!r} is not a workflow command")
     if Verb.REJECT in step.commands and step.reject_to != AUTHOR:
         target = flow.step(step.reject_to)

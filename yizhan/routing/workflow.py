@@ -49,10 +49,12 @@ __all__ = [
     "NEW",
     "SYSTEM_ACTOR",
     "Due",
+    "acting_step",
     "apply_command",
     "assign_number",
     "check_invariants",
     "named_units",
+    "notice_variables",
     "open_document",
     "revise_document",
     "signoff_leader",
@@ -89,6 +91,7 @@ _USAGE: Final[Mapping[Verb, tuple[str, str]]] = {
     Verb.COMMENT: ("意見：內容", "COMMENT: text"),
     Verb.RECEIVED: ("簽收", "RECEIVED"),
     Verb.DONE: ("辦結：辦理結果", "DONE: summary"),
+    Verb.PROGRESS: ("進展：辦理情況", "PROGRESS: what has been done"),
     Verb.SEAL: ("用印", "SEAL"),
     Verb.READ: ("已閱", "READ"),
 }
@@ -272,6 +275,51 @@ def apply_command(
         return _complete(ctx, doc, step, rule, command, actor, trail_obo)
     except _Refused as refused:
         return _refusal(refused.reply, refused.reason)
+
+
+def acting_step(
+    *,
+    doc: DocumentState,
+    step_id: int | None,
+    command: Command,
+    actor: str,
+    on_behalf_of: str | None = None,
+    directory: Directory,
+    rules: Rules,
+    now: dt.datetime,
+    due: Due,
+) -> tuple[StepState, StepRule, str | None] | Decision:
+    """The step ``command`` from ``actor`` acts on, its rule, and whom the trail says they act for.
+
+    For modules that decide their own commands on this engine's documents (督查督辦): the same
+    checks as :func:`apply_command` (the actor may act, the step waits, the flow accepts the
+    command there), or the refusal that says what is wrong and what to send instead.
+    """
+    flow = rules.flow(doc.kind)
+    if flow is None:
+        return _refusal(
+            f"本件的種類「{doc.kind}」已無流程，請聯繫辦公室。\n"
+            f"No flow for kind {doc.kind!r}; contact the office.",
+            f"no flow for kind {doc.kind!r}",
+        )
+    ctx = _Ctx(flow=flow, directory=directory, now=now, due=due)
+    try:
+        step = _find_step(ctx, doc, step_id, command, actor, on_behalf_of)
+        rule = _rule_of(flow, step)
+        if command.verb not in rule.commands:
+            raise _Refused(
+                _help(ctx, rule, command), f"{command.verb.value} not accepted at {rule.name}"
+            )
+    except _Refused as refused:
+        return _refusal(refused.reply, refused.reason)
+    return step, rule, _acting_for(step, actor, on_behalf_of)
+
+
+def notice_variables(
+    doc: DocumentState, rule: StepRule | None, *, opinion: str, by: str | None
+) -> dict[str, Any]:
+    """The template variables every notice about ``doc`` carries (title, kind, number …)."""
+    return _variables(doc, rule, opinion=opinion, by=by)
 
 
 def revise_document(
