@@ -103,6 +103,14 @@ class SigningConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ToolsConfig:
+    """The tools the IT department publishes at cmd@ (常用工具下載)."""
+
+    #: The largest tool GET sends by mail, in bytes; a bigger one is fetched from IT in person.
+    max_download: int = 20 * 1024 * 1024
+
+
+@dataclass(frozen=True, kw_only=True)
 class Config:
     """The whole, validated configuration."""
 
@@ -119,6 +127,7 @@ class Config:
     accounts: AccountsConfig
     addresses: dict[str, tuple[str, ...]]
     signing: SigningConfig
+    tools: ToolsConfig = field(default_factory=ToolsConfig)
 
     @property
     def tzinfo(self) -> zoneinfo.ZoneInfo:
@@ -171,6 +180,7 @@ _SECTIONS: dict[str, set[str]] = {
     },
     "addresses": set(DEFAULT_ADDRESSES),
     "signing": {"gnupg_home", "require_signature"},
+    "tools": {"max_download"},
 }
 
 
@@ -292,6 +302,12 @@ def parse_config(raw: dict[str, Any], *, source: Path | None = None) -> Config:
         ),
     )
 
+    tools = ToolsConfig(
+        max_download=_int(
+            raw.get("tools", {}), "tools.max_download", ToolsConfig.max_download, low=1024
+        )
+    )
+
     return Config(
         source=source,
         data_dir=data_dir,
@@ -306,6 +322,7 @@ def parse_config(raw: dict[str, Any], *, source: Path | None = None) -> Config:
         accounts=accounts,
         addresses=addresses,
         signing=signing,
+        tools=tools,
     )
 
 

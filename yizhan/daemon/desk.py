@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from yizhan.daemon import intake
 from yizhan.daemon.context import Context
 from yizhan.daemon.effects import Effects
+from yizhan.daemon.tools import MailFile, ToolDesk
 from yizhan.mailstore import audit
 from yizhan.mailstore import leave as leave_store
 from yizhan.mailstore.documents import (
@@ -56,6 +57,7 @@ from yizhan.routing.replies import body_text, normalise, reply_part
 from yizhan.routing.rules import REVISE_STEP
 from yizhan.routing.settings import apply_set
 from yizhan.routing.tokens import TokenClaim, make_token, read_token
+from yizhan.routing.tools import ToolRequest, tool_request
 from yizhan.signing.keyring import KeyringError, SignerSpec
 from yizhan.signing.pgpmime import Verification, sign_message_bytes, verify_message
 from yizhan.templates.official import official_document
@@ -135,6 +137,7 @@ class Desk:
         self.calendar = WorkCalendar(tz=ctx.config.tzinfo)
         self.domain = ctx.config.domain
         self.effects = Effects(ctx)
+        self.tools = ToolDesk(ctx)
 
     # -- entry points -------------------------------------------------------------------------
 
@@ -363,6 +366,10 @@ class Desk:
             text = self._stage_key(session, sender.account, armored, directory, now)
             self._reply(session, row, msg, sender, directory, text)
             return
+        tools = tool_request(str(msg.get("Subject", "")), body_text(msg))
+        if armored is None and tools is not None:
+            self._tools(session, row, msg, sender, directory, tools, now)
+            return
         if armored is None and command.verb in (Verb.HELP, Verb.UNKNOWN):
             self._reply(session, row, msg, sender, directory, help_text(self.domain, command))
             return
@@ -390,6 +397,32 @@ class Desk:
         else:
             text = handler(session, sender.account, command, directory, now)
         self._reply(session, row, msg, sender, directory, text)
+
+    def _tools(
+        self,
+        session: Session,
+        row: Incoming,
+        msg: EmailMessage,
+        sender: Sender,
+        directory: Directory,
+        request: ToolRequest,
+        now: dt.datetime,
+    ) -> None:
+        """TOOLS, GET name and the IT department's TOOLS ADD/REMOVE (see ``daemon.tools``)."""
+        if sender.account is None:
+            self._refuse_unauthenticated(session, row, msg, sender, directory)
+            return
+        answer = self.tools.answer(
+            session,
+            request,
+            account=sender.account,
+            address=sender.address,
+            msg=msg,
+            directory=directory,
+            now=now,
+        )
+        to = replace(sender, address=answer.to)
+        self._reply(session, row, msg, to, directory, answer.text, attachment=answer.attachment)
 
     # -- commands at a module's own address ---------------------------------------------------
 
@@ -1059,6 +1092,7 @@ class Desk:
         text: str,
         *,
         document: Document | None = None,
+        attachment: MailFile | None = None,
     ) -> None:
         """Answer the sender; every command gets one (DESIGN.md, Commands)."""
         if not row.mail_from:
@@ -1081,6 +1115,11 @@ class Desk:
             subject=subject,
             text=text,
         )
+        if attachment is not None:
+            maintype, _, subtype = attachment.content_type.partition("/")
+            mail.add_attachment(
+                attachment.data, maintype=maintype, subtype=subtype, filename=attachment.filename
+            )
         self.ctx.queue(
             session,
             source=f"{row.key}:reply",
