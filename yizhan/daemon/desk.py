@@ -1247,25 +1247,61 @@ def document_json(state: DocumentState) -> dict[str, Any]:
 
 
 def help_text(domain: str, command: Command | None = None) -> str:
-    """The HELP answer: addresses and commands, in Chinese and English."""
+    """The HELP answer: every module address and every command, in Chinese and English.
+
+    Each module's commands, with an example mail for each, are in docs/modules.md (第十一條).
+    """
     intro = ""
     if command is not None and command.verb is Verb.UNKNOWN and command.argument:
         intro = f"沒有看懂「{command.argument[:60]}」。Yizhan did not understand that.\n\n"
     words = "\n".join(
         f"  {verb.value.upper():<9} " + " / ".join(VERB_WORDS[verb]) for verb in VERB_WORDS
     )
+    modules = "\n".join(
+        f"  {local + '@' + domain:<24} {what}"
+        for local, what in (
+            ("fawen", "局發文 outgoing document"),
+            ("shouwen", "收文 incoming document"),
+            ("qianbao", "內部簽報 internal report"),
+            ("hanjian", "處室函 department letter"),
+            ("gonggao", "公告板 bulletin；撤回 id / WITHDRAW id"),
+            ("xiujia", "休假 leave；查詢 / STATUS 假期餘額 balance"),
+            ("biangeng", "事項變更申請 change request, account application"),
+            ("duban", "督查督辦 supervision；進展 / PROGRESS，辦結 / DONE"),
+            ("xinxi", "信息宣傳 news for publication"),
+            ("ziliao", "內部資料 internal materials"),
+        )
+    )
+    commands = "\n".join(
+        f"  {zh} / {en} — {what}"
+        for zh, en, what in (
+            ("授權 王芳 至 2026-12-01", "DELEGATE name UNTIL date", "外出授權 delegate while away"),
+            ("收回授權", "REVOKE", "收回授權 take it back"),
+            ("查詢 12", "STATUS id-or-number", "文件狀態 where a document is"),
+            ("待辦", "TODO", "我的待辦 what waits for you"),
+            ("搜索 詞語", "SEARCH words", "搜索文件 search documents"),
+            ("設置 摘要 關閉", "SET digest off", "個人設置 settings (設置 alone lists them)"),
+            ("設置 語言 en", "SET language zh_CN|zh_TW|en", "郵件語言 language"),
+            ("工具", "TOOLS", "常用工具 tools published by IT"),
+            ("下載 名稱", "GET name", "下載工具 download a tool"),
+            ("幫助", "HELP", "本說明 this help"),
+        )
+    )
     return (
-        intro + f"驛站 Yizhan 幫助 / help\n\n新公文 New documents: fawen@{domain} 局發文, "
-        f"shouwen@{domain} 收文, qianbao@{domain} 內部簽報, hanjian@{domain} 處室函, "
-        f"gonggao@{domain} 公告 (撤回 id / WITHDRAW id), xiujia@{domain} 休假 (查詢 / STATUS), "
-        f"biangeng@{domain} 事項變更申請.\n"
-        "郵件主題為標題；正文開頭可寫「主送：」「抄送：」「範圍：」「緊急程度：」。\n"
+        intro + "驛站 Yizhan 幫助 / help\n\n"
+        "發到模塊地址開始一件事 · Write to a module's address to start:\n"
+        f"{modules}\n"
+        "郵件主題為標題；正文開頭可寫「主送：」「抄送：」「範圍：」「緊急程度：」「期限：」等行，"
+        "以空行結束。\n"
         "The subject is the title; the body may open with To-Units:, Cc-Units:, Scope:, "
-        "Urgency: lines and a blank line.\n\n"
+        "Urgency:, Deadline: lines and a blank line.\n\n"
         "回覆驛站的郵件即可辦理，第一行寫命令：\nReply to Yizhan's mail with the command on "
         f"the first line:\n{words}\n\n"
-        f"發到 cmd@{domain}：授權 王芳 至 2026-12-01 / 收回授權 / 查詢 編號 / 待辦 / 幫助\n"
-        f"At cmd@{domain}: DELEGATE name UNTIL date, REVOKE, STATUS id, TODO, HELP\n"
-        "設置 SET: 「設置」列出設置；設置 摘要 關閉 / SET digest off；設置 摘要 08:30,13:30 / "
-        "SET digest 08:30,13:30；設置 語言 en / SET language zh_CN|zh_TW|en\n"
+        f"發到 cmd@{domain} · At cmd@{domain}:\n{commands}\n"
+        "  信息化處 IT department: 工具 發布 名稱 / TOOLS ADD name（附件為文件，正文為說明 "
+        "file attached, description in the body）；工具 下架 名稱 / TOOLS REMOVE name\n\n"
+        "每個模塊的命令和示例郵件 · Each module's commands with example mails: docs/modules.md\n"
+        "同事之間的工作郵件照常經單位郵件服務器收發；寫到 帳號@驛站域名 的郵件直接轉到本人郵箱。\n"
+        "Work mail between colleagues flows through the organisation's mail server as before; "
+        f"mail to account@{domain} is forwarded to the person's own mailbox.\n"
     )
