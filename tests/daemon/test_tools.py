@@ -8,9 +8,11 @@ Attachments are scanned by the test clamd ($YIZHAN_TEST_CLAMD), as in production
 
 from __future__ import annotations
 
+import dataclasses
 import smtplib
 from collections.abc import Iterator
 from email.message import EmailMessage
+from email.message import EmailMessage as Message
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +23,11 @@ from tests.conftest import make_config, seed_keyring
 from tests.daemon.test_flows import PASSWORD, Daemon, start_daemon
 from yizhan.daemon.config import DEFAULT_ADDRESSES
 from yizhan.daemon.context import Context
+from yizhan.daemon.tools import ToolDesk, publish_file
 from yizhan.mailstore.db import upgrade
+from yizhan.mailstore.directory import load_directory
 from yizhan.mailstore.models import AuditEntry
+from yizhan.routing.tools import ToolAction, ToolRequest
 
 pytest_plugins = ["tests.daemon.test_flows"]
 
@@ -261,3 +266,50 @@ def test_help_names_every_module_address_and_command(daemon: Daemon) -> None:
     for word in ("DELEGATE", "REVOKE", "STATUS", "TODO", "SEARCH", "SET", "TOOLS", "GET", "HELP"):
         assert word in text
     assert "docs/modules.md" in text
+
+
+def test_tools_never_go_to_a_mailbox_outside(bureau: Context) -> None:
+    # 第十七條: the bureau's software and manuals are never given outside. 彭亮's own mailbox is
+    # at qq.com, so GET answers that it cannot be sent there, and sends nothing attached.
+    with bureau.sessions.begin() as session:
+        published = publish_file(
+            session,
+            name="handbook",
+            description="OA 使用手冊",
+            filename="handbook.pdf",
+            data=b"%PDF-1.4 handbook",
+            actor="helei",
+            now=bureau.clock(),
+        )
+        assert not isinstance(published, str) and published.content_type == "application/pdf"
+        directory = load_directory(session)
+        person = directory.people["pengliang"]
+        outside = dataclasses.replace(
+            directory,
+            people={
+                **directory.people,
+                "pengliang": dataclasses.replace(person, email="pengliang@qq.com"),
+            },
+        )
+        get = ToolRequest(action=ToolAction.GET, name="handbook")
+        refused = ToolDesk(bureau).answer(
+            session,
+            get,
+            account="pengliang",
+            address="pengliang@oa.example",
+            msg=Message(),
+            directory=outside,
+            now=bureau.clock(),
+        )
+        assert refused.attachment is None and "第十七條" in refused.text
+        assert refused.to == "pengliang@oa.example"
+        inside = ToolDesk(bureau).answer(
+            session,
+            get,
+            account="pengliang",
+            address="pengliang@bureau.example",
+            msg=Message(),
+            directory=directory,
+            now=bureau.clock(),
+        )
+        assert inside.attachment is not None and inside.attachment.data == b"%PDF-1.4 handbook"

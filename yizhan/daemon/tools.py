@@ -1,10 +1,11 @@
 """Answers the tools commands at cmd@: IT publishes and removes files, staff list and fetch them.
 
 常用工具下載: the IT department publishes installers, templates and manuals with a description;
-``TOOLS`` lists them and ``GET name`` returns one as an attachment, to staff only and only to
-their own mailbox, within ``[tools] max_download``. Publishing is the IT department's alone; a
-refusal says why (第十一條; mine rules 一(八): programs reach staff only this way). The desk
-calls :meth:`ToolDesk.answer` inside the processor's transaction and sends what it returns.
+``TOOLS`` lists them and ``GET name`` returns one as an attachment, to staff only, only to
+their own mailbox and only inside the organisation (第十七條), within ``[tools] max_download``.
+Publishing is the IT department's alone; a refusal says why (第十一條; mine rules 一(八):
+programs reach staff only this way). The desk calls :meth:`ToolDesk.answer` inside the
+processor's transaction and sends what it returns.
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ from email.message import EmailMessage
 
 from sqlalchemy.orm import Session
 
+from yizhan.daemon.content import load_content_rules
 from yizhan.daemon.context import Context
 from yizhan.daemon.inspect import sniff
 from yizhan.mailstore import audit
 from yizhan.mailstore import tools as store
+from yizhan.routing.content import DEFAULT_CONTENT, ContentRulesError
 from yizhan.routing.content.kinds import TYPES, extension
+from yizhan.routing.content.outside import is_inside, organisation_domains
 from yizhan.routing.content.text import size_text
 from yizhan.routing.directory import Directory, PersonInfo
 from yizhan.routing.tools import (
@@ -189,6 +193,18 @@ class ToolDesk:
                 to=to,
             )
         tool, data = found
+        # 第十七條: the bureau's software and manuals are never given outside. Mail to
+        # account@<OA domain> ends in the person's own mailbox, so that is the one that counts.
+        mailbox = person.email or to
+        if not is_inside(mailbox, self._domains(directory)):
+            return ToolAnswer(
+                text=f"未發送：您的郵箱 {mailbox} 不在本單位的郵件域內，工具不得發往外單位郵箱"
+                "（第十七條）。請聯繫信息化處更正您的郵箱。\n"
+                f"Not sent: your mailbox {mailbox} is outside the organisation, and the bureau's "
+                "software and manuals never leave it (art. 17). Ask the IT department to "
+                "correct your mailbox.",
+                to=to,
+            )
         limit = self.ctx.config.tools.max_download
         if tool.size > limit:
             it = "、".join(
@@ -294,6 +310,16 @@ class ToolDesk:
     def _listing(self, session: Session, wanted: str = "") -> str:
         return listing(
             store.published(session), domain=self.domain, tz=self.ctx.config.tzinfo, wanted=wanted
+        )
+
+    def _domains(self, directory: Directory) -> frozenset[str]:
+        """The organisation's mail domains, as the gateway's 第十七條 rule reckons them."""
+        try:
+            configured = load_content_rules(self.ctx.config.rules_file).materials.domains
+        except ContentRulesError:
+            configured = DEFAULT_CONTENT.materials.domains
+        return organisation_domains(
+            configured, self.domain, (p.email for p in directory.people.values() if p.email)
         )
 
     @staticmethod
