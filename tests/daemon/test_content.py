@@ -494,9 +494,36 @@ def corpus(f: Any) -> list[Case]:
         ),
         Case(
             "tool-published-by-it",
-            mail(attachments=[("setup.exe", f.exe())], sender="helei@oa.example"),
+            mail(
+                "TOOLS ADD setup",
+                "VPN 客戶端",
+                attachments=[("setup.exe", f.exe())],
+                sender="helei@oa.example",
+            ),
             "accept",
             account="helei",
+            to=("cmd@oa.example",),
+        ),
+        Case(
+            "tool-published-by-it-in-chinese",
+            mail(
+                "工具 發布 setup", attachments=[("setup.exe", f.exe())], sender="helei@oa.example"
+            ),
+            "accept",
+            account="helei",
+            to=("cmd@oa.example",),
+        ),
+        Case(
+            "program-from-it-not-publishing",
+            mail(attachments=[("setup.exe", f.exe())], sender="helei@oa.example"),
+            "attachment_type",
+            account="helei",
+            to=("cmd@oa.example",),
+        ),
+        Case(
+            "tool-publishing-not-from-it",
+            mail("TOOLS ADD setup", attachments=[("setup.exe", f.exe())]),
+            "attachment_type",
             to=("cmd@oa.example",),
         ),
     ]

@@ -119,11 +119,22 @@ def test_tools_published_by_digest_or_sent_by_it_to_cmd_pass() -> None:
         tool,
         sender_unit_kind="it",
         recipients=(RecipientFacts(address="cmd@oa.example", kind="command"),),
+        publishes_tool=True,
     )
     assert AttachmentTypes().check(publishing, DEFAULT_CONTENT) is None
-    # Not from IT, or not only to cmd@: refused.
-    office = inspection(tool, sender_unit_kind="office", recipients=publishing.recipients)
+    assert (
+        AttachmentTypes().check(
+            inspection(tool, published_tools=frozenset({"ab" * 32})), DEFAULT_CONTENT
+        )
+        is None
+    )
+    # Not from IT, not only to cmd@, or not a TOOLS ADD: refused.
+    office = inspection(
+        tool, sender_unit_kind="office", recipients=publishing.recipients, publishes_tool=True
+    )
     assert AttachmentTypes().check(office, DEFAULT_CONTENT) is not None
+    chatting = inspection(tool, sender_unit_kind="it", recipients=publishing.recipients)
+    assert AttachmentTypes().check(chatting, DEFAULT_CONTENT) is not None
 
 
 def test_pdf_javascript_is_a_setting() -> None:

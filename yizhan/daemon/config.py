@@ -117,6 +117,14 @@ class SigningConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ToolsConfig:
+    """The tools the IT department publishes at cmd@ (常用工具下載)."""
+
+    #: The largest tool GET sends by mail, in bytes; a bigger one is fetched from IT in person.
+    max_download: int = 20 * 1024 * 1024
+
+
+@dataclass(frozen=True, kw_only=True)
 class Config:
     """The whole, validated configuration."""
 
@@ -134,6 +142,7 @@ class Config:
     addresses: dict[str, tuple[str, ...]]
     signing: SigningConfig
     calendar: CalendarConfig = CalendarConfig()
+    tools: ToolsConfig = field(default_factory=ToolsConfig)
 
     @property
     def tzinfo(self) -> zoneinfo.ZoneInfo:
@@ -199,6 +208,7 @@ _SECTIONS: dict[str, set[str]] = {
     "calendar": {"holidays", "workdays", "day_start", "day_end"},
     "addresses": set(DEFAULT_ADDRESSES),
     "signing": {"gnupg_home", "require_signature"},
+    "tools": {"max_download"},
 }
 
 
@@ -335,6 +345,12 @@ def parse_config(raw: dict[str, Any], *, source: Path | None = None) -> Config:
         ),
     )
 
+    tools = ToolsConfig(
+        max_download=_int(
+            raw.get("tools", {}), "tools.max_download", ToolsConfig.max_download, low=1024
+        )
+    )
+
     return Config(
         source=source,
         data_dir=data_dir,
@@ -350,6 +366,7 @@ def parse_config(raw: dict[str, Any], *, source: Path | None = None) -> Config:
         addresses=addresses,
         signing=signing,
         calendar=calendar,
+        tools=tools,
     )
 
 

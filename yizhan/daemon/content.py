@@ -33,6 +33,7 @@ from yizhan.mailstore import audit
 from yizhan.mailstore.directory import load_directory
 from yizhan.mailstore.inbound import message_id_of
 from yizhan.mailstore.quarantine import Quarantine, QuarantineEntry
+from yizhan.mailstore.tools import published_digests
 from yizhan.routing.addresses import AddressTable, Recipient
 from yizhan.routing.content import (
     DEFAULT_CONTENT,
@@ -48,6 +49,7 @@ from yizhan.routing.content import (
 )
 from yizhan.routing.content.outside import organisation_domains
 from yizhan.routing.directory import Directory, PersonInfo
+from yizhan.routing.tools import ToolAction, tool_request
 from yizhan.templates.render import render_mail
 
 __all__ = [
@@ -177,6 +179,7 @@ async def check_message(
         read = await asyncio.to_thread(read_message, raw, rules)
     if directory is None:
         directory = await asyncio.to_thread(_load_directory, ctx)
+    published = await asyncio.to_thread(_published_tools, ctx) if read.attachments else frozenset()
     unscanned: str | None = None
     attachments = read.attachments
     if scanner is not None and read.payloads:
@@ -191,6 +194,7 @@ async def check_message(
         rcpt_tos=rcpt_tos,
         sender_account=sender_account,
         rules=rules,
+        published_tools=published,
     )
     verdict = judge(inspection, rules)
     if verdict is None and unscanned is not None:
@@ -257,8 +261,12 @@ def build_inspection(
     rcpt_tos: Sequence[str],
     sender_account: str | None,
     rules: ContentRules,
+    published_tools: frozenset[str] = frozenset(),
 ) -> Inspection:
-    """The facts for the rules: the message as read, its recipients classified, the sender."""
+    """The facts for the rules: the message as read, its recipients classified, the sender.
+
+    ``published_tools`` are the digests of the tools published at cmd@ (``mailstore.tools``).
+    """
     table = _address_table(config)
     recipients = []
     for address in rcpt_tos:
@@ -291,7 +299,8 @@ def build_inspection(
         sender_module=sender_module,
         sender_unit_kind=unit.kind if unit else None,
         domains=_domains(rules.materials.domains, config.domain, directory),
-        published_tools=rules.tools,
+        published_tools=rules.tools | published_tools,
+        publishes_tool=_publishes_tool(read),
         size=read.size,
     )
 
@@ -429,6 +438,17 @@ def quarantine_accepted(
 def _load_directory(ctx: Context) -> Directory:
     with ctx.sessions() as session:
         return load_directory(session)
+
+
+def _published_tools(ctx: Context) -> frozenset[str]:
+    with ctx.sessions() as session:
+        return published_digests(session)
+
+
+def _publishes_tool(read: ReadMessage) -> bool:
+    """Whether the message is a TOOLS ADD (the IT department publishing its attachment)."""
+    request = tool_request(read.subject, read.body)
+    return request is not None and request.action is ToolAction.ADD
 
 
 def _mailbox(person: PersonInfo, domain: str) -> str:

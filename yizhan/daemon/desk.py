@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from yizhan.daemon import intake
 from yizhan.daemon.context import Context
 from yizhan.daemon.effects import Effects
+from yizhan.daemon.tools import MailFile, ToolDesk
 from yizhan.mailstore import audit
 from yizhan.mailstore import leave as leave_store
 from yizhan.mailstore import publicity as publicity_store
@@ -57,6 +58,7 @@ from yizhan.routing.replies import body_text, normalise, reply_part
 from yizhan.routing.rules import REVISE_STEP
 from yizhan.routing.settings import apply_set
 from yizhan.routing.tokens import TokenClaim, make_token, read_token
+from yizhan.routing.tools import ToolRequest, tool_request
 from yizhan.signing.keyring import KeyringError, SignerSpec
 from yizhan.signing.pgpmime import (
     SignedPart,
@@ -172,6 +174,7 @@ class Desk:
         self.calendar = ctx.config.work_calendar()
         self.domain = ctx.config.domain
         self.effects = Effects(ctx)
+        self.tools = ToolDesk(ctx)
 
     # -- entry points -------------------------------------------------------------------------
 
@@ -414,6 +417,10 @@ class Desk:
             text = self._stage_key(session, sender.account, armored, directory, now)
             self._reply(session, row, msg, sender, directory, text)
             return
+        tools = tool_request(str(msg.get("Subject", "")), body_text(msg))
+        if armored is None and tools is not None:
+            self._tools(session, row, msg, sender, directory, tools, now)
+            return
         if armored is None and command.verb in (Verb.HELP, Verb.UNKNOWN):
             self._reply(session, row, msg, sender, directory, help_text(self.domain, command))
             return
@@ -441,6 +448,34 @@ class Desk:
         else:
             text = handler(session, sender.account, command, directory, now)
         self._reply(session, row, msg, sender, directory, text)
+
+    def _tools(
+        self,
+        session: Session,
+        row: Incoming,
+        msg: EmailMessage,
+        sender: Sender,
+        directory: Directory,
+        request: ToolRequest,
+        now: dt.datetime,
+    ) -> None:
+        """TOOLS, GET name and the IT department's TOOLS ADD/REMOVE (see ``daemon.tools``)."""
+        if sender.account is None:
+            self._refuse_unauthenticated(session, row, msg, sender, directory)
+            return
+        answer = self.tools.answer(
+            session,
+            request,
+            account=sender.account,
+            address=sender.address,
+            msg=msg,
+            directory=directory,
+            now=now,
+        )
+        to = replace(sender, address=answer.to)
+        self._reply(
+            session, row, msg, to, directory, answer.text, attachment=answer.attachment, kind="tool"
+        )
 
     # -- commands at a module's own address ---------------------------------------------------
 
@@ -1204,8 +1239,14 @@ class Desk:
         text: str,
         *,
         document: Document | None = None,
+        attachment: MailFile | None = None,
+        kind: str | None = None,
     ) -> None:
-        """Answer the sender; every command gets one (DESIGN.md, Commands)."""
+        """Answer the sender; every command gets one (DESIGN.md, Commands).
+
+        ``kind`` marks an answer that carries a file of a module (``tool``, ``ziliao``) in
+        X-Yizhan-Kind, so the queue keeps it inside the organisation (第十七條).
+        """
         if not row.mail_from:
             return
         to = sender.address or row.mail_from
@@ -1217,6 +1258,8 @@ class Desk:
             headers["References"] = str(msg["Message-ID"])
         if document is not None:
             headers.update(self._document_headers(load_state(session, document), None, "none"))
+        if kind is not None and attachment is not None:
+            headers["X-Yizhan-Kind"] = kind
         mail = render_mail(
             "reply.txt",
             person.language if person else None,
@@ -1226,6 +1269,11 @@ class Desk:
             subject=subject,
             text=text,
         )
+        if attachment is not None:
+            maintype, _, subtype = attachment.content_type.partition("/")
+            mail.add_attachment(
+                attachment.data, maintype=maintype, subtype=subtype, filename=attachment.filename
+            )
         self.ctx.queue(
             session,
             source=f"{row.key}:reply",
@@ -1363,28 +1411,66 @@ def document_json(state: DocumentState) -> dict[str, Any]:
 
 
 def help_text(domain: str, command: Command | None = None) -> str:
-    """The HELP answer: addresses and commands, in Chinese and English."""
+    """The HELP answer: every module address and every command, in Chinese and English.
+
+    Each module's commands, with an example mail for each, are in docs/modules.md (第十一條).
+    """
     intro = ""
     if command is not None and command.verb is Verb.UNKNOWN and command.argument:
         intro = f"沒有看懂「{command.argument[:60]}」。Yizhan did not understand that.\n\n"
     words = "\n".join(
         f"  {verb.value.upper():<9} " + " / ".join(VERB_WORDS[verb]) for verb in VERB_WORDS
     )
+    modules = "\n".join(
+        f"  {local + '@' + domain:<24} {what}"
+        for local, what in (
+            ("fawen", "局發文 outgoing document"),
+            ("shouwen", "收文 incoming document"),
+            ("qianbao", "內部簽報 internal report"),
+            ("hanjian", "處室函 department letter"),
+            ("gonggao", "公告板 bulletin；撤回 id / WITHDRAW id"),
+            ("xiujia", "休假 leave；查詢 / STATUS 假期餘額 balance"),
+            ("biangeng", "事項變更申請 change request, account application"),
+            (
+                "duban",
+                "督查督辦 supervision (辦公室交辦：主送、期限 / the office assigns: To-Units, "
+                "Deadline)；進展 / PROGRESS，辦結 / DONE",
+            ),
+            ("xinxi", "信息宣傳 news for publication；統計 年份 / STATUS year 各單位發布數"),
+            ("ziliao", "內部資料 internal materials"),
+        )
+    )
+    commands = "\n".join(
+        f"  {zh} / {en} — {what}"
+        for zh, en, what in (
+            ("授權 王芳 至 2026-12-01", "DELEGATE name UNTIL date", "外出授權 delegate while away"),
+            ("收回授權", "REVOKE", "收回授權 take it back"),
+            ("查詢 12", "STATUS id-or-number", "文件狀態 where a document is"),
+            ("待辦", "TODO", "我的待辦 what waits for you"),
+            ("搜索 詞語", "SEARCH words", "搜索文件 search documents"),
+            ("設置 摘要 關閉", "SET digest off", "個人設置 settings (設置 alone lists them)"),
+            ("設置 語言 en", "SET language zh_CN|zh_TW|en", "郵件語言 language"),
+            ("設置 信息訂閱 是", "SET xinxi on|off", "訂閱信息宣傳 subscribe to the news"),
+            ("工具", "TOOLS", "常用工具 tools published by IT"),
+            ("下載 名稱", "GET name", "下載工具 download a tool"),
+            ("幫助", "HELP", "本說明 this help"),
+        )
+    )
     return (
-        intro + f"驛站 Yizhan 幫助 / help\n\n新公文 New documents: fawen@{domain} 局發文, "
-        f"shouwen@{domain} 收文, qianbao@{domain} 內部簽報, hanjian@{domain} 處室函, "
-        f"gonggao@{domain} 公告 (撤回 id / WITHDRAW id), xiujia@{domain} 休假 (查詢 / STATUS), "
-        f"biangeng@{domain} 事項變更申請, xinxi@{domain} 信息宣傳 (統計 年份 / STATUS year), "
-        f"duban@{domain} 督查督辦 (辦公室交辦：主送、期限 / the office assigns: To-Units, "
-        "Deadline; 進展 PROGRESS, 辦結 DONE).\n"
-        "郵件主題為標題；正文開頭可寫「主送：」「抄送：」「範圍：」「緊急程度：」。\n"
+        intro + "驛站 Yizhan 幫助 / help\n\n"
+        "發到模塊地址開始一件事 · Write to a module's address to start:\n"
+        f"{modules}\n"
+        "郵件主題為標題；正文開頭可寫「主送：」「抄送：」「範圍：」「緊急程度：」「期限：」等行，"
+        "以空行結束。\n"
         "The subject is the title; the body may open with To-Units:, Cc-Units:, Scope:, "
-        "Urgency: lines and a blank line.\n\n"
+        "Urgency:, Deadline: lines and a blank line.\n\n"
         "回覆驛站的郵件即可辦理，第一行寫命令：\nReply to Yizhan's mail with the command on "
         f"the first line:\n{words}\n\n"
-        f"發到 cmd@{domain}：授權 王芳 至 2026-12-01 / 收回授權 / 查詢 編號 / 待辦 / 幫助\n"
-        f"At cmd@{domain}: DELEGATE name UNTIL date, REVOKE, STATUS id, TODO, HELP\n"
-        "設置 SET: 「設置」列出設置；設置 摘要 關閉 / SET digest off；設置 摘要 08:30,13:30 / "
-        "SET digest 08:30,13:30；設置 語言 en / SET language zh_CN|zh_TW|en；"
-        "設置 信息訂閱 是|否 / SET xinxi on|off\n"
+        f"發到 cmd@{domain} · At cmd@{domain}:\n{commands}\n"
+        "  信息化處 IT department: 工具 發布 名稱 / TOOLS ADD name（附件為文件，正文為說明 "
+        "file attached, description in the body）；工具 下架 名稱 / TOOLS REMOVE name\n\n"
+        "每個模塊的命令和示例郵件 · Each module's commands with example mails: docs/modules.md\n"
+        "同事之間的工作郵件照常經單位郵件服務器收發；寫到 帳號@驛站域名 的郵件直接轉到本人郵箱。\n"
+        "Work mail between colleagues flows through the organisation's mail server as before; "
+        f"mail to account@{domain} is forwarded to the person's own mailbox.\n"
     )

@@ -395,3 +395,32 @@ class AccountRecord(Base):
     document_id: Mapped[int | None] = mapped_column(BigId, default=None)
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime]
+
+
+class Tool(Base):
+    """A file the IT department publishes for staff to fetch with GET at cmd@ (常用工具下載).
+
+    The bytes are kept in the row, not on disk: every daemon sharing the database serves the
+    same file without a shared file system, a publication (row, bytes, audit entry) is one
+    transaction, and ``yizhan backup`` carries it. Publishing the same name again replaces the
+    file and counts up ``version``; a removed tool keeps its row (without the bytes) so that a
+    later publication continues the count. The audit trail keeps every version's digest.
+    """
+
+    __tablename__ = "tools"
+
+    #: The name as compared: NFKC, case-folded (``routing.tools.name_key``).
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    # published, or removed.
+    state: Mapped[str] = mapped_column(String(12))
+    description: Mapped[str] = mapped_column(Text)
+    filename: Mapped[str] = mapped_column(String(255))
+    #: The MIME type of what the bytes are (sniffed), as the attachment is sent.
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    published_by: Mapped[str] = mapped_column(String(64))
+    published_at: Mapped[dt.datetime]

@@ -25,6 +25,7 @@ __all__ = [
     "command_from_message",
     "parse_command",
     "parse_delegate",
+    "subject_text",
 ]
 
 
@@ -186,7 +187,12 @@ def command_from_message(msg: EmailMessage) -> Command:
     reply = reply_part(normalise(body_text(msg)))
     if reply:
         return parse_command(reply)
-    return parse_command(_subject_command_text(normalise(_subject(msg))))
+    return parse_command(subject_text(_subject(msg)))
+
+
+def subject_text(subject: str) -> str:
+    """A decoded subject as a command line: normalised, reply prefixes and gateway notes gone."""
+    return _subject_command_text(normalise(subject))
 
 
 # "李軍 UNTIL 2026-12-01", "李軍 至 2026年12月1日", "李軍 到 下周五".

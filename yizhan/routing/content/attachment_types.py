@@ -4,7 +4,8 @@ Mine rules 一(八) forbids viruses and hacking tools, 第十一條 keeps mail f
 the sniffed one (``daemon.inspect`` reads magic bytes and zip members), so a program renamed
 ``報告.pdf`` is still a program; the name and declared type only add suspicion, never trust.
 Programs and macros pass only when the IT department publishes them as tools: their SHA-256 is
-listed in ``[content] tools``, or an IT staff member sends them to cmd@ to publish them.
+listed in ``[content] tools`` or belongs to a published tool, or an IT staff member sends them
+to cmd@ with TOOLS ADD to publish them (``routing.tools``).
 """
 
 from __future__ import annotations
@@ -48,12 +49,14 @@ def is_program(attachment: Attachment) -> bool:
 def is_published_tool(attachment: Attachment, inspection: Inspection, rules: ContentRules) -> bool:
     """Whether the IT department publishes this file as a tool, or is publishing it now.
 
-    Published: its digest is listed. Publishing: an IT staff member sends it to cmd@ only.
+    Published: its digest is listed or published. Publishing: an IT staff member's TOOLS ADD,
+    sent to cmd@ only; any other mail of theirs is held to the rule like everyone's.
     """
     if attachment.sha256 and attachment.sha256 in (rules.tools | inspection.published_tools):
         return True
     return (
-        inspection.sender_unit_kind == "it"
+        inspection.publishes_tool
+        and inspection.sender_unit_kind == "it"
         and bool(inspection.recipients)
         and all(r.kind == "command" for r in inspection.recipients)
     )

@@ -118,6 +118,8 @@ class Inspection:
     domains: frozenset[str] = frozenset()
     #: SHA-256 digests of the files the IT department publishes as tools.
     published_tools: frozenset[str] = frozenset()
+    #: Whether the message's command is TOOLS ADD (工具 發布): its attachment is being published.
+    publishes_tool: bool = False
     size: int = 0
 
     @property
