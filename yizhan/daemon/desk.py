@@ -135,6 +135,13 @@ class Desk:
         self.calendar = WorkCalendar(tz=ctx.config.tzinfo)
         self.domain = ctx.config.domain
         self.effects = Effects(ctx)
+        # The finder and the library build on the desk (its replies and scope check), so they
+        # are imported here, not at the top, where they would import the desk in a circle.
+        from yizhan.daemon.materials import Library
+        from yizhan.daemon.search import Finder
+
+        self.finder = Finder(self)
+        self.library = Library(self.finder)
 
     # -- entry points -------------------------------------------------------------------------
 
@@ -379,7 +386,13 @@ class Desk:
             Verb.STATUS: self._status,
             Verb.TODO: self._todo,
             Verb.SET: self._set,
+            Verb.SEARCH: self.finder.search_command,
         }
+        if command.verb is Verb.GET:
+            wanted = self.finder.document_ref(session, command.argument)
+            if wanted is not None:
+                self.finder.get_command(session, row, msg, sender, wanted, directory)
+                return
         handler = handlers.get(command.verb)
         if handler is None:
             text = (
@@ -703,6 +716,9 @@ class Desk:
             now=now,
             first_reminder=lambda opened_at, due: first_reminder_at(opened_at, due, self.calendar),
         )
+        if decision.title is not None or decision.number is not None or "body" in decision.fields:
+            # What a search reads changed: opened, revised or numbered.
+            self.finder.index(session, document)
         state = load_state(session, document)
         with self._signers(sealed_by, directory) as (signers, seal_unit):
             official = None
@@ -1105,6 +1121,7 @@ TRAIL_WORDS: dict[str, tuple[str, str, str]] = {
     "forward": ("转交", "轉交", "forwarded"),
     "comment": ("意见", "意見", "commented"),
     "remind": ("催办", "催辦", "reminded"),
+    "file": ("归档", "歸檔", "filed"),
 }
 _LANGUAGE_INDEX = {"zh_CN": 0, "zh_TW": 1, "en": 2}
 
@@ -1219,7 +1236,7 @@ def help_text(domain: str, command: Command | None = None) -> str:
         intro + f"驛站 Yizhan 幫助 / help\n\n新公文 New documents: fawen@{domain} 局發文, "
         f"shouwen@{domain} 收文, qianbao@{domain} 內部簽報, hanjian@{domain} 處室函, "
         f"gonggao@{domain} 公告 (撤回 id / WITHDRAW id), xiujia@{domain} 休假 (查詢 / STATUS), "
-        f"biangeng@{domain} 事項變更申請.\n"
+        f"biangeng@{domain} 事項變更申請, ziliao@{domain} 內部資料 (搜索 / 目錄 / 下載 id).\n"
         "郵件主題為標題；正文開頭可寫「主送：」「抄送：」「範圍：」「緊急程度：」。\n"
         "The subject is the title; the body may open with To-Units:, Cc-Units:, Scope:, "
         "Urgency: lines and a blank line.\n\n"
@@ -1227,6 +1244,8 @@ def help_text(domain: str, command: Command | None = None) -> str:
         f"the first line:\n{words}\n\n"
         f"發到 cmd@{domain}：授權 王芳 至 2026-12-01 / 收回授權 / 查詢 編號 / 待辦 / 幫助\n"
         f"At cmd@{domain}: DELEGATE name UNTIL date, REVOKE, STATUS id, TODO, HELP\n"
+        "搜索 檢疫 公告 / SEARCH words: 在標題、正文、附件中查找 (titles, bodies, attachments); "
+        "下載 #id / GET #id: 全文及附件 (the whole document)\n"
         "設置 SET: 「設置」列出設置；設置 摘要 關閉 / SET digest off；設置 摘要 08:30,13:30 / "
         "SET digest 08:30,13:30；設置 語言 en / SET language zh_CN|zh_TW|en\n"
     )
