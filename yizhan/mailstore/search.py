@@ -66,7 +66,8 @@ def field_texts(session: Session, document_id: int) -> dict[str, str]:
     rows = session.execute(
         select(SearchText.field, SearchText.text).where(SearchText.document_id == document_id)
     )
-    return dict(rows.tuples())
+    # Not dict(rows): a Result has keys() (its column names), so dict() would read it as a map.
+    return {field: text for field, text in rows}
 
 
 def unindexed_documents(session: Session, limit: int | None = None) -> list[int]:

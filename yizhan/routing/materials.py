@@ -24,11 +24,11 @@ from yizhan.routing.commands import Command, Verb
 from yizhan.routing.content.outside import outside_addresses
 from yizhan.routing.directory import Directory, PersonInfo
 from yizhan.routing.documents import Decision, TrailEntry
-from yizhan.routing.drafts import simplified
 
 __all__ = [
     "KIND",
     "LIST_WORDS",
+    "ROLE_NAMES",
     "STATE",
     "Request",
     "RequestKind",
@@ -43,8 +43,16 @@ __all__ = [
 #: The document kind of a filed material, and the state it rests in.
 KIND: Final = "ziliao"
 STATE: Final = "filed"
+#: How a role in a scope is named to people.
+ROLE_NAMES: Final = {
+    "clerk": "綜合人員",
+    "unit_head": "主要領導",
+    "unit_leader": "分管領導",
+    "bureau_leader": "局領導",
+    "seal_custodian": "印章管理員",
+}
 #: Words that ask ziliao@ for the list of materials (besides a SEARCH without words).
-LIST_WORDS: Final = frozenset({"list", "目录", "列表"})
+LIST_WORDS: Final = frozenset({"list", "目錄", "目录", "列表"})
 
 
 class RequestKind(enum.Enum):
@@ -91,9 +99,7 @@ def parse_request(command: Command, *, has_attachments: bool) -> Request:
         )
     if command.verb is Verb.HELP:
         return Request(kind=RequestKind.HELP)
-    if command.verb is Verb.UNKNOWN and simplified(command.argument.strip()).casefold() in (
-        LIST_WORDS
-    ):
+    if command.verb is Verb.UNKNOWN and command.argument.strip().casefold() in LIST_WORDS:
         return Request(kind=RequestKind.LIST)
     return Request(kind=RequestKind.FILE)
 
@@ -166,7 +172,7 @@ def scope_text(fields: Mapping[str, Any], directory: Directory) -> str:
     """A material's scope for people: unit names, roles and names, separated by 、."""
     units, roles, people = _scope_of(fields)
     names = [directory.units[u].name if u in directory.units else u for u in units]
-    names += roles
+    names += [ROLE_NAMES.get(r, r) for r in roles]
     names += [directory.people[p].name if p in directory.people else p for p in people]
     return "、".join(names) or "-"
 
