@@ -199,6 +199,8 @@ def test_search_finds_closed_documents_by_title_body_and_attachments(
     send(d, author, "cmd@oa.example", f"下載 #{other}", "")
     refused = one(d, author)
     assert "無權" in text(refused) and not files_of(refused)
+    send(d, author, "cmd@oa.example", "GET #999", "")
+    assert "找不到文件" in text(one(d, author))
 
 
 def test_hits_are_ranked_title_body_attachment(library: Daemon, content_files: Any) -> None:

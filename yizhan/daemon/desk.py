@@ -388,11 +388,10 @@ class Desk:
             Verb.SET: self._set,
             Verb.SEARCH: self.finder.search_command,
         }
-        if command.verb is Verb.GET:
-            wanted = self.finder.document_ref(session, command.argument)
-            if wanted is not None:
-                self.finder.get_command(session, row, msg, sender, wanted, directory)
-                return
+        if command.verb is Verb.GET and self.finder.get_command(
+            session, row, msg, sender, command.argument, directory
+        ):
+            return
         handler = handlers.get(command.verb)
         if handler is None:
             text = (

@@ -25,6 +25,7 @@ from email.utils import formataddr
 from typing import Final
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from yizhan.daemon.content import _it_people, load_content_rules
@@ -117,8 +118,14 @@ class Finder:
         ids = index_store.unindexed_documents(session, limit)
         for document_id in ids:
             document = session.get(Document, document_id)
-            if document is not None:
-                self.index(session, document)
+            if document is None:
+                continue
+            try:
+                with session.begin_nested():
+                    self.index(session, document)
+            except IntegrityError:
+                # Another daemon indexed it at the same moment; its entry stands.
+                log.info("doc %s: indexed concurrently", document_id)
         return len(ids)
 
     def _attachment_texts(self, session: Session, document: Document) -> Iterator[str]:
@@ -314,26 +321,34 @@ class Finder:
 
     # -- fetching -------------------------------------------------------------------------------
 
-    def document_ref(self, session: Session, argument: str) -> Document | None:
-        """The document a GET at cmd@ names ("#12", "12" or a document number), or None
-        when it names none (then it is for another GET, e.g. a tool's name)."""
-        ref = argument.strip()
-        if not ref:
-            return None
-        return find_document(session, ref)
-
     def get_command(
         self,
         session: Session,
         row: Incoming,
         msg: EmailMessage,
         sender: Sender,
-        document: Document,
+        argument: str,
         directory: Directory,
-    ) -> None:
-        """GET #id: the whole document with its attachments, to the asker's own mailbox."""
+    ) -> bool:
+        """GET #id at cmd@: the whole document with its attachments, to the asker's own
+        mailbox. False when ``argument`` names no document and is no id either: then the GET
+        is for something else (a tool, by name)."""
         assert sender.account is not None
-        now = self.ctx.clock()
+        ref = argument.strip()
+        document = find_document(session, ref) if ref else None
+        if document is None:
+            if not ref.lstrip("#").strip().isdigit():
+                return False
+            self.desk._reply(
+                session,
+                row,
+                msg,
+                sender,
+                directory,
+                f"找不到文件「{ref}」。請寫文件編號或文號，例如：下載 #12\n"
+                f"No document {ref!r}. Send GET with its id or number, e.g. GET #12",
+            )
+            return True
         if not self.may_see(session, document, sender.account, directory):
             self.desk._reply(
                 session,
@@ -343,8 +358,9 @@ class Finder:
                 directory,
                 f"您無權查看文件 #{document.id}。You may not see document #{document.id}.",
             )
-            return
-        self.send_copy(session, row, msg, sender, document, directory, now)
+            return True
+        self.send_copy(session, row, msg, sender, document, directory, self.ctx.clock())
+        return True
 
     def send_copy(
         self,
