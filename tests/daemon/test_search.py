@@ -303,12 +303,8 @@ def forget(d: Daemon, document_id: int) -> None:
         session.execute(delete(SearchText).where(SearchText.document_id == document_id))
 
 
-def test_documents_from_before_the_index_are_indexed(library: Daemon) -> None:
-    # After the upgrade, `yizhan search reindex` indexes the documents made before the index,
-    # and a search indexes any still missing on the way.
-    d = library
-    doc = int(open_report(d, "xiewenbin", "關於口岸檢疫的請示", "請批准。"))
-    forget(d, doc)
+def reindex(d: Daemon, *flags: str) -> str:
+    """`yizhan search reindex`, run as a program against the daemon's database."""
     config = d.ctx.config
     path = config.data_dir / "yizhan.toml"
     path.write_text(
@@ -317,7 +313,7 @@ def test_documents_from_before_the_index_are_indexed(library: Daemon) -> None:
         encoding="utf-8",
     )
     result = subprocess.run(
-        [sys.executable, "-m", "yizhan", "search", "reindex"],
+        [sys.executable, "-m", "yizhan", "search", "reindex", *flags],
         capture_output=True,
         text=True,
         env={**os.environ, "YIZHAN_CONFIG": str(path)},
@@ -325,7 +321,18 @@ def test_documents_from_before_the_index_are_indexed(library: Daemon) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "indexed 1 document(s)"
+    return result.stdout.strip()
+
+
+def test_documents_from_before_the_index_are_indexed(library: Daemon) -> None:
+    # After the upgrade, `yizhan search reindex` indexes the documents made before the index,
+    # and a search indexes any still missing on the way.
+    d = library
+    doc = int(open_report(d, "xiewenbin", "關於口岸檢疫的請示", "請批准。"))
+    forget(d, doc)
+    assert reindex(d) == "indexed 1 document(s)"
+    assert reindex(d) == "indexed 0 document(s)"
+    assert reindex(d, "--all") == "indexed 1 document(s)"  # every one, extracted again
     with d.ctx.sessions() as session:
         assert "检疫" in field_texts(session, doc)["title"]
 

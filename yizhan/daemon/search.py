@@ -100,16 +100,25 @@ class Finder:
 
     # -- the index ------------------------------------------------------------------------------
 
-    def index(self, session: Session, document: Document) -> None:
-        """(Re)index ``document``: title and number, body, and its attachments' text."""
+    def index(self, session: Session, document: Document, *, reread: bool = False) -> None:
+        """(Re)index ``document``: title and number, body, and its attachments' text.
+
+        The attachments are those of the mail that opened it, so once indexed their text is
+        taken from the index rather than extracted again, unless ``reread``.
+        """
         title = " ".join(p for p in (document.title, document.number or "") if p)
+        known = None if reread else index_store.field_texts(session, document.id).get("attachment")
         index_store.index_document(
             session,
             document.id,
             {
                 "title": title,
                 "body": str(document.fields.get("body", "")),
-                "attachment": "\n".join(self._attachment_texts(session, document)),
+                "attachment": (
+                    known
+                    if known is not None
+                    else "\n".join(self._attachment_texts(session, document))
+                ),
             },
         )
 

@@ -68,7 +68,7 @@ def reindex(ctx: Context, *, everything: bool = False) -> int:
                 )
             )
             for document in documents:
-                finder.index(session, document)
+                finder.index(session, document, reread=True)
         if not documents:
             return count
         count += len(documents)
