@@ -31,6 +31,7 @@ from yizhan.daemon.context import Context
 from yizhan.daemon.desk import document_json, document_summary
 from yizhan.daemon.jobs_cli import add_jobs_parser
 from yizhan.daemon.quarantine_cli import add_quarantine_parser
+from yizhan.daemon.search_cli import add_search_parser
 from yizhan.mailstore import accounts, audit
 from yizhan.mailstore.backup import BackupError, backup, restore
 from yizhan.mailstore.db import upgrade
@@ -130,6 +131,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_jobs_parser(verbs)
     add_quarantine_parser(verbs)
+    add_search_parser(verbs)
 
     tool = verbs.add_parser("tool", help="tools staff fetch with GET at cmd@").add_subparsers(
         dest="tool_verb", metavar="ACTION", required=True

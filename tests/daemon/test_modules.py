@@ -80,6 +80,11 @@ def test_bulletin_refusals_approval_publication_and_withdrawal(daemon: Daemon) -
         assert bulletin["Expires"] is not None
         assert "週六停電" in text(bulletin)
     assert any(m["X-Yizhan-State"] == "closed" for m in daemon.inbox(author, expect=1))
+    # A reader can look it up; someone outside its scope cannot.
+    daemon.send("fenggang", "cmd@oa.example", f"查詢 {doc_id}", "")
+    assert "辦公樓停電公示" in text(one(daemon, "fenggang"))
+    daemon.send("hanxue", "cmd@oa.example", f"查詢 {doc_id}", "")
+    assert "無權" in text(one(daemon, "hanxue"))
     daemon.send("hanxue", "gonggao@oa.example", f"撤回 {doc_id}", "")
     assert "發布人" in text(one(daemon, "hanxue"))  # only the author may withdraw
 

@@ -170,3 +170,15 @@ def test_bulletin_lapses_and_year_end_archive() -> None:
     assert not refused.accepted and "expired" in refused.reply
     assert not bulletins.cleanup_notice_due(dt.date(2026, 12, 24))
     assert bulletins.cleanup_notice_due(dt.date(2026, 12, 25))
+
+
+def test_bulletin_readers_and_the_archive() -> None:
+    # 第二十三條: those a bulletin went to may look it up while it is on the board or lapsed;
+    # once archived at year end, only the office (which keeps the archive searchable).
+    fields = {"published_at": "2026-11-02T10:00:00+08:00", "recipients": ["fenggang"]}
+    assert bulletins.may_read("closed", fields, "fenggang", in_office=False)
+    assert bulletins.may_read("expired", fields, "fenggang", in_office=False)
+    assert not bulletins.may_read("closed", fields, "hanxue", in_office=True)
+    assert not bulletins.may_read("archived", fields, "fenggang", in_office=False)
+    assert bulletins.may_read("archived", fields, "wangfang", in_office=True)
+    assert not bulletins.may_read("reviewing", {}, "fenggang", in_office=True)

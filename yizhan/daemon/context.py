@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage
@@ -20,6 +20,7 @@ from yizhan.mailstore import outbox
 from yizhan.mailstore.db import make_engine, make_sessionmaker
 from yizhan.mailstore.models import OutboundMessage, Person
 from yizhan.mailstore.rawstore import RawStore
+from yizhan.routing.content import DEFAULT_CONTENT, ContentRulesError
 from yizhan.routing.content.outside import organisation_domains, outside_addresses
 from yizhan.routing.passwords import LoginPolicy
 from yizhan.routing.rules import DEFAULT_RULES, Rules
@@ -135,17 +136,20 @@ class Context:
             body_id=body_id,
         )
 
-    def outside_organisation(self, session: Session, addresses: Sequence[str]) -> list[str]:
-        """Those of ``addresses`` outside the organisation's mail domains (第十七條).
+    def organisation_domains(self, mailboxes: Iterable[str]) -> frozenset[str]:
+        """The organisation's mail domains (第十七條): ``[content.materials] domains`` with the
+        OA domain, else the domains of ``mailboxes`` that are not public mail services."""
+        try:
+            configured = load_content_rules(self.config.rules_file).materials.domains
+        except ContentRulesError:
+            # The gateway reports a broken rules file; the built-in list still applies here.
+            configured = DEFAULT_CONTENT.materials.domains
+        return organisation_domains(configured, self.config.domain, mailboxes)
 
-        The domains are ``[content.materials] domains`` with the OA domain, else the domains
-        of the directory's mailboxes that are not public mail services.
-        """
-        rules = load_content_rules(self.config.rules_file)
+    def outside_organisation(self, session: Session, addresses: Sequence[str]) -> list[str]:
+        """Those of ``addresses`` outside the organisation's mail domains (第十七條)."""
         mailboxes = session.scalars(select(Person.email).where(Person.email.is_not(None)))
-        domains = organisation_domains(
-            rules.materials.domains, self.config.domain, (m for m in mailboxes if m)
-        )
+        domains = self.organisation_domains(m for m in mailboxes if m)
         return outside_addresses(addresses, domains)
 
     @property

@@ -175,6 +175,13 @@ class Desk:
         self.domain = ctx.config.domain
         self.effects = Effects(ctx)
         self.tools = ToolDesk(ctx)
+        # The finder and the library build on the desk (its replies and scope check), so they
+        # are imported here, not at the top, where they would import the desk in a circle.
+        from yizhan.daemon.materials import Library
+        from yizhan.daemon.search import Finder
+
+        self.finder = Finder(self)
+        self.library = Library(self.finder)
 
     # -- entry points -------------------------------------------------------------------------
 
@@ -437,7 +444,12 @@ class Desk:
             Verb.STATUS: self._status,
             Verb.TODO: self._todo,
             Verb.SET: self._set,
+            Verb.SEARCH: self.finder.search_command,
         }
+        if command.verb is Verb.GET and self.finder.get_command(
+            session, row, msg, sender, command.argument, directory
+        ):
+            return
         handler = handlers.get(command.verb)
         if handler is None:
             text = (
@@ -721,7 +733,7 @@ class Desk:
                 f"No document {ref!r}. Send STATUS with its id or number, e.g. STATUS 12"
             )
         state = load_state(session, document)
-        if not self._may_see(state, account):
+        if not self._may_see(state, account, directory):
             return f"您無權查看文件「{ref}」。You may not see document {ref}."
         return document_summary(state, directory, self.ctx.config.tzinfo)
 
@@ -803,6 +815,9 @@ class Desk:
             now=now,
             first_reminder=lambda opened_at, due: first_reminder_at(opened_at, due, self.calendar),
         )
+        if decision.title is not None or decision.number is not None or "body" in decision.fields:
+            # What a search reads changed: opened, revised or numbered.
+            self.finder.index(session, document)
         state = load_state(session, document)
         with self._signers(sealed_by, directory) as (signers, seal_unit):
             official = None
@@ -1161,11 +1176,26 @@ class Desk:
                 now=now,
             )
 
-    def _may_see(self, state: DocumentState, account: str) -> bool:
-        return (
+    def _may_see(
+        self, state: DocumentState, account: str, directory: Directory | None = None
+    ) -> bool:
+        """Whether STATUS and SEARCH show ``state`` to ``account``: its author, the people on
+        its steps or in its trail, and a bulletin's readers (given the ``directory``)."""
+        if (
             account == state.author
             or any(account in (s.assignee, s.on_behalf_of, s.done_by) for s in state.steps)
             or account in {e.actor for e in state.trail}
+        ):
+            return True
+        return (
+            directory is not None
+            and state.kind == "gonggao"
+            and bulletins.may_read(
+                state.state,
+                state.fields,
+                account,
+                in_office=directory.in_unit_of_kind(account, "office"),
+            )
         )
 
     # -- delegation store ---------------------------------------------------------------------
@@ -1299,6 +1329,7 @@ TRAIL_WORDS: dict[str, tuple[str, str, str]] = {
     "comment": ("意见", "意見", "commented"),
     "remind": ("催办", "催辦", "reminded"),
     "progress": ("进展", "進展", "reported progress"),
+    "file": ("归档", "歸檔", "filed"),
 }
 _LANGUAGE_INDEX = {"zh_CN": 0, "zh_TW": 1, "en": 2}
 
@@ -1437,7 +1468,7 @@ def help_text(domain: str, command: Command | None = None) -> str:
                 "Deadline)；進展 / PROGRESS，辦結 / DONE",
             ),
             ("xinxi", "信息宣傳 news for publication；統計 年份 / STATUS year 各單位發布數"),
-            ("ziliao", "內部資料 internal materials"),
+            ("ziliao", "內部資料 internal materials (範圍 + 附件)；搜索 / 目錄 / 下載 id"),
         )
     )
     commands = "\n".join(
@@ -1447,7 +1478,8 @@ def help_text(domain: str, command: Command | None = None) -> str:
             ("收回授權", "REVOKE", "收回授權 take it back"),
             ("查詢 12", "STATUS id-or-number", "文件狀態 where a document is"),
             ("待辦", "TODO", "我的待辦 what waits for you"),
-            ("搜索 詞語", "SEARCH words", "搜索文件 search documents"),
+            ("搜索 檢疫 公告", "SEARCH words", "在標題、正文、附件中查找 search documents"),
+            ("下載 #12", "GET #id", "全文及附件 the whole document with its files"),
             ("設置 摘要 關閉", "SET digest off", "個人設置 settings (設置 alone lists them)"),
             ("設置 語言 en", "SET language zh_CN|zh_TW|en", "郵件語言 language"),
             ("設置 信息訂閱 是", "SET xinxi on|off", "訂閱信息宣傳 subscribe to the news"),

@@ -135,6 +135,8 @@ class Processor:
                 self.desk.handle_command(session, incoming, msg, directory)
             elif recipient.module in DOCUMENT_MODULES:
                 self.desk.open_document(session, incoming, msg, recipient.module, directory)
+            elif recipient.module == "ziliao":
+                self.desk.library.handle(session, incoming, msg, directory)
             else:
                 self._answer(session, row, msg, rcpt, directory, incoming.key, now)
 

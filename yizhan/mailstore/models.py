@@ -424,3 +424,35 @@ class Tool(Base):
     data: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     published_by: Mapped[str] = mapped_column(String(64))
     published_at: Mapped[dt.datetime]
+
+
+class SearchText(Base):
+    """The folded text of one field of a document (title, body, attachments), as indexed.
+
+    Kept to confirm that a term of several characters stands together in the text (the gram
+    index only says that its character pairs are there) and to know which documents are
+    indexed; see ``routing.search``.
+    """
+
+    __tablename__ = "search_texts"
+
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), primary_key=True)
+    field: Mapped[str] = mapped_column(String(20), primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+
+
+class SearchGram(Base):
+    """One posting of the search index: a character, character pair or word, and how often it
+    occurs in one field of one document (``routing.search.index_grams``).
+
+    The primary key opens with the gram, so a search reads only the postings of its terms.
+    """
+
+    __tablename__ = "search_grams"
+
+    gram: Mapped[str] = mapped_column(String(40), primary_key=True)
+    document_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    field: Mapped[str] = mapped_column(String(20), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (Index("ix_search_grams_document_id", "document_id"),)

@@ -41,6 +41,7 @@ __all__ = [
     "expire",
     "is_expired",
     "is_live",
+    "may_read",
     "parse_expiry",
     "parse_scope",
     "parse_withdraw",
@@ -267,6 +268,17 @@ def archive(doc: DocumentState, *, now: dt.datetime, actor: str) -> Decision | N
         reasons=("第二十三條: bulletins are cleared at year end",),
         outcome="archive",
     )
+
+
+def may_read(state: str, fields: Mapping[str, Any], account: str, *, in_office: bool) -> bool:
+    """Whether ``account`` may look a bulletin up (STATUS, SEARCH) besides its author and
+    approvers: those it was published to, while it is on the board or after it lapsed; once
+    cleared at year end, the office, which keeps the archive searchable (第二十三條)."""
+    if state == ARCHIVED:
+        return in_office
+    if state in (CLOSED, EXPIRED) and fields.get("published_at"):
+        return account in fields.get("recipients", ())
+    return False
 
 
 def parse_withdraw(text: str) -> tuple[int, str] | None:

@@ -102,6 +102,12 @@ class Directory:
             key=lambda p: p.account,
         )
 
+    def in_unit_of_kind(self, account: str, kind: str) -> bool:
+        """Whether ``account`` belongs to a unit of ``kind`` (the office, IT, HR …)."""
+        person = self.people.get(account)
+        unit = self.units.get(person.unit) if person else None
+        return unit is not None and unit.kind == kind
+
     def units_of_kind(self, kind: str) -> list[UnitInfo]:
         """Units of one kind (office, it, hr …), in id order."""
         return sorted((u for u in self.units.values() if u.kind == kind), key=lambda u: u.id)
