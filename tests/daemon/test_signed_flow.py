@@ -179,3 +179,12 @@ def test_a_person_registers_their_key_by_mail(signed_daemon: Daemon, people_keys
     (done,) = d.inbox("liangguoqiang")
     fingerprint = d.ctx.keyring.person_key("liangguoqiang")
     assert fingerprint is not None and fingerprint in done.get_body(("plain",)).get_content()
+
+    # SET lists the registered key; SET key off takes it back (issue 6, 個人設置).
+    d.send("liangguoqiang", "cmd@oa.example", "設置", "")
+    (listing,) = d.inbox("liangguoqiang")
+    assert fingerprint in listing.get_body(("plain",)).get_content()
+    d.send("liangguoqiang", "cmd@oa.example", "設置 密鑰 刪除", "")
+    (removed,) = d.inbox("liangguoqiang")
+    assert "已刪除" in removed.get_body(("plain",)).get_content()
+    assert d.ctx.keyring.person_key("liangguoqiang") is None

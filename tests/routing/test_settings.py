@@ -68,3 +68,15 @@ def test_what_cannot_be_set_is_explained(argument: str, says: str) -> None:
     outcome = apply_set(argument, {}, roles=CLERK, calendar=CAL)
     assert outcome.changes == {}
     assert says in outcome.reply and "SET digest 08:30,13:30" in outcome.reply
+
+
+def test_set_key_shows_how_to_register_and_takes_the_key_back() -> None:
+    # 個人設置: the signature key is listed; SET key explains registering; off removes it.
+    listing = apply_set("", {}, roles=CLERK, calendar=CAL, signature_key="ABCD1234")
+    assert "ABCD1234" in listing.reply
+    explained = apply_set("密鑰", {}, roles=CLERK, calendar=CAL)
+    assert "cmd@" in explained.reply and not explained.remove_key and not explained.changes
+    removed = apply_set("key off", {}, roles=CLERK, calendar=CAL, signature_key="ABCD1234")
+    assert removed.remove_key and "ABCD1234" in removed.reply
+    nothing = apply_set("key off", {}, roles=CLERK, calendar=CAL)
+    assert not nothing.remove_key and "No key" in nothing.reply

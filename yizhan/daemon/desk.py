@@ -745,13 +745,25 @@ class Desk:
         directory: Directory,
         now: dt.datetime,
     ) -> str:
+        key = self.ctx.keyring.person_key(account)
         outcome = apply_set(
             command.argument,
             load_settings(session, account),
             roles=directory.people[account].roles,
             calendar=self.calendar,
+            signature_key=str(key) if key is not None else None,
         )
         save_settings(session, account, outcome.changes, actor=account, now=now)
+        if outcome.remove_key:
+            removed = self.ctx.keyring.revoke_person_key(account)
+            audit.record(
+                session,
+                at=now,
+                actor=account,
+                action="key.remove",
+                target=account,
+                detail={"fingerprint": str(removed)},
+            )
         return outcome.reply
 
     def _todo(

@@ -39,6 +39,8 @@ LANGUAGE: Final = "language"
 #: The news subscription (信息宣傳); stored as :data:`SUBSCRIBED`, absent when not subscribed.
 XINXI: Final = "xinxi"
 SUBSCRIBED: Final = "on"
+#: The person's OpenPGP key for signed replies; kept in Yizhan's keyring, not as a setting.
+KEY: Final = "key"
 #: The languages Yizhan writes mail in.
 LANGUAGES: Final = ("zh_CN", "zh_TW", "en")
 
@@ -62,8 +64,13 @@ _KEYS: Final[Mapping[str, str]] = MappingProxyType(
             ),
             XINXI,
         ),
+        **dict.fromkeys(
+            ("key", "pgp", "openpgp", "signature", "密鑰", "密钥", "簽名密鑰", "签名密钥"), KEY
+        ),
     }
 )
+# Words that take the registered signature key back.
+_KEY_REMOVE: Final = frozenset({"off", "none", "remove", "delete", "刪除", "删除", "撤銷", "撤销"})
 _ON: Final = frozenset(
     {"on", "開", "开", "開啟", "开启", "打開", "打开", "默認", "默认", "default"}
 )
@@ -95,6 +102,7 @@ _USAGE: Final = (
     "  設置 摘要 08:30,13:30 / SET digest 08:30,13:30\n"
     "  設置 語言 zh_TW / SET language zh_CN|zh_TW|en\n"
     "  設置 信息訂閱 是 / SET xinxi on   (否 / off: 退訂 unsubscribe)\n"
+    "  設置 密鑰 / SET key  (登記簽名密鑰 how to register a signature key; 刪除 / off: remove)\n"
     "  設置 / SET  (列出 list)"
 )
 
@@ -106,6 +114,8 @@ class SetOutcome:
 
     changes: Mapping[str, str | None] = field(default_factory=dict)
     reply: str
+    #: The person asked to take their registered signature key back (the caller does it).
+    remove_key: bool = False
 
 
 def apply_set(
@@ -114,22 +124,27 @@ def apply_set(
     *,
     roles: Iterable[str],
     calendar: WorkCalendar,
+    signature_key: str | None = None,
 ) -> SetOutcome:
     """Read ``SET argument`` against ``current`` (key → stored value) for a person with
-    ``roles``; the answer is Chinese, then English, and says what to send instead of a
-    command it cannot read."""
+    ``roles`` whose registered signature key has the fingerprint ``signature_key``; the
+    answer is Chinese, then English, and says what to send instead of a command it cannot
+    read."""
     roles = frozenset(roles)
     words = unicodedata.normalize("NFKC", argument).strip().split(None, 1)
     if not words:
-        return SetOutcome(reply=describe(current, roles=roles))
+        return SetOutcome(reply=describe(current, roles=roles, signature_key=signature_key))
     key = _KEYS.get(words[0].casefold())
     if key is None:
         return SetOutcome(
             reply=f"沒有「{words[0]}」這項設置。There is no setting {words[0]!r}.\n\n{_USAGE}"
         )
     value = words[1].strip() if len(words) > 1 else ""
+    if key == KEY:
+        return _key_setting(value, signature_key)
     if not value:
-        return SetOutcome(reply=describe(current, roles=roles) + "\n\n" + _USAGE)
+        listing = describe(current, roles=roles, signature_key=signature_key)
+        return SetOutcome(reply=listing + "\n\n" + _USAGE)
     if key == LANGUAGE:
         language = _LANGUAGE_WORDS.get(value.casefold())
         if language is None:
@@ -151,10 +166,41 @@ def apply_set(
             return SetOutcome(reply=f"{digest.text}\n\n{_USAGE}")
         changes = {DIGEST: digest}
     after = {k: v for k, v in {**current, **changes}.items() if v is not None}
-    return SetOutcome(changes=changes, reply="已設置。Saved.\n\n" + describe(after, roles=roles))
+    listing = describe(after, roles=roles, signature_key=signature_key)
+    return SetOutcome(changes=changes, reply="已設置。Saved.\n\n" + listing)
 
 
-def describe(current: Mapping[str, str], *, roles: Iterable[str]) -> str:
+def _key_setting(value: str, signature_key: str | None) -> SetOutcome:
+    """SET key: how to register or replace the key for signed replies, or take it back.
+
+    Sign-off and sealing need a signed reply (DESIGN.md, who may act), so a person registers
+    the public key of their mail client; the key itself travels in a mail, not in a SET line.
+    """
+    current = f"當前密鑰 Current key: {signature_key or '未登記 none'}\n"
+    if value.casefold() in _KEY_REMOVE:
+        if signature_key is None:
+            return SetOutcome(reply=current + "沒有已登記的密鑰。No key is registered.")
+        return SetOutcome(
+            reply=(
+                f"已刪除簽名密鑰 {signature_key}；簽發和用印須重新登記密鑰後簽名回覆。\n"
+                f"Signature key {signature_key} removed; register a key again before signing "
+                "off or sealing."
+            ),
+            remove_key=True,
+        )
+    return SetOutcome(
+        reply=current
+        + "登記或更換密鑰：將您的 OpenPGP 公鑰（ASCII 格式，-----BEGIN PGP PUBLIC KEY BLOCK-----）"
+        "貼在正文或作為附件發到 cmd@，再按回覆中的提示回覆「同意」確認。\n"
+        "To register or replace it, mail your OpenPGP public key (ASCII-armoured) to cmd@ in "
+        "the body or attached, then confirm by replying APPROVE to the answer.\n"
+        "刪除 Remove: 設置 密鑰 刪除 / SET key off"
+    )
+
+
+def describe(
+    current: Mapping[str, str], *, roles: Iterable[str], signature_key: str | None = None
+) -> str:
     """A person's settings as the answer to ``SET`` lists them."""
     roles = frozenset(roles)
     setting = current.get(DIGEST)
@@ -167,7 +213,11 @@ def describe(current: Mapping[str, str], *, roles: Iterable[str]) -> str:
         digest = f"{times}{chosen}，工作日 on working days"
     language = current.get(LANGUAGE) or "默認 default"
     news = "已訂閱 on" if current.get(XINXI) == SUBSCRIBED else "未訂閱 off"
-    return f"待辦摘要 digest: {digest}\n語言 language: {language}\n信息訂閱 news (xinxi@): {news}"
+    key = signature_key or "未登記 none (設置 密鑰 / SET key)"
+    return (
+        f"待辦摘要 digest: {digest}\n語言 language: {language}\n信息訂閱 news (xinxi@): {news}\n"
+        f"簽名密鑰 signature key: {key}"
+    )
 
 
 @dataclass(frozen=True)
