@@ -94,6 +94,14 @@ def test_a_message_that_keeps_failing_is_set_aside_not_lost(bureau: Context) -> 
     with bureau.sessions() as session:
         (row,) = pending.set_aside(session)
     assert row.id == inbound_id and "input/output error" in (row.reason or "")
+    # Its sender is told once that it was not acted on and is kept for the IT department.
+    bureau.raw.read = type(bureau.raw).read.__get__(bureau.raw)  # type: ignore[method-assign]
+    processor.process_batch()
+    texts = _texts(bureau)
+    assert list(texts) == ["wangfang@bureau.example"]
+    assert "信息化處" in texts["wangfang@bureau.example"] and "not acted on" in (
+        texts["wangfang@bureau.example"]
+    )
 
 
 GAMBLING = (

@@ -60,6 +60,7 @@ __all__ = [
     "check_content_rules",
     "check_message",
     "content_rules_version",
+    "it_people",
     "load_content_rules",
     "quarantine_accepted",
     "quarantine_of",
@@ -156,13 +157,15 @@ async def check_message(
     rules: ContentRules | None = None,
     scanner: Clamd | None = None,
     report: bool = True,
+    published_tools: frozenset[str] | None = None,
 ) -> Verdict | None:
     """Judge a message before it is stored; None when it passes.
 
     A permanent refusal is reported (``report``): a reply to the sender, a notice to the IT
     department if the rule's row asks for one, an audit entry. A temporary one (451: the
     scanner is down, the rules file is broken) is only logged; the sender's server retries.
-    ``rules``, ``scanner`` and ``directory`` default to the configured ones.
+    ``rules``, ``scanner``, ``directory`` and ``published_tools`` (the digests of the files
+    the IT department published) default to the configured and stored ones.
     """
     message_id = message_id_of(raw)
     if rules is None:
@@ -179,7 +182,9 @@ async def check_message(
         read = await asyncio.to_thread(read_message, raw, rules)
     if directory is None:
         directory = await asyncio.to_thread(_load_directory, ctx)
-    published = await asyncio.to_thread(_published_tools, ctx) if read.attachments else frozenset()
+    published = published_tools if published_tools is not None else frozenset()
+    if published_tools is None and read.attachments:
+        published = await asyncio.to_thread(_published_tools, ctx)
     unscanned: str | None = None
     attachments = read.attachments
     if scanner is not None and read.payloads:
@@ -360,6 +365,7 @@ def check_accepted(
     sender_account: str | None,
     mail_from: str,
     directory: Directory | None = None,
+    published_tools: frozenset[str] | None = None,
 ) -> Verdict | None:
     """Judge an accepted message again (blocking; for the processor's worker thread).
 
@@ -378,6 +384,7 @@ def check_accepted(
             mail_from=mail_from,
             directory=directory,
             report=False,
+            published_tools=published_tools,
         )
     )
 
@@ -554,7 +561,7 @@ def _report_in(
         )
     if not verdict.notify_it:
         return
-    for it_person in _it_people(directory):
+    for it_person in it_people(directory):
         address = _mailbox(it_person, domain)
         notice = render_mail(
             "content_notice.txt",
@@ -581,7 +588,7 @@ def _report_in(
         )
 
 
-def _it_people(directory: Directory) -> list[PersonInfo]:
+def it_people(directory: Directory) -> list[PersonInfo]:
     """Who hears of refusals: the heads of the IT units, else everyone active in them."""
     units = directory.units_of_kind("it")
     heads = [p for u in units for p in directory.members(u.id, "unit_head")]

@@ -19,12 +19,18 @@ from email.utils import getaddresses
 
 from sqlalchemy.orm import Session
 
-from yizhan.daemon.content import check_accepted, content_rules_version, quarantine_accepted
+from yizhan.daemon.content import (
+    check_accepted,
+    content_rules_version,
+    it_people,
+    quarantine_accepted,
+)
 from yizhan.daemon.context import Context
 from yizhan.daemon.desk import DOCUMENT_MODULES, Desk, Incoming
 from yizhan.mailstore import audit, pending
 from yizhan.mailstore.directory import load_directory
 from yizhan.mailstore.models import Inbound
+from yizhan.mailstore.tools import published_digests
 from yizhan.routing.addresses import AddressTable, Recipient
 from yizhan.routing.directory import Directory
 from yizhan.templates.render import render_mail
@@ -102,7 +108,10 @@ class Processor:
             except Exception as exc:
                 log.exception("inbound %s: processing failed", inbound_id)
                 with self.ctx.sessions.begin() as session:
-                    pending.mark_failed(session, inbound_id, repr(exc), now=self.ctx.clock())
+                    now = self.ctx.clock()
+                    aside = pending.mark_failed(session, inbound_id, repr(exc), now=now)
+                    if aside is not None:
+                        self._tell_set_aside(session, aside, now)
         return len(claimed)
 
     def process(self, session: Session, inbound_id: int) -> None:
@@ -158,6 +167,8 @@ class Processor:
             sender_account=row.sender_account,
             mail_from=row.mail_from,
             directory=directory,
+            # Read in this transaction: on SQLite another one would wait for this one's lock.
+            published_tools=published_digests(session),
         )
         if verdict is None:
             return False
@@ -177,6 +188,39 @@ class Processor:
         pending.mark_quarantined(session, row, f"{verdict.rule}: {verdict.reason_en}")
         log.info("%s: inbound %s quarantined as %s", row.message_id, row.id, entry.id)
         return True
+
+    def _tell_set_aside(self, session: Session, row: Inbound, now: dt.datetime) -> None:
+        """Tell the sender that their message could not be handled and is kept for the IT
+        department (nothing is dropped silently); the message itself may be what fails to
+        parse, so only the envelope is used."""
+        if not row.mail_from:
+            return
+        directory = load_directory(session)
+        sender = directory.people.get(row.sender_account or "")
+        it = "、".join(p.name for p in it_people(directory)) or "-"
+        answer = render_mail(
+            "reply.txt",
+            sender.language if sender else None,
+            sender=f"cmd@{self.ctx.config.domain}",
+            to=row.mail_from,
+            headers={"Auto-Submitted": "auto-replied"}
+            | ({"In-Reply-To": row.message_id} if row.message_id else {}),
+            subject=f"inbound #{row.id}",
+            text=(
+                f"您的郵件（{row.message_id or '#' + str(row.id)}）多次處理失敗，已保留待信息化處"
+                f"（{it}）查看，未被執行；如急需辦理，請聯繫信息化處或稍後重發。\n"
+                f"Your message ({row.message_id or '#' + str(row.id)}) could not be processed "
+                "after several attempts. It is kept for the IT department and was not acted on; "
+                "if it is urgent, contact them or send it again later."
+            ),
+        )
+        self.ctx.queue(
+            session,
+            source=f"inbound:{row.id}:set-aside",
+            message=self.ctx.sign(answer),
+            rcpts=[row.mail_from],
+            now=now,
+        )
 
     def _deliver_to_person(
         self,

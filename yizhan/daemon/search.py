@@ -28,7 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from yizhan.daemon.content import _it_people, load_content_rules
+from yizhan.daemon.content import it_people, load_content_rules
 from yizhan.daemon.desk import Desk, Incoming, Sender, trail_lines
 from yizhan.daemon.inspect import read_message
 from yizhan.mailstore import audit
@@ -504,7 +504,7 @@ class Finder:
             "\n\n".join(refusal),
         )
         subject = str(msg.get("Subject", "")) or "(no subject)"
-        for it_person in _it_people(directory):
+        for it_person in it_people(directory):
             it_address = materials.delivery_address(it_person, self.domain)
             notice = render_mail(
                 "material_outside.txt",

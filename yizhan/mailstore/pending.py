@@ -64,14 +64,21 @@ def mark_processed(session: Session, inbound_id: int, *, now: dt.datetime) -> bo
     return True
 
 
-def mark_failed(session: Session, inbound_id: int, reason: str, *, now: dt.datetime) -> None:
-    """Record a processing failure; after MAX_ATTEMPTS the message is set aside, not lost."""
+def mark_failed(
+    session: Session, inbound_id: int, reason: str, *, now: dt.datetime
+) -> Inbound | None:
+    """Record a processing failure; after MAX_ATTEMPTS the message is set aside, not lost.
+
+    Returns the row when this failure set it aside, so that its sender can be told.
+    """
     row = session.get(Inbound, inbound_id)
     if row is None or row.state != "accepted":
-        return
+        return None
     row.reason = reason
     if row.attempts >= MAX_ATTEMPTS:
         row.state, row.processed_at = "failed", now
+        return row
+    return None
     # Back off: the next claim waits for the lease to run out.
 
 
