@@ -99,8 +99,9 @@ def test_a_message_that_keeps_failing_is_set_aside_not_lost(bureau: Context) -> 
     processor.process_batch()
     texts = _texts(bureau)
     assert list(texts) == ["wangfang@bureau.example"]
-    assert "信息化處" in texts["wangfang@bureau.example"] and "not acted on" in (
-        texts["wangfang@bureau.example"]
+    assert (
+        "信息化處" in texts["wangfang@bureau.example"]
+        and "not acted on" in (texts["wangfang@bureau.example"])
     )
 
 

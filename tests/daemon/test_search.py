@@ -201,6 +201,8 @@ def test_search_finds_closed_documents_by_title_body_and_attachments(
     assert "無權" in text(refused) and not files_of(refused)
     send(d, author, "cmd@oa.example", "GET #999", "")
     assert "找不到文件" in text(one(d, author))
+    send(d, author, "cmd@oa.example", "下載 遼檢辦〔2026〕999號", "")
+    assert "找不到文件" in text(one(d, author))
 
 
 def test_hits_are_ranked_title_body_attachment(library: Daemon, content_files: Any) -> None:

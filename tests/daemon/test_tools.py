@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from tests.conftest import make_config, seed_keyring
 from tests.daemon.test_flows import PASSWORD, Daemon, start_daemon
@@ -26,7 +26,7 @@ from yizhan.daemon.context import Context
 from yizhan.daemon.tools import ToolDesk, publish_file
 from yizhan.mailstore.db import upgrade
 from yizhan.mailstore.directory import load_directory
-from yizhan.mailstore.models import AuditEntry
+from yizhan.mailstore.models import AuditEntry, Document
 from yizhan.routing.tools import ToolAction, ToolRequest
 
 pytest_plugins = ["tests.daemon.test_flows"]
@@ -266,6 +266,12 @@ def test_help_names_every_module_address_and_command(daemon: Daemon) -> None:
     for word in ("DELEGATE", "REVOKE", "STATUS", "TODO", "SEARCH", "SET", "TOOLS", "GET", "HELP"):
         assert word in text
     assert "docs/modules.md" in text
+    # HELP works at a module's address too, and opens no document there.
+    daemon.send("xiewenbin", "xinxi@oa.example", "幫助", "")
+    (reply,) = daemon.inbox("xiewenbin")
+    assert "docs/modules.md" in str(reply.get_body(("plain",)).get_content())  # type: ignore[union-attr]
+    with daemon.ctx.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Document)) == 0
 
 
 def test_tools_never_go_to_a_mailbox_outside(bureau: Context) -> None:

@@ -503,12 +503,17 @@ class Desk:
     ) -> bool:
         """Handle a command sent to a module's address; False when the mail is a new document.
 
-        gonggao@ takes 撤回/WITHDRAW id from a bulletin's author (第二十三條); xiujia@ takes
+        HELP is answered at every address; gonggao@ takes 撤回/WITHDRAW id from a bulletin's
+        author (第二十三條); xiujia@ takes
         查詢/STATUS (the leave balance) from anyone and 設置/SET corrections from HR (第六條);
         xinxi@ takes 統計/STATUS [year] (each unit's published news items) from anyone.
         """
         assert sender.account is not None
         command = command_from_message(msg)
+        if command.verb is Verb.HELP:
+            # HELP works anywhere (DESIGN.md, Commands), never opening a document.
+            self._reply(session, row, msg, sender, directory, help_text(self.domain, command))
+            return True
         line = command.argument if command.verb is Verb.UNKNOWN else ""
         if module == "gonggao":
             wanted = parse_withdraw(line or str(msg.get("Subject", "")))
@@ -1342,6 +1347,9 @@ TRAIL_WORDS: dict[str, tuple[str, str, str]] = {
     "remind": ("催办", "催辦", "reminded"),
     "progress": ("进展", "進展", "reported progress"),
     "file": ("归档", "歸檔", "filed"),
+    "withdraw": ("撤回", "撤回", "withdrawn"),
+    "expire": ("到期", "到期", "expired"),
+    "archive": ("年底归档", "年底歸檔", "archived at year end"),
 }
 _LANGUAGE_INDEX = {"zh_CN": 0, "zh_TW": 1, "en": 2}
 

@@ -43,6 +43,7 @@ from yizhan.routing.content.outside import material_evidence
 from yizhan.routing.digests import mailto
 from yizhan.routing.directory import Directory, PersonInfo
 from yizhan.routing.search import Ranked, contains, query_terms, rank
+from yizhan.routing.tools import is_document_reference
 from yizhan.templates.render import render_mail, render_text
 
 log = logging.getLogger("yizhan.search")
@@ -357,7 +358,7 @@ class Finder:
         ref = argument.strip()
         document = find_document(session, ref) if ref else None
         if document is None:
-            if not ref.lstrip("#").strip().isdigit():
+            if not is_document_reference(ref):
                 return False
             self.desk._reply(
                 session,
