@@ -305,7 +305,11 @@ def build_inspection(
         sender_unit_kind=unit.kind if unit else None,
         domains=_domains(rules.materials.domains, config.domain, directory),
         published_tools=rules.tools | published_tools,
-        publishes_tool=_publishes_tool(read),
+        # Only a mail to cmd@ with a file can publish a tool; reading the command of every
+        # other mail would cost more than all the rules together.
+        publishes_tool=bool(read.attachments)
+        and any(r.kind == "command" for r in recipients)
+        and _publishes_tool(read),
         size=read.size,
     )
 

@@ -111,7 +111,6 @@ def tool_request(subject: str, body: str) -> ToolRequest | None:
     Anything else is read as every command is (``commands.command_from_message``). None when
     the mail is no tools command, or is ``GET`` of a document.
     """
-    reply = reply_part(normalise(body))
     in_subject = parse_command(_rephrase(subject_text(subject)))
     if in_subject.verb is Verb.TOOLS:
         request = _tools(in_subject.argument)
@@ -119,6 +118,7 @@ def tool_request(subject: str, body: str) -> ToolRequest | None:
             return _with_description(request, body)
         if request.action is ToolAction.REMOVE:
             return request
+    reply = reply_part(normalise(body))
     command = parse_command(_rephrase(reply)) if reply else in_subject
     if command.verb is Verb.TOOLS:
         request = _tools(command.argument)
