@@ -182,3 +182,5 @@ def test_bulletin_readers_and_the_archive() -> None:
     assert not bulletins.may_read("archived", fields, "fenggang", in_office=False)
     assert bulletins.may_read("archived", fields, "wangfang", in_office=True)
     assert not bulletins.may_read("reviewing", {}, "fenggang", in_office=True)
+    withdrawn = {**fields, "withdrawn_at": "2026-11-03T09:00:00+08:00"}
+    assert not bulletins.may_read("closed", withdrawn, "fenggang", in_office=False)

@@ -7,9 +7,7 @@ import functools
 import socket
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from email import policy
 from email.message import EmailMessage
-from email.parser import BytesHeaderParser
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -27,9 +25,6 @@ from yizhan.routing.rules import DEFAULT_RULES, Rules
 from yizhan.signing.keyring import Keyring
 from yizhan.signing.pgpmime import SignatureCache, sign_message_bytes
 
-#: The X-Yizhan-Kind of mail that carries internal material, manuals or tools (第十七條).
-MATERIAL_KINDS = frozenset({"ziliao", "tool"})
-
 
 class MaterialWouldLeave(Exception):
     """Internal material was about to be queued for an address outside the organisation."""
@@ -39,14 +34,6 @@ class MaterialWouldLeave(Exception):
             "internal material may not leave the organisation (第十七條): " + ", ".join(addresses)
         )
         self.addresses = list(addresses)
-
-
-def _kind_of(message: EmailMessage | bytes) -> str:
-    if isinstance(message, EmailMessage):
-        return str(message.get("X-Yizhan-Kind", ""))
-    head = message.partition(b"\r\n\r\n")[0] if b"\r\n\r\n" in message else message
-    headers = BytesHeaderParser(policy=policy.default).parsebytes(head)
-    return str(headers.get("X-Yizhan-Kind", ""))
 
 
 def system_clock() -> dt.datetime:
@@ -111,15 +98,18 @@ class Context:
         document_id: int | None = None,
         now: dt.datetime | None = None,
         body_id: int | None = None,
+        material: bool = False,
     ) -> OutboundMessage:
         """Put mail on the outbound queue in the caller's transaction (idempotent on ``source``).
 
         Yizhan's own mail comes from ``cmd@`` unless ``mail_from`` says otherwise; it is retried
-        for the configured ``relay.retry_days``. Mail carrying internal material never goes to
-        an address outside the organisation (第十七條): :class:`MaterialWouldLeave` is raised,
-        whichever module asked, so the caller's transaction queues nothing.
+        for the configured ``relay.retry_days``. Mail that carries internal material, a manual
+        or a tool (``material``) never goes to an address outside the organisation (第十七條):
+        :class:`MaterialWouldLeave` is raised, whichever module asks, so the caller's
+        transaction queues nothing. The caller says so; headers are not read, since a sender
+        could write them into a mail that Yizhan only passes on.
         """
-        if _kind_of(message) in MATERIAL_KINDS:
+        if material:
             outside = self.outside_organisation(session, rcpts)
             if outside:
                 raise MaterialWouldLeave(outside)

@@ -510,8 +510,8 @@ class Desk:
         """
         assert sender.account is not None
         command = command_from_message(msg)
-        if command.verb is Verb.HELP:
-            # HELP works anywhere (DESIGN.md, Commands), never opening a document.
+        if command.verb is Verb.HELP and not command.argument.strip():
+            # HELP works anywhere (DESIGN.md, Commands); "幫助困難職工…" is a title, not HELP.
             self._reply(session, row, msg, sender, directory, help_text(self.domain, command))
             return True
         line = command.argument if command.verb is Verb.UNKNOWN else ""
@@ -1328,6 +1328,7 @@ class Desk:
             rcpts=[to],
             now=self.ctx.clock(),
             document_id=document.id if document is not None else None,
+            material=kind is not None and attachment is not None,
         )
 
 

@@ -111,7 +111,13 @@ class Processor:
                     now = self.ctx.clock()
                     aside = pending.mark_failed(session, inbound_id, repr(exc), now=now)
                     if aside is not None:
-                        self._tell_set_aside(session, aside, now)
+                        try:
+                            # Its own savepoint: the message is set aside even if telling
+                            # the sender fails too.
+                            with session.begin_nested():
+                                self._tell_set_aside(session, aside, now)
+                        except Exception:
+                            log.exception("inbound %s: could not tell its sender", inbound_id)
         return len(claimed)
 
     def process(self, session: Session, inbound_id: int) -> None:

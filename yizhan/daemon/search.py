@@ -452,6 +452,7 @@ class Finder:
             rcpts=[address],
             now=now,
             document_id=document.id,
+            material=material,
         )
         audit.record(
             session,

@@ -272,10 +272,13 @@ def archive(doc: DocumentState, *, now: dt.datetime, actor: str) -> Decision | N
 
 def may_read(state: str, fields: Mapping[str, Any], account: str, *, in_office: bool) -> bool:
     """Whether ``account`` may look a bulletin up (STATUS, SEARCH) besides its author and
-    approvers: those it was published to, while it is on the board or after it lapsed; once
+    approvers: those it was published to, while it is on the board (not withdrawn) or after
+    it lapsed; once
     cleared at year end, the office, which keeps the archive searchable (第二十三條)."""
     if state == ARCHIVED:
         return in_office
+    if fields.get("withdrawn_at"):
+        return False
     if state in (CLOSED, EXPIRED) and fields.get("published_at"):
         return account in fields.get("recipients", ())
     return False
