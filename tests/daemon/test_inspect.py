@@ -261,3 +261,34 @@ def test_a_message_reads_the_same_as_the_parser_reads_it_whole(raw: bytes) -> No
     assert fast.body.strip() == ("\n".join(reader.plain) or "\n".join(reader.html)).strip()
     assert fast.subject == decode_header_text(inspect_module._raw_header(whole, "Subject"))
     assert [a.name for a in fast.attachments] == [a.name for a in reader.attachments]
+
+
+def test_the_files_of_a_signed_mail_are_its_attachments_only() -> None:
+    # A PGP/MIME mail (RFC 3156) from Thunderbird: its signature is not a file, nor is the
+    # signed part; a plain signed command has no files at all.
+    inner = EmailMessage()
+    inner.set_content("範圍：信息化處\n\n操作手冊")
+    inner.add_attachment(
+        b"PK\x03\x04manual", maintype="application", subtype="zip", filename="手冊.zip"
+    )
+    signed = EmailMessage()
+    signed["Subject"] = "OA系統操作手冊"
+    signed.set_type("multipart/signed")
+    signed.set_param("protocol", "application/pgp-signature")
+    signature = EmailMessage()
+    signature.set_content(
+        b"-----BEGIN PGP SIGNATURE-----\n",
+        maintype="application",
+        subtype="pgp-signature",
+        filename="signature.asc",
+    )
+    signed.attach(inner)
+    signed.attach(signature)
+    assert [p.get_filename() for p in inspect_module.attached_files(signed)] == ["手冊.zip"]
+    command = EmailMessage()
+    command.set_content("搜索 檢疫")
+    bare = EmailMessage()
+    bare.set_type("multipart/signed")
+    bare.attach(command)
+    bare.attach(signature)
+    assert inspect_module.attached_files(bare) == []

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from yizhan.daemon.context import Context
+from yizhan.daemon.inspect import attached_files
 from yizhan.mailstore.changes import apply_change
 from yizhan.mailstore.leave import record_leave
 from yizhan.mailstore.models import DelegationRow, Document, Inbound
@@ -346,9 +347,16 @@ class Effects:
         inbound = session.get(Inbound, document.source_inbound)
         if inbound is None:
             return []
-        msg = BytesParser(policy=policy.default).parsebytes(self.ctx.raw.read(inbound.path))
+        try:
+            raw = self.ctx.raw.read(inbound.path)
+        except OSError:
+            # The submission is gone from the raw store (restored without it): the item is
+            # published with its text, which the document keeps.
+            log.warning("doc %s: the submitted mail's files are not in the store", document.id)
+            return []
+        msg = BytesParser(policy=policy.default).parsebytes(raw)
         assert isinstance(msg, EmailMessage)
-        return [p for p in msg.iter_attachments() if isinstance(p, EmailMessage)]
+        return attached_files(msg)
 
     # -- mail ---------------------------------------------------------------------------------
 

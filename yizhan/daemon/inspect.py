@@ -181,6 +181,24 @@ _PROTOCOL_PARTS: Final = frozenset(
 )
 
 
+# What a mail carries that is not one of its files: signatures, and a key sent to register.
+_NOT_FILES: Final = _PROTOCOL_PARTS | {"application/pgp-keys"}
+
+
+def attached_files(msg: EmailMessage) -> list[EmailMessage]:
+    """The files a mail carries: its named leaf parts, inside signed or mixed multiparts too,
+    but not the signature of a signed mail nor a public key (``iter_attachments`` would give
+    a PGP/MIME mail's signature and its whole signed part)."""
+    return [
+        part
+        for part in msg.walk()
+        if isinstance(part, EmailMessage)
+        and not part.is_multipart()
+        and part.get_filename()
+        and part.get_content_type() not in _NOT_FILES
+    ]
+
+
 @dataclass(frozen=True, kw_only=True)
 class ReadMessage:
     """What the content rules need of a message, and the attachment bytes to scan."""

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from yizhan.daemon.desk import Incoming, Sender
+from yizhan.daemon.inspect import attached_files
 from yizhan.daemon.search import Finder, Found, Hit
 from yizhan.mailstore.documents import apply_decision, create_document
 from yizhan.mailstore.models import Document
@@ -71,7 +72,7 @@ class Library:
         # Every answer goes to the person's own address (第十七條), whatever From says.
         own = replace(sender, address=materials.delivery_address(person, self.domain))
         request = materials.parse_request(
-            command_from_message(msg), has_attachments=any(True for _ in msg.iter_attachments())
+            command_from_message(msg), has_attachments=bool(attached_files(msg))
         )
         if request.kind is RequestKind.FILE:
             self._file(session, row, msg, own, directory, now)
@@ -112,7 +113,7 @@ class Library:
         if draft.problems:
             self.desk._reply(session, row, msg, sender, directory, "\n".join(draft.problems))
             return
-        names = [p.get_filename() or "" for p in msg.iter_attachments()]
+        names = [p.get_filename() or "" for p in attached_files(msg)]
         decision = materials.file_material(
             title=draft.title,
             author=sender.account,

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from yizhan.daemon.content import it_people, load_content_rules
 from yizhan.daemon.desk import Desk, Incoming, Sender, trail_lines
-from yizhan.daemon.inspect import read_message
+from yizhan.daemon.inspect import attached_files, read_message
 from yizhan.mailstore import audit
 from yizhan.mailstore import search as index_store
 from yizhan.mailstore.documents import doc_target, find_document, load_state
@@ -58,7 +58,6 @@ MAX_CANDIDATES: Final = 5000
 #: The words of the fetch links, per language: (STATUS, GET).
 LINK_WORDS: Final = {"zh_CN": ("查询", "下载"), "zh_TW": ("查詢", "下載"), "en": ("STATUS", "GET")}
 #: Parts of a signed mail that are protocol, not the document's attachments.
-_PROTOCOL_PARTS: Final = frozenset({"application/pgp-signature", "application/pkcs7-signature"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -469,11 +468,8 @@ class Finder:
         if raw is None:
             return
         source = BytesParser(policy=policy.default).parsebytes(raw)
-        for part in source.walk():
-            if part.is_multipart() or part.get_content_type() in _PROTOCOL_PARTS:
-                continue
-            if part.get_filename() and isinstance(part, EmailMessage):
-                yield part
+        assert isinstance(source, EmailMessage)
+        yield from attached_files(source)
 
     def refuse_outside(
         self,

@@ -18,7 +18,7 @@ from email.message import EmailMessage
 from sqlalchemy.orm import Session
 
 from yizhan.daemon.context import Context
-from yizhan.daemon.inspect import sniff
+from yizhan.daemon.inspect import attached_files, sniff
 from yizhan.mailstore import audit
 from yizhan.mailstore import tools as store
 from yizhan.routing.content.kinds import TYPES, extension
@@ -36,7 +36,6 @@ from yizhan.routing.tools import (
 __all__ = ["MailFile", "ToolAnswer", "ToolDesk", "content_type_of", "publish_file"]
 
 # Parts of a signed or key-carrying mail that are not the file being published.
-_NOT_FILES = frozenset({"application/pgp-signature", "application/pgp-keys"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -241,13 +240,7 @@ class ToolDesk:
         account: str,
         now: dt.datetime,
     ) -> str:
-        files = [
-            part
-            for part in msg.walk()
-            if not part.is_multipart()
-            and part.get_filename()
-            and part.get_content_type() not in _NOT_FILES
-        ]
+        files = attached_files(msg)
         if len(files) != 1:
             return (
                 f"請附上且只附上一個要發布的文件（這封郵件有 {len(files)} 個附件）。\n"
