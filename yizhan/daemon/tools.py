@@ -17,6 +17,7 @@ from email.message import EmailMessage
 
 from sqlalchemy.orm import Session
 
+from yizhan.daemon.content import it_people
 from yizhan.daemon.context import Context
 from yizhan.daemon.inspect import attached_files, sniff
 from yizhan.mailstore import audit
@@ -138,7 +139,7 @@ class ToolDesk:
             return ToolAnswer(text=self._listing(session, request.name), to=to)
         if request.action is ToolAction.GET:
             return self._get(session, request.name, person, to, directory, now)
-        if not self._in_it(person, directory):
+        if not directory.in_unit_of_kind(person.account, "it"):
             audit.record(
                 session,
                 at=now,
@@ -203,11 +204,7 @@ class ToolDesk:
             )
         limit = self.ctx.config.tools.max_download
         if tool.size > limit:
-            it = "、".join(
-                p.name
-                for u in directory.units_of_kind("it")
-                for p in directory.members(u.id, "unit_head")
-            )
+            it = "、".join(p.name for p in it_people(directory))
             return ToolAnswer(
                 text=f"工具 {tool.name} 有 {size_text(tool.size)}，超過郵件下載上限 "
                 f"{size_text(limit)}，請向信息化處（{it or '-'}）索取。\n"
@@ -301,8 +298,3 @@ class ToolDesk:
         return listing(
             store.published(session), domain=self.domain, tz=self.ctx.config.tzinfo, wanted=wanted
         )
-
-    @staticmethod
-    def _in_it(person: PersonInfo, directory: Directory) -> bool:
-        unit = directory.units.get(person.unit)
-        return unit is not None and unit.kind == "it"
