@@ -143,6 +143,19 @@ def daemon(tmp_path: Path, database_url: str, system_key_home: Path) -> Iterator
     ctx.close()
 
 
+def text(mail: EmailMessage) -> str:
+    """The plain-text body of a mail Yizhan sent (inside its PGP/MIME signature)."""
+    body = mail.get_body(("plain",))
+    assert body is not None
+    return str(body.get_content())
+
+
+def one(d: Daemon, account: str) -> EmailMessage:
+    """The single next mail for ``account``."""
+    (mail,) = d.inbox(account)
+    return mail
+
+
 def reply(d: Daemon, account: str, to_mail: EmailMessage, text: str) -> None:
     """Reply as a mail client would: to the Reply-To, quoting the original below."""
     original = to_mail.get_body(("plain",))

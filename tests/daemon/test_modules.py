@@ -13,25 +13,12 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from tests.daemon.test_flows import Daemon, reply
+from tests.daemon.test_flows import Daemon, one, reply, text
 from yizhan.mailstore.directory import load_directory
 from yizhan.mailstore.models import AccountRecord, LeaveRecordRow
 from yizhan.routing.calendar import WorkCalendar
 
 pytest_plugins = ["tests.daemon.test_flows"]
-
-
-def text(mail: EmailMessage) -> str:
-    """The plain-text body of a mail Yizhan sent (inside its PGP/MIME signature)."""
-    body = mail.get_body(("plain",))
-    assert body is not None
-    return str(body.get_content())
-
-
-def one(d: Daemon, account: str) -> EmailMessage:
-    """The single next mail for ``account``."""
-    (mail,) = d.inbox(account)
-    return mail
 
 
 def asked(d: Daemon, account: str) -> EmailMessage:

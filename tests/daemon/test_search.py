@@ -24,7 +24,7 @@ from sqlalchemy import delete, select
 
 from tests.conftest import make_config, seed_keyring
 from tests.daemon.test_content import rules_file
-from tests.daemon.test_flows import PASSWORD, Daemon, reply, start_daemon
+from tests.daemon.test_flows import PASSWORD, Daemon, one, reply, start_daemon, text
 from yizhan.daemon.context import Context
 from yizhan.mailstore.db import upgrade
 from yizhan.mailstore.directory import load_directory, save_person
@@ -81,17 +81,6 @@ def send(
     with smtplib.SMTP("127.0.0.1", d.port, timeout=30) as client:
         client.login(account, PASSWORD)
         client.send_message(msg)
-
-
-def text(mail: EmailMessage) -> str:
-    body = mail.get_body(("plain",))
-    assert body is not None
-    return str(body.get_content())
-
-
-def one(d: Daemon, account: str) -> EmailMessage:
-    (mail,) = d.inbox(account)
-    return mail
 
 
 def files_of(mail: EmailMessage) -> list[str]:

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
 
 from sqlalchemy import select
 
-from tests.daemon.test_flows import Daemon, reply, show_document
+from tests.daemon.test_flows import Daemon, one, reply, show_document, text
 from yizhan.daemon.outbound import OutboundWorker
 from yizhan.daemon.scheduler import run_reminders, run_supervision_report
 from yizhan.mailstore.models import JobRun, OutboundMessage
@@ -29,19 +28,6 @@ OFFICE_CLERK, OFFICE_HEAD = "wangfang", "chenzhigang"
 INSPECTION_CLERK, INSPECTION_HEAD = "songjia", "liangguoqiang"
 DALIAN_CLERK, DALIAN_HEAD = "tianlu", "jiangming"
 LEADERS = ("lijun", "sunlimin", "zhaojianguo")
-
-
-def text(mail: EmailMessage) -> str:
-    """The plain-text body of a mail Yizhan sent (inside its PGP/MIME signature)."""
-    body = mail.get_body(("plain",))
-    assert body is not None
-    return str(body.get_content())
-
-
-def one(d: Daemon, account: str) -> EmailMessage:
-    """The single next mail for ``account``."""
-    (mail,) = d.inbox(account)
-    return mail
 
 
 def working_day(d: Daemon, after: dt.date, n: int) -> dt.date:
