@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from yizhan.routing.directory import OrgError, parse_org
+from yizhan.routing.directory import OrgError, PersonInfo, parse_org
 
 
 def _org(**extra: object) -> dict[str, object]:
@@ -74,3 +74,12 @@ def test_parent_loops_and_dangling_parents_are_refused() -> None:
         parse_org(org)
     assert "loop" in str(caught.value)
     assert "parent 'zz' is not a unit id" in str(caught.value)
+
+
+def test_a_person_is_delivered_to_their_own_mailbox_else_their_oa_address() -> None:
+    own = PersonInfo(
+        account="wangfang", name="王芳", unit="office", roles=frozenset(), email="w@b.example"
+    )
+    assert own.mailbox("oa.example") == "w@b.example"
+    none = PersonInfo(account="lijun", name="李軍", unit="bureau", roles=frozenset())
+    assert none.mailbox("oa.example") == "lijun@oa.example"

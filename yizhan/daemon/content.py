@@ -282,7 +282,7 @@ def build_inspection(
         mailbox = None
         person = directory.people.get(found.account or "")
         if found.kind == "person" and person is not None:
-            mailbox = _mailbox(person, config.domain)
+            mailbox = person.mailbox(config.domain)
         recipients.append(
             RecipientFacts(address=address, kind=found.kind, module=found.module, mailbox=mailbox)
         )
@@ -462,10 +462,6 @@ def _publishes_tool(read: ReadMessage) -> bool:
     return request is not None and request.action is ToolAction.ADD
 
 
-def _mailbox(person: PersonInfo, domain: str) -> str:
-    return person.email or f"{person.account}@{domain}"
-
-
 def _report(
     ctx: Context,
     raw: bytes,
@@ -566,7 +562,7 @@ def _report_in(
     if not verdict.notify_it:
         return
     for it_person in it_people(directory):
-        address = _mailbox(it_person, domain)
+        address = it_person.mailbox(domain)
         notice = render_mail(
             "content_notice.txt",
             it_person.language,

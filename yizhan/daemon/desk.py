@@ -972,7 +972,7 @@ class Desk:
             if step is not None and step.due_at
             else ""
         )
-        address = person.email or f"{person.account}@{self.domain}"
+        address = person.mailbox(self.domain)
         source = f"{row.key}:doc:{state.id}:{n}"
         if official is not None:
             # What the body is made of besides the document: the same for every recipient
@@ -1180,7 +1180,7 @@ class Desk:
                 "impersonation.txt",
                 it_person.language,
                 sender=f"cmd@{self.domain}",
-                to=it_person.email or f"{it_person.account}@{self.domain}",
+                to=it_person.mailbox(self.domain),
                 account=sender.account or sender.address,
                 asked=asked,
                 inbound_id=row.inbound_id,
@@ -1189,7 +1189,7 @@ class Desk:
                 session,
                 source=f"{row.key}:it:{n}",
                 message=self.ctx.sign(report),
-                rcpts=[it_person.email or f"{it_person.account}@{self.domain}"],
+                rcpts=[it_person.mailbox(self.domain)],
                 now=now,
             )
 

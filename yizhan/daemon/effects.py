@@ -373,7 +373,7 @@ class Effects:
         attachments: Sequence[EmailMessage] = (),
         **variables: Any,
     ) -> None:
-        address = person.email or f"{person.account}@{self.domain}"
+        address = person.mailbox(self.domain)
         mail = render_mail(
             template,
             person.language,

@@ -3,7 +3,7 @@
 A mail with a title, a 範圍/Scope line and attachments is filed at once as a document of kind
 ``ziliao``; SEARCH words, a list (目錄 / LIST, or SEARCH alone) and GET id answer the people in
 a material's scope. Everything this module sends goes to the asker's own address
-(``routing.materials.delivery_address``), never to the From of the request; and nothing of
+(``PersonInfo.mailbox``), never to the From of the request; and nothing of
 the library goes to a person whose mail is delivered outside the organisation: that is
 refused, and reported to the IT department (第十七條).
 """
@@ -70,7 +70,7 @@ class Library:
             return
         person = directory.people[sender.account]
         # Every answer goes to the person's own address (第十七條), whatever From says.
-        own = replace(sender, address=materials.delivery_address(person, self.domain))
+        own = replace(sender, address=person.mailbox(self.domain))
         request = materials.parse_request(
             command_from_message(msg), has_attachments=bool(attached_files(msg))
         )

@@ -240,7 +240,7 @@ class Processor:
         # Mail to account@<OA domain> goes on to the person's own mailbox, unchanged.
         assert recipient.account is not None
         person = directory.people[recipient.account]
-        target = person.email or f"{person.account}@{self.ctx.config.domain}"
+        target = person.mailbox(self.ctx.config.domain)
         self.ctx.queue(
             session,
             source=source,

@@ -1143,7 +1143,7 @@ def _send(
     if _queued_already(session, source):
         return 0
     domain = ctx.config.domain
-    address = person.email or f"{person.account}@{domain}"
+    address = person.mailbox(domain)
     mail = render_mail(
         template,
         person.language or ctx.config.language,

@@ -405,7 +405,7 @@ class Finder:
             if refusal is not None:
                 self.refuse_outside(session, row, msg, person, directory, refusal, now, document)
                 return
-        address = materials.delivery_address(person, self.domain)
+        address = person.mailbox(self.domain)
         state = load_state(session, document)
         headers = self.desk._document_headers(state, None, "none")
         if material:
@@ -484,7 +484,7 @@ class Finder:
     ) -> None:
         """Refuse to send internal material to ``person``'s outside mailbox (第十七條): tell
         them why, keep it in the audit trail and report it to the IT department."""
-        address = materials.delivery_address(person, self.domain)
+        address = person.mailbox(self.domain)
         audit.record(
             session,
             at=now,
@@ -503,7 +503,7 @@ class Finder:
         )
         subject = str(msg.get("Subject", "")) or "(no subject)"
         for it_person in it_people(directory):
-            it_address = materials.delivery_address(it_person, self.domain)
+            it_address = it_person.mailbox(self.domain)
             notice = render_mail(
                 "material_outside.txt",
                 it_person.language,

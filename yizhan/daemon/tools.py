@@ -133,7 +133,7 @@ class ToolDesk:
         to = (
             address
             if owner is not None and owner.account == account
-            else person.email or f"{account}@{self.domain}"
+            else person.mailbox(self.domain)
         )
         if request.action is ToolAction.LIST:
             return ToolAnswer(text=self._listing(session, request.name), to=to)

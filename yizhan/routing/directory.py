@@ -52,6 +52,11 @@ class PersonInfo:
     state: str = "active"
     language: str | None = None
 
+    def mailbox(self, domain: str) -> str:
+        """Where Yizhan delivers to this person: their own mailbox, else their address at the
+        OA ``domain``; never a From address, which anyone may write."""
+        return self.email or f"{self.account}@{domain}"
+
 
 @dataclass(frozen=True, kw_only=True)
 class Directory:

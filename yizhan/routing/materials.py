@@ -32,7 +32,6 @@ __all__ = [
     "STATE",
     "Request",
     "RequestKind",
-    "delivery_address",
     "file_material",
     "in_scope",
     "outside_refusal",
@@ -177,12 +176,6 @@ def scope_text(fields: Mapping[str, Any], directory: Directory) -> str:
     return "、".join(names) or "-"
 
 
-def delivery_address(person: PersonInfo, domain: str) -> str:
-    """Where a material for ``person`` goes: their own mailbox, else their OA address; never
-    the From address of the request, which anyone may write."""
-    return person.email or f"{person.account}@{domain}"
-
-
 def outside_refusal(
     person: PersonInfo, domain: str, domains: Iterable[str]
 ) -> tuple[str, str] | None:
@@ -190,7 +183,7 @@ def outside_refusal(
 
     第十七條: their mail is delivered outside the organisation's ``domains``.
     """
-    address = delivery_address(person, domain)
+    address = person.mailbox(domain)
     if not outside_addresses([address], domains):
         return None
     return (
