@@ -16,7 +16,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, parseaddr
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from yizhan.daemon import intake
@@ -759,17 +759,27 @@ class Desk:
             signature_key=str(key) if key is not None else None,
         )
         save_settings(session, account, outcome.changes, actor=account, now=now)
-        if outcome.remove_key:
-            removed = self.ctx.keyring.revoke_person_key(account)
+        if outcome.remove_key and key is not None:
             audit.record(
                 session,
                 at=now,
                 actor=account,
                 action="key.remove",
                 target=account,
-                detail={"fingerprint": str(removed)},
+                detail={"fingerprint": str(key)},
+            )
+            # The keyring is no part of this transaction: the key is taken back once the
+            # audit entry and the answer are committed, never for an answer that was not.
+            event.listen(
+                session, "after_commit", lambda _s: self._take_key_back(account), once=True
             )
         return outcome.reply
+
+    def _take_key_back(self, account: str) -> None:
+        try:
+            self.ctx.keyring.revoke_person_key(account)
+        except KeyringError as exc:
+            log.error("%s: the signature key could not be taken back: %s", account, exc)
 
     def _todo(
         self,
