@@ -206,7 +206,7 @@ async def _announce_and_wait(port: int) -> None:
 
 def _print_cpu(signum: int, frame: Any) -> None:
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    print(f"CPU {usage.ru_utime + usage.ru_stime:.4f}", flush=True)
+    print(f"CPU {usage.ru_utime:.4f} {usage.ru_stime:.4f}", flush=True)
 
 
 SERVERS: Final = {
@@ -326,8 +326,14 @@ class RunResult:
     errors: int
     seconds: float
     stored: int
-    #: CPU seconds the server used while the clock ran.
-    server_cpu: float
+    #: CPU seconds the server used while the clock ran, in user space and in the kernel.
+    server_user: float
+    server_system: float
+
+    @property
+    def server_cpu(self) -> float:
+        """CPU seconds the server used while the clock ran."""
+        return self.server_user + self.server_system
 
     @property
     def rate(self) -> float:
@@ -387,14 +393,19 @@ def run_once(
         shutil.rmtree(directory, ignore_errors=True)
     words = tail.split()
     stored = int(words[words.index("STORED") + 1]) if "STORED" in words else -1
-    marks = [float(words[i + 1]) for i, word in enumerate(words) if word == "CPU"]
-    cpu = marks[1] - marks[0] if len(marks) == 2 else 0.0
+    marks = [
+        (float(words[i + 1]), float(words[i + 2])) for i, word in enumerate(words) if word == "CPU"
+    ]
+    user, system = (
+        (marks[1][0] - marks[0][0], marks[1][1] - marks[0][1]) if len(marks) == 2 else (0.0, 0.0)
+    )
     return RunResult(
         sent=sum(r[0] for r in results),
         errors=sum(r[2] for r in results),
         seconds=max(r[1] for r in results) - started,
         stored=stored,
-        server_cpu=cpu,
+        server_user=user,
+        server_system=system,
     )
 
 
@@ -458,7 +469,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         print(
                             f"  {kind}: {result.sent} in {result.seconds:.2f} s; server CPU "
                             f"{result.server_cpu:.2f} s, "
-                            f"{result.server_cpu / max(result.sent, 1) * 1000:.2f} ms a message"
+                            f"{result.server_cpu / max(result.sent, 1) * 1000:.2f} ms a message "
+                            f"({result.server_user / max(result.sent, 1) * 1000:.2f} user, "
+                            f"{result.server_system / max(result.sent, 1) * 1000:.2f} system)"
                         )
             sink, yizhan = statistics.median(rates["sink"]), statistics.median(rates["yizhan"])
             line = (

@@ -676,6 +676,64 @@ def test_garbage_commands_get_500_and_the_session_continues(gateway: Running) ->
     assert code == 250, reply
 
 
+# --- DATA as pipelining clients and smugglers send it (daemon.smtp_data) --------------------
+
+
+def converse(gateway: Running, script: bytes) -> list[bytes]:
+    """Send the whole script at once (a pipelining client) and read until the server closes."""
+    with socket.create_connection((gateway.host, gateway.port), timeout=20) as conn:
+        conn.recv(4096)  # greeting
+        conn.sendall(script)
+        received = b""
+        while chunk := conn.recv(65536):
+            received += chunk
+    return received.split(b"\r\n")
+
+
+def session_script(*data: bytes) -> bytes:
+    auth = plain("wangfang", "Qingshui-River-88")
+    script = f"EHLO client.test\r\nAUTH PLAIN {auth}\r\n".encode()
+    for one in data:
+        script += b"MAIL FROM:<wangfang@oa.example>\r\nRCPT TO:<fawen@oa.example>\r\nDATA\r\n"
+        script += one
+    return script + b"QUIT\r\n"
+
+
+def replies(lines: list[bytes], code: bytes) -> list[bytes]:
+    return [line for line in lines if line.startswith(code + b" ")]
+
+
+def test_pipelined_transactions_after_the_data_are_each_answered(gateway: Running) -> None:
+    first, second = message(body="..first"), message(body="second.")
+    lines = converse(gateway, session_script(first + b".\r\n", second + b".\r\n"))
+    stored = replies(lines, b"250")
+    assert [line for line in stored if b"stored as inbound" in line], lines
+    ids = [inbound_id(line.decode()) for line in stored if b"stored as inbound" in line]
+    assert len(ids) == 2 and replies(lines, b"221"), lines
+    bodies = [gateway.ctx.raw.read(committed_inbound(gateway.ctx, i).path) for i in ids]  # type: ignore[union-attr]
+    assert bodies == [first.replace(b"\r\n..first", b"\r\n.first"), second]
+
+
+def test_a_smuggled_second_message_stays_inside_the_first(gateway: Running) -> None:
+    # "<LF>.<CR><LF>" then a whole transaction: one message, holding all of it (SMTP smuggling).
+    inner = b"MAIL FROM:<lijun@oa.example>\r\nRCPT TO:<fawen@oa.example>\r\nDATA\r\n"
+    first = message(body="hello\n.\r\n" + inner.decode() + "From: lijun@oa.example\r\n\r\nforged")
+    lines = converse(gateway, session_script(first + b".\r\n"))
+    ids = [inbound_id(line.decode()) for line in replies(lines, b"250") if b"inbound" in line]
+    assert len(ids) == 1, lines
+    row = committed_inbound(gateway.ctx, ids[0])
+    assert row is not None and gateway.ctx.raw.read(row.path) == first
+
+
+def test_a_line_too_long_is_500_and_the_session_goes_on(gateway: Running) -> None:
+    lines = converse(
+        gateway,
+        session_script(message(body="z" * 2000) + b".\r\n", message() + b".\r\n"),
+    )
+    assert replies(lines, b"500") and b"Line too long" in replies(lines, b"500")[0], lines
+    assert len([line for line in replies(lines, b"250") if b"inbound" in line]) == 1, lines
+
+
 def test_connection_limit_is_421(start_gateway: Callable[..., Running]) -> None:
     # Over smtp.max_connections a client gets 421 at once; when one leaves, there is room.
     gateway = start_gateway(max_connections=1)

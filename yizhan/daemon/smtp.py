@@ -37,6 +37,7 @@ from yizhan import __version__
 from yizhan.daemon.config import Config, ConfigError
 from yizhan.daemon.content import check_message, content_rules_version
 from yizhan.daemon.context import Context
+from yizhan.daemon.smtp_data import DataRefusal, read_data
 from yizhan.daemon.tls import server_context
 from yizhan.mailstore import audit
 from yizhan.mailstore.accounts import LoginResult, VerifiedPasswords, authenticate
@@ -79,6 +80,8 @@ ERR_421_BUSY: Final = "421 4.7.0 {host} Too many connections; try again later"
 ERR_451_STORE: Final = "451 4.3.0 The message was not accepted: {reason}; try again later"
 ERR_451_INTERNAL: Final = "451 4.3.0 Temporary server error; try again later"
 ERR_501_BASE64: Final = "501 5.5.2 Cannot decode the base64 credentials"
+ERR_501_DATA: Final = "501 5.5.4 Syntax: DATA"
+ERR_503_NO_RCPT: Final = "503 5.5.1 Error: need RCPT command"
 ERR_501_PLAIN: Final = "501 5.5.2 AUTH PLAIN needs authzid NUL login NUL password"
 ERR_530_AUTH: Final = "530 5.7.0 Authentication required"
 ERR_535_AUTH: Final = "535 5.7.8 Authentication failed: {reason}"
@@ -117,6 +120,11 @@ _QUOTED_PAIR: Final = re.compile(r"\\(?P<char>.)")
 _BAD_ADDRESS_CHAR: Final = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 # An envelope address has a local part and a domain; aiosmtpd passes on anything it can quote.
 _ADDRESS_SHAPE: Final = re.compile(r"^(?P<local>.+)@(?P<domain>[^@\s\"]+)$")
+# The usual envelope path, <dot-atom@domain> and its parameters: read without email's parser.
+_PLAIN_PATH: Final = re.compile(
+    r"<(?P<address>[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>(?=[ \t]|$)"
+)
 # Authentication-Results (RFC 8601): comments, one "method=result" and its properties.
 _AR_COMMENT: Final = re.compile(r"\([^()]*\)")
 _AR_RESULT: Final = re.compile(r"^\s*(?P<method>[A-Za-z0-9_-]+)(?:/\d+)?\s*=\s*(?P<result>\w+)")
@@ -466,6 +474,59 @@ class GatewaySMTP(SMTP):
         )
         return ERR_451_INTERNAL
 
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """The path of MAIL FROM or RCPT TO and what follows it, as aiosmtpd reads them.
+
+        aiosmtpd parses every path with the email package's header parser (and defines a class
+        on each call); the usual ``<name@domain>`` is read here with one regular expression
+        and gives the same result. Anything else (quoting, UTF-8, source routes, ``<>``) goes
+        to aiosmtpd.
+        """
+        match = _PLAIN_PATH.match(arg)
+        if match is None:
+            return super()._getaddr(arg)
+        rest = arg[match.end() :].lstrip(" \t")
+        if rest.startswith("("):
+            return super()._getaddr(arg)  # a comment after the path
+        address = match["address"]
+        if self.local_part_limit and address.index("@") > self.local_part_limit:
+            return None, None
+        return address, rest
+
+    async def smtp_DATA(self, arg: str) -> None:
+        """DATA, read in blocks (``daemon.smtp_data``) rather than aiosmtpd's line by line."""
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push(ERR_503_NO_RCPT)
+            return
+        if arg:
+            await self.push(ERR_501_DATA)
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        try:
+            data = await read_data(
+                self._reader,
+                size_limit=self.data_size_limit,
+                line_limit=self.line_length_limit,
+            )
+        except asyncio.IncompleteReadError:
+            log.info(
+                "%s: connection lost during DATA",
+                _peer_text(self.session.peer if self.session else None),
+            )
+            self._writer.close()
+            return
+        if isinstance(data, DataRefusal):
+            self.envelope = self._create_envelope()
+            await self.push(data.value)
+            return
+        self.envelope.content = self.envelope.original_content = data
+        status = await self._call_handler_hook("DATA")
+        self.envelope = self._create_envelope()  # aiosmtpd's post-DATA state
+        await self.push("250 OK" if status is MISSING else status)
+
     async def _first_response(self, args: list[str], prompt: str) -> bytes | None:
         """The client's first AUTH answer: the initial response, or asked for with ``prompt``.
 
@@ -675,6 +736,8 @@ class TrustedRelays:
 
     def trusts(self, host: str) -> bool:
         """Whether a peer address is one of the trusted relays."""
+        if not self.networks:
+            return False
         address = _ip(host)
         return address is not None and any(address in network for network in self.networks)
 
