@@ -40,6 +40,7 @@ from xml.etree import ElementTree
 import pypdf
 import pypdf.errors
 
+from yizhan.daemon.headers import plain_header_section, plain_mailbox
 from yizhan.routing.content.config import ArchiveLimits, ContentRules
 from yizhan.routing.content.kinds import extension
 from yizhan.routing.content.model import ArchiveFacts, Attachment
@@ -237,8 +238,18 @@ def _parse(raw: bytes) -> EmailMessage:
     """The message, its body read line by line only when it has parts.
 
     The parser walks every line of a body; a single-part body is taken whole instead, as the
-    parser would have joined it, when the header block parses cleanly on its own.
+    parser would have joined it, when the header block parses cleanly on its own (read by
+    ``daemon.headers`` when it is plain, as most are).
     """
+    plain = plain_header_section(raw)
+    if plain is not None:
+        fields, body_start = plain
+        single = EmailMessage(policy=policy.compat32)
+        for name, value in fields:
+            single.set_raw(name, value)
+        if single.get_content_maintype() not in ("multipart", "message"):
+            single.set_payload(raw[body_start:].decode("ascii", "surrogateescape"))
+            return single
     end = _HEAD_END.search(raw)
     if end is not None:
         msg = _PARSER.parsebytes(raw[: end.start() + 1])
@@ -1056,6 +1067,9 @@ def _raw_header(msg: Message, name: str) -> str:
 
 
 def _first_address(value: str) -> str:
+    plain = plain_mailbox(value)
+    if plain is not None:
+        return plain
     for _name, address in getaddresses([value]):
         if address:
             return address

@@ -37,6 +37,7 @@ from yizhan import __version__
 from yizhan.daemon.config import Config, ConfigError
 from yizhan.daemon.content import check_message, content_rules_version
 from yizhan.daemon.context import Context
+from yizhan.daemon.headers import plain_header_section, plain_mailbox
 from yizhan.daemon.smtp_data import DataRefusal, read_data
 from yizhan.daemon.tls import server_context
 from yizhan.mailstore import audit
@@ -792,19 +793,24 @@ def parse_headers(data: bytes) -> HeaderFacts:
 
     Lenient about everything else: a broken MIME body, unknown charsets and 8-bit bytes in
     headers are left for the processor. Only the header section is read, as stored (compat32,
-    no header objects): this runs for every message on the event loop, and the structured
-    parse of policy.default costs five times as much. The From addresses are what a lenient
-    parser finds plus every address-like token in the field, so that no quoting trick can
-    hide an address from the check that they all belong to the sender.
+    no header objects; ``daemon.headers`` for plain ones): this runs for every message on the
+    event loop, and the structured parse of policy.default costs five times as much. The From
+    addresses are what a lenient parser finds plus every address-like token in the field, so
+    that no quoting trick can hide an address from the check that they all belong to the
+    sender.
     """
-    end = _HEADER_END.search(data)
-    head = data[: end.end()] if end else data
-    try:
-        fields = list(_HEADER_PARSER.parsebytes(head).raw_items())
-    except Exception as exc:
-        raise HeaderError(
-            f"the header section cannot be parsed ({exc.__class__.__name__})"
-        ) from exc
+    plain = plain_header_section(data)
+    if plain is not None:
+        fields = plain[0]
+    else:
+        end = _HEADER_END.search(data)
+        head = data[: end.end()] if end else data
+        try:
+            fields = list(_HEADER_PARSER.parsebytes(head).raw_items())
+        except Exception as exc:
+            raise HeaderError(
+                f"the header section cannot be parsed ({exc.__class__.__name__})"
+            ) from exc
     if not fields:
         raise HeaderError(
             "no header section found; a message starts with header lines such as From: and Subject:"
@@ -812,7 +818,11 @@ def parse_headers(data: bytes) -> HeaderFacts:
     values = [_unfold(value) for name, value in fields if name.lower() == "from"]
     if not values:
         raise HeaderError("the message has no From: header (RFC 5322 section 3.6)")
-    found = dict.fromkeys(address for _name, address in getaddresses(values) if address)
+    mailboxes = [plain_mailbox(value) for value in values]
+    if all(mailboxes):
+        found = dict.fromkeys(address for address in mailboxes if address)
+    else:
+        found = dict.fromkeys(address for _name, address in getaddresses(values) if address)
     for value in values:
         found.update(dict.fromkeys(_ADDRESS_TOKEN.findall(value)))
     addresses = tuple(
