@@ -17,6 +17,10 @@ The two servers do the same durable work per message, in a pool of 32 worker thr
   it answers 250 after the file, its directory entry and the database row are on disk.
 
 Both servers check at the end that they hold every message the clients were told was accepted.
+
+The sink is aiosmtpd as it comes; the gateway is aiosmtpd with its DATA reader and its envelope
+path parser replaced by faster ones (``daemon.smtp_data``, ``GatewaySMTP._getaddr``), which is
+part of what it spends less on than the sink does.
 """
 
 from __future__ import annotations

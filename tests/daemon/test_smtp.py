@@ -734,6 +734,20 @@ def test_a_line_too_long_is_500_and_the_session_goes_on(gateway: Running) -> Non
     assert len([line for line in replies(lines, b"250") if b"inbound" in line]) == 1, lines
 
 
+def test_a_client_gone_in_the_middle_of_the_data_leaves_nothing(gateway: Running) -> None:
+    # The connection ends before the final dot: no row, no reply owed, and the next client
+    # is served as usual.
+    with socket.create_connection((gateway.host, gateway.port), timeout=20) as conn:
+        conn.recv(4096)
+        conn.sendall(session_script(message(body="cut " * 3000))[:-10])
+        time.sleep(0.2)
+    client = gateway.login()
+    code, reply = send(client, message())
+    client.quit()
+    assert code == 250, reply
+    assert inbound_count(gateway.ctx) == 1
+
+
 def test_connection_limit_is_421(start_gateway: Callable[..., Running]) -> None:
     # Over smtp.max_connections a client gets 421 at once; when one leaves, there is room.
     gateway = start_gateway(max_connections=1)
