@@ -10,13 +10,14 @@ import asyncio
 import datetime
 import email
 import json
+import mimetypes
 import os
 import smtplib
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -63,7 +64,17 @@ class Daemon:
         self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(30)
 
-    def send(self, account: str, to: str, subject: str, body: str, **headers: str) -> EmailMessage:
+    def send(
+        self,
+        account: str,
+        to: str,
+        subject: str,
+        body: str,
+        *,
+        files: Mapping[str, bytes] = {},
+        **headers: str,
+    ) -> EmailMessage:
+        """Send as the account's mail client would; ``files`` by name, typed by extension."""
         person_email = f"{account}@bureau.example"
         msg = EmailMessage()
         msg["From"] = person_email
@@ -72,6 +83,10 @@ class Daemon:
         for name, value in headers.items():
             msg[name.replace("_", "-")] = value
         msg.set_content(body)
+        for name, data in files.items():
+            kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
+            maintype, subtype = kind.split("/")
+            msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
         with smtplib.SMTP("127.0.0.1", self.port, timeout=30) as client:
             client.login(account, PASSWORD)
             client.send_message(msg)
@@ -242,6 +257,63 @@ def test_internal_report_with_rejection_revision_and_delegation(daemon: Daemon) 
     reply(daemon, "lijun", ask3, "同意")
     (again,) = daemon.inbox("lijun")
     assert "已" in again.get_body(("plain",)).get_content()
+
+
+def scan_with(d: Daemon, clamd_socket: str) -> None:
+    """Have the gateway's content rules use the test clamd, so that mail may carry files."""
+    d.ctx.config.rules_file.parent.mkdir(parents=True, exist_ok=True)
+    d.ctx.config.rules_file.write_text(
+        f'[content.scanner]\nsocket = "{clamd_socket}"\ntimeout = 20\n', encoding="utf-8"
+    )
+
+
+def files_of(mail: EmailMessage) -> dict[str, bytes]:
+    """The files a mail from Yizhan carries, by name, with their bytes."""
+    found: dict[str, bytes] = {}
+    for part in mail.walk():
+        name = part.get_filename()
+        if name and part.get_content_type() != "application/pgp-signature":
+            payload = part.get_payload(decode=True)
+            assert isinstance(payload, bytes)
+            found[name] = payload
+    return found
+
+
+def test_the_files_of_a_report_go_with_each_request(
+    daemon: Daemon, clamd_socket: str, content_files: Any
+) -> None:
+    # The unit head asked to approve a 簽報 gets its files with the request and sees them
+    # named; a revision that brings files replaces them.
+    scan_with(daemon, clamd_socket)
+    head = "liangguoqiang"
+    budget = content_files.pdf(["設備預算：五萬元"], title="預算表")
+    daemon.send(
+        "xiewenbin",
+        "qianbao@oa.example",
+        "關於購置檢測設備的請示",
+        "擬購置設備一台，預算見附件。",
+        files={"預算表.pdf": budget},
+    )
+    daemon.inbox("xiewenbin")
+    ask = one(daemon, head)
+    assert files_of(ask) == {"預算表.pdf": budget}
+    assert "預算表.pdf" in text(ask)
+
+    reply(daemon, head, ask, "退回：請附報價單")
+    one(daemon, head)
+    returned = one(daemon, "xiewenbin")
+    assert files_of(returned) == {}  # the author has the files: a send-back does not repeat them
+    quote = content_files.zip({"報價.txt": "報價四萬八千元".encode()})
+    daemon.send(
+        "xiewenbin",
+        str(returned["Reply-To"]),
+        "Re: " + str(returned["Subject"]),
+        "擬購置設備一台，預算及報價見附件。",
+        files={"預算表.pdf": budget, "報價單.zip": quote},
+    )
+    daemon.inbox("xiewenbin")
+    ask2 = one(daemon, head)
+    assert files_of(ask2) == {"預算表.pdf": budget, "報價單.zip": quote}
 
 
 def test_reply_from_someone_not_asked_is_refused_and_reported(daemon: Daemon) -> None:

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from tests.daemon.test_flows import Daemon, one, reply, text
+from tests.daemon.test_flows import Daemon, files_of, one, reply, scan_with, text
 from yizhan.mailstore.directory import load_directory
 from yizhan.mailstore.models import AccountRecord, LeaveRecordRow
 from yizhan.routing.calendar import WorkCalendar
@@ -29,7 +29,9 @@ def asked(d: Daemon, account: str) -> EmailMessage:
                 return mail
 
 
-def test_bulletin_refusals_approval_publication_and_withdrawal(daemon: Daemon) -> None:
+def test_bulletin_refusals_approval_publication_and_withdrawal(
+    daemon: Daemon, clamd_socket: str
+) -> None:
     # 第二十三條: a meeting notice and an all-bureau bulletin are refused with the right
     # channel; an ordinary bulletin to a unit and a role is approved by the author's unit
     # head, published with List-Id and no List-Unsubscribe, then withdrawn by its author.
@@ -49,11 +51,18 @@ def test_bulletin_refusals_approval_publication_and_withdrawal(daemon: Daemon) -
         "範圍：衛生檢疫處、綜合人員\n期限：2099-01-01\n\n週六停電。",
     )
     assert "年底" in text(one(daemon, author))  # past the year end: bulletins are cleared then
+    scan_with(daemon, clamd_socket)
+    schedule = "停電時段：週六 8:00-18:00\n".encode() * 20
     daemon.send(
-        author, "gonggao@oa.example", "辦公樓停電公示", "範圍：衛生檢疫處、綜合人員\n\n週六停電。"
+        author,
+        "gonggao@oa.example",
+        "辦公樓停電公示",
+        "範圍：衛生檢疫處、綜合人員\n\n週六停電。",
+        files={"停電安排.txt": schedule},
     )
     one(daemon, author)  # the confirmation
     ask = one(daemon, head)
+    assert files_of(ask) == {"停電安排.txt": schedule}
     assert ask["X-Yizhan-Kind"] == "gonggao" and ask["X-Yizhan-Action"] == "approve"
     doc_id = ask["X-Yizhan-Doc"]
     reply(daemon, head, ask, "同意")
@@ -66,6 +75,7 @@ def test_bulletin_refusals_approval_publication_and_withdrawal(daemon: Daemon) -
         assert bulletin["X-Yizhan-Kind"] == "gonggao" and bulletin["X-Yizhan-Doc"] == doc_id
         assert bulletin["Expires"] is not None
         assert "週六停電" in text(bulletin)
+        assert files_of(bulletin) == {"停電安排.txt": schedule}
     assert any(m["X-Yizhan-State"] == "closed" for m in daemon.inbox(author, expect=1))
     # A reader can look it up; someone outside its scope cannot.
     daemon.send("fenggang", "cmd@oa.example", f"查詢 {doc_id}", "")

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, parseaddr
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
@@ -22,6 +22,8 @@ from sqlalchemy.orm import Session
 from yizhan.daemon import intake
 from yizhan.daemon.context import Context
 from yizhan.daemon.effects import Effects
+from yizhan.daemon.files import attach_files, document_files
+from yizhan.daemon.inspect import attached_files
 from yizhan.daemon.tools import MailFile, ToolDesk
 from yizhan.mailstore import audit
 from yizhan.mailstore import leave as leave_store
@@ -89,6 +91,10 @@ DOCUMENT_MODULES = (
     "xinxi",
     "duban",
 )
+
+#: Notices that bring a document to someone who has not seen it, or asks them to act on it:
+#: they carry the document's files (daemon.files). Replies to the author and outcomes do not.
+_NOTICES_WITH_FILES: Final = frozenset({"step_request", "distributed", "supervision"})
 
 _LABELS = {
     "step_request": ("請辦理", "Action requested"),
@@ -219,7 +225,7 @@ class Desk:
             "body": draft.body,
             "doc_type": draft.doc_type,
             "deadline": draft.deadline,
-            "attachments": [p.get_filename() or "" for p in msg.iter_attachments()],
+            "attachments": [p.get_filename() or "" for p in attached_files(msg)],
             "inbound": row.inbound_id,
             **prepared.fields,
         }
@@ -368,7 +374,7 @@ class Desk:
                 actor=actor,
                 on_behalf_of=on_behalf_of,
                 new_title=draft.title or None,
-                new_fields={"body": draft.body},
+                new_fields={"body": draft.body, **_revised_files(msg, row)},
                 to_units=draft.to_units or None,
                 cc_units=draft.cc_units or None,
                 scope_units=draft.scope or None,
@@ -846,6 +852,11 @@ class Desk:
             # What a search reads changed: opened, revised or numbered.
             self.finder.index(session, document)
         state = load_state(session, document)
+        files = (
+            document_files(session, self.ctx.raw, document)
+            if any(n.template in _NOTICES_WITH_FILES for n in decision.notices)
+            else []
+        )
         with self._signers(sealed_by, directory) as (signers, seal_unit):
             official = None
             if seal_unit is not None and any(n.template == "distributed" for n in decision.notices):
@@ -867,6 +878,7 @@ class Desk:
                     now,
                     signers=signers,
                     official=official if notice.template == "distributed" else None,
+                    files=files if notice.template in _NOTICES_WITH_FILES else (),
                 )
         for n, effect in enumerate(decision.effects):
             self.effects.apply(
@@ -962,6 +974,7 @@ class Desk:
         *,
         signers: Sequence[SignerSpec] | None = None,
         official: OfficialCopy | None = None,
+        files: Sequence[EmailMessage] = (),
     ) -> None:
         person = directory.people.get(to)
         if person is None:
@@ -1002,6 +1015,7 @@ class Desk:
                     deadline,
                     to=formataddr((person.name, address)),
                     headers=headers,
+                    files=files,
                 )
                 mail.add_alternative(official.html, subtype="html", charset="utf-8")
                 if official.pdf is not None:
@@ -1011,6 +1025,7 @@ class Desk:
                         subtype="pdf",
                         filename=official.filename,
                     )
+                attach_files(mail, files)
                 signed = self.ctx.signatures.sign(
                     signed_content(mail),
                     self.ctx.keyring,
@@ -1049,7 +1064,9 @@ class Desk:
             deadline,
             to=formataddr((person.name, address)),
             headers=headers,
+            files=files,
         )
+        attach_files(mail, files)
         self.ctx.queue(
             session,
             source=source,
@@ -1078,8 +1095,9 @@ class Desk:
         *,
         to: str,
         headers: dict[str, str],
+        files: Sequence[EmailMessage] = (),
     ) -> EmailMessage:
-        """The mail about ``state`` to ``to``, not yet signed."""
+        """The mail about ``state`` to ``to``, not yet signed; ``files`` are only named."""
         zh, en = _LABELS.get(template, (template, template))
         delegator = directory.people.get(on_behalf_of or "")
         return render_mail(
@@ -1096,6 +1114,7 @@ class Desk:
             variables=variables,
             trail=trail_lines(state, directory, self.ctx.config.tzinfo, language),
             deadline=deadline,
+            files=[f.get_filename() or "" for f in files],
         )
 
     def _document_headers(
@@ -1363,6 +1382,14 @@ TRAIL_WORDS: dict[str, tuple[str, str, str]] = {
     "archive": ("年底归档", "年底歸檔", "archived at year end"),
 }
 _LANGUAGE_INDEX = {"zh_CN": 0, "zh_TW": 1, "en": 2}
+
+
+def _revised_files(msg: EmailMessage, row: Incoming) -> dict[str, Any]:
+    """A revision that brings files replaces the document's; one without keeps them."""
+    files = attached_files(msg)
+    if not files:
+        return {}
+    return {"attachments": [p.get_filename() or "" for p in files], "inbound": row.inbound_id}
 
 
 def _fixed_due(at: dt.datetime) -> workflow.Due:

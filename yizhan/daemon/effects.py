@@ -13,9 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Sequence
-from email import policy
 from email.message import EmailMessage
-from email.parser import BytesParser
 from email.utils import format_datetime, formataddr
 from typing import Any
 
@@ -23,10 +21,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from yizhan.daemon.context import Context
-from yizhan.daemon.inspect import attached_files
+from yizhan.daemon.files import attach_files, document_files
 from yizhan.mailstore.changes import apply_change
 from yizhan.mailstore.leave import record_leave
-from yizhan.mailstore.models import DelegationRow, Document, Inbound
+from yizhan.mailstore.models import DelegationRow, Document
 from yizhan.mailstore.publicity import subscribers
 from yizhan.routing.bulletins import audience
 from yizhan.routing.changes import Change
@@ -126,6 +124,7 @@ class Effects:
         author = directory.people.get(document.author)
         unit = directory.units.get(document.unit_id)
         local = now.astimezone(self.ctx.config.tzinfo)
+        attachments = document_files(session, self.ctx.raw, document)
         for person in people:
             self._send(
                 session,
@@ -135,6 +134,7 @@ class Effects:
                 self._bulletin_headers(document, "published"),
                 document,
                 sender=formataddr(("公告板", f"gonggao@{self.domain}")),
+                attachments=attachments,
                 title=document.title,
                 body=document.fields.get("body", ""),
                 important=bool(document.fields.get("important")),
@@ -319,7 +319,7 @@ class Effects:
         }
         author = directory.people.get(document.author)
         unit = directory.units.get(document.unit_id)
-        attachments = self._source_attachments(session, document)
+        attachments = document_files(session, self.ctx.raw, document)
         local = now.astimezone(self.ctx.config.tzinfo)
         for person in people:
             self._send(
@@ -339,24 +339,6 @@ class Effects:
                 id=document.id,
                 domain=self.domain,
             )
-
-    def _source_attachments(self, session: Session, document: Document) -> list[EmailMessage]:
-        """The attachments of the mail that submitted ``document``: they are part of the item."""
-        if document.source_inbound is None:
-            return []
-        inbound = session.get(Inbound, document.source_inbound)
-        if inbound is None:
-            return []
-        try:
-            raw = self.ctx.raw.read(inbound.path)
-        except OSError:
-            # The submission is gone from the raw store (restored without it): the item is
-            # published with its text, which the document keeps.
-            log.warning("doc %s: the submitted mail's files are not in the store", document.id)
-            return []
-        msg = BytesParser(policy=policy.default).parsebytes(raw)
-        assert isinstance(msg, EmailMessage)
-        return attached_files(msg)
 
     # -- mail ---------------------------------------------------------------------------------
 
@@ -382,16 +364,7 @@ class Effects:
             headers=headers,
             **variables,
         )
-        for part in attachments:
-            payload = part.get_payload(decode=True)
-            if isinstance(payload, bytes) and not part.is_multipart():
-                maintype, subtype = part.get_content_maintype(), part.get_content_subtype()
-            else:
-                # An attached message or a multipart travels whole, as bytes.
-                payload, maintype, subtype = part.as_bytes(), "application", "octet-stream"
-            mail.add_attachment(
-                payload, maintype=maintype, subtype=subtype, filename=part.get_filename()
-            )
+        attach_files(mail, attachments)
         self.ctx.queue(
             session,
             source=source,

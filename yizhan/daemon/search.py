@@ -18,9 +18,7 @@ import datetime as dt
 import logging
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from email import policy
 from email.message import EmailMessage
-from email.parser import BytesParser
 from email.utils import formataddr
 from typing import Final
 
@@ -30,11 +28,12 @@ from sqlalchemy.orm import Session
 
 from yizhan.daemon.content import it_people, load_content_rules
 from yizhan.daemon.desk import Desk, Incoming, Sender, trail_lines
-from yizhan.daemon.inspect import attached_files, read_message
+from yizhan.daemon.files import attach_files, document_files, files_mail
+from yizhan.daemon.inspect import read_message
 from yizhan.mailstore import audit
 from yizhan.mailstore import search as index_store
 from yizhan.mailstore.documents import doc_target, find_document, load_state
-from yizhan.mailstore.models import Document, Inbound
+from yizhan.mailstore.models import Document
 from yizhan.routing import bulletins, materials
 from yizhan.routing.commands import Command
 from yizhan.routing.content import DEFAULT_CONTENT, ContentRules, ContentRulesError
@@ -138,25 +137,13 @@ class Finder:
         return len(ids)
 
     def _attachment_texts(self, session: Session, document: Document) -> Iterator[str]:
-        raw = self._source(session, document)
+        raw = files_mail(session, self.ctx.raw, document)
         if raw is None:
             return
         for attachment in read_message(raw, self._content_rules()).attachments:
             yield attachment.name
             yield from (v for k, v in attachment.properties.items() if k in ("title", "subject"))
             yield attachment.text
-
-    def _source(self, session: Session, document: Document) -> bytes | None:
-        """The mail that opened ``document``, or None when it is not kept."""
-        inbound_id = document.source_inbound or document.fields.get("inbound")
-        row = session.get(Inbound, int(inbound_id)) if inbound_id else None
-        if row is None:
-            return None
-        try:
-            return self.ctx.raw.read(row.path)
-        except OSError:
-            log.warning("doc %s: its mail %s is not in the raw store", document.id, row.path)
-            return None
 
     def _content_rules(self) -> ContentRules:
         try:
@@ -414,7 +401,7 @@ class Finder:
         headers["Auto-Submitted"] = "auto-replied"
         if msg.get("Message-ID"):
             headers["In-Reply-To"] = headers["References"] = str(msg["Message-ID"])
-        files = list(self._attachments(session, document))
+        files = document_files(session, self.ctx.raw, document)
         author = directory.people.get(document.author)
         sent_from = self._local("ziliao") if document.kind == materials.KIND else "cmd"
         mail = render_mail(
@@ -436,14 +423,7 @@ class Finder:
             material=material,
             trail=trail_lines(state, directory, self.ctx.config.tzinfo, person.language),
         )
-        for part in files:
-            data = part.get_payload(decode=True)
-            mail.add_attachment(
-                data if isinstance(data, bytes) else b"",
-                maintype=part.get_content_maintype(),
-                subtype=part.get_content_subtype(),
-                filename=part.get_filename() or "attachment",
-            )
+        attach_files(mail, files)
         self.ctx.queue(
             session,
             source=f"{row.key}:copy:{document.id}",
@@ -461,15 +441,6 @@ class Finder:
             target=doc_target(document.id),
             detail={"to": address, "material": material},
         )
-
-    def _attachments(self, session: Session, document: Document) -> Iterator[EmailMessage]:
-        """The files attached to the mail that opened ``document``."""
-        raw = self._source(session, document)
-        if raw is None:
-            return
-        source = BytesParser(policy=policy.default).parsebytes(raw)
-        assert isinstance(source, EmailMessage)
-        yield from attached_files(source)
 
     def refuse_outside(
         self,
