@@ -388,7 +388,8 @@ def test_starttls_then_auth_from_a_non_loopback_peer(
 def test_starttls_on_loopback(
     start_gateway: Callable[..., Running], tls_files: tuple[Path, Path]
 ) -> None:
-    # A loopback client may also use STARTTLS and then log in.
+    # A loopback client may also use STARTTLS, log in and send; a message of many TLS records
+    # (and dot-stuffed lines) is stored exactly as the client meant it.
     cert, key = tls_files
     gateway = start_gateway(tls_cert=cert, tls_key=key)
     client = gateway.client()
@@ -398,7 +399,12 @@ def test_starttls_on_loopback(
     client.starttls(context=context)
     client.ehlo()
     client.login("wangfang", PASSWORD)
+    data = message(body="\r\n".join(f".{n} 檢驗記錄 " + "x" * 60 for n in range(4000)))
+    code, reply = send(client, data)
     client.quit()
+    assert code == 250, reply
+    row = committed_inbound(gateway.ctx, inbound_id(reply))
+    assert row is not None and gateway.ctx.raw.read(row.path) == data
 
 
 # --- MAIL and RCPT --------------------------------------------------------------------------------
