@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-__all__ = ["plain_header_section", "plain_mailbox"]
+__all__ = ["PLAIN_ADDRESS", "plain_header_section", "plain_mailbox"]
 
 # Field lines ("name:" then anything but a line break, CRLF) and their continuations, then the
 # empty line. Names are printable ASCII without the colon, as email.feedparser reads them.
@@ -23,11 +23,12 @@ _PLAIN_SECTION: Final = re.compile(rb"(?:[!-9;-~]+:[^\r\n]*\r\n(?:[ \t][^\r\n]*\
 # its value loses the blanks after the colon, keeps its folds, and not its last CRLF.
 _FIELD: Final = re.compile(r"([!-9;-~]+):[ \t]*([^\r\n]*(?:\r\n[ \t][^\r\n]*)*)\r\n")
 _DOT_ATOM: Final = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-_DOMAIN: Final = r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+#: A plain address as a pattern: ASCII dot-atoms, no quoting, no literal domain.
+PLAIN_ADDRESS: Final = _DOT_ATOM + r"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
 # "Display Name <local@domain>" or "local@domain": a name without quotes, dots or specials.
 _PLAIN_MAILBOX: Final = re.compile(
     rf"[ \t]*(?:(?:[^\"(),.:;<>@\[\]\\\s][^\"(),.:;<>@\[\]\\\r\n]*?[ \t]*)?"
-    rf"<(?P<angle>{_DOT_ATOM}@{_DOMAIN})>|(?P<bare>{_DOT_ATOM}@{_DOMAIN}))[ \t]*"
+    rf"<(?P<angle>{PLAIN_ADDRESS})>|(?P<bare>{PLAIN_ADDRESS}))[ \t]*"
 )
 
 

@@ -37,7 +37,7 @@ from yizhan import __version__
 from yizhan.daemon.config import Config, ConfigError
 from yizhan.daemon.content import check_message, content_rules_version
 from yizhan.daemon.context import Context
-from yizhan.daemon.headers import plain_header_section, plain_mailbox
+from yizhan.daemon.headers import PLAIN_ADDRESS, plain_header_section, plain_mailbox
 from yizhan.daemon.smtp_data import DataRefusal, read_data
 from yizhan.daemon.tls import server_context
 from yizhan.mailstore import audit
@@ -82,8 +82,8 @@ ERR_451_STORE: Final = "451 4.3.0 The message was not accepted: {reason}; try ag
 ERR_451_INTERNAL: Final = "451 4.3.0 Temporary server error; try again later"
 ERR_501_BASE64: Final = "501 5.5.2 Cannot decode the base64 credentials"
 ERR_501_DATA: Final = "501 5.5.4 Syntax: DATA"
-ERR_503_NO_RCPT: Final = "503 5.5.1 Error: need RCPT command"
 ERR_501_PLAIN: Final = "501 5.5.2 AUTH PLAIN needs authzid NUL login NUL password"
+ERR_503_NO_RCPT: Final = "503 5.5.1 Error: need RCPT command"
 ERR_530_AUTH: Final = "530 5.7.0 Authentication required"
 ERR_535_AUTH: Final = "535 5.7.8 Authentication failed: {reason}"
 ERR_550_NOT_YOURS: Final = (
@@ -122,10 +122,7 @@ _BAD_ADDRESS_CHAR: Final = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 # An envelope address has a local part and a domain; aiosmtpd passes on anything it can quote.
 _ADDRESS_SHAPE: Final = re.compile(r"^(?P<local>.+)@(?P<domain>[^@\s\"]+)$")
 # The usual envelope path, <dot-atom@domain> and its parameters: read without email's parser.
-_PLAIN_PATH: Final = re.compile(
-    r"<(?P<address>[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-    r"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>(?=[ \t]|$)"
-)
+_PLAIN_PATH: Final = re.compile(rf"<(?P<address>{PLAIN_ADDRESS})>(?=[ \t]|$)")
 # Authentication-Results (RFC 8601): comments, one "method=result" and its properties.
 _AR_COMMENT: Final = re.compile(r"\([^()]*\)")
 _AR_RESULT: Final = re.compile(r"^\s*(?P<method>[A-Za-z0-9_-]+)(?:/\d+)?\s*=\s*(?P<result>\w+)")
