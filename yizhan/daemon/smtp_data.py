@@ -51,7 +51,7 @@ async def read_data(
     while True:
         try:
             chunk = await reader.readuntil(_DOT_LINE_END)
-            ends = (tail + chunk[:-3])[-2:] == _CRLF
+            ends = _last_two(tail, chunk[:-3]) == _CRLF
         except asyncio.LimitOverrunError as exc:
             # More than the stream's limit is buffered before the next ".<CRLF>": take what
             # cannot hold the start of one and look again.
@@ -67,13 +67,18 @@ async def read_data(
             chunks.append(chunk)
         if ends:
             break
-        tail = (tail + chunk)[-2:]
+        tail = _last_two(tail, chunk)
     if too_much:
         return DataRefusal.TOO_MUCH
     data = b"".join(chunks)
     if data and max(map(len, data.split(_CRLF))) > line_limit - len(_CRLF):
         return DataRefusal.LINE_TOO_LONG
     return unstuff(data)
+
+
+def _last_two(tail: bytes, chunk: bytes) -> bytes:
+    # The last two bytes read, without copying a large chunk to find them.
+    return chunk[-2:] if len(chunk) >= 2 else (tail + chunk)[-2:]
 
 
 def unstuff(data: bytes) -> bytes:
