@@ -267,15 +267,15 @@ def scan_with(d: Daemon, clamd_socket: str) -> None:
     )
 
 
-def files_of(mail: EmailMessage) -> dict[str, bytes]:
-    """The files a mail from Yizhan carries, by name, with their bytes."""
-    found: dict[str, bytes] = {}
+def files_of(mail: EmailMessage) -> list[tuple[str, bytes]]:
+    """The files a mail from Yizhan carries, in order, as (name, bytes)."""
+    found: list[tuple[str, bytes]] = []
     for part in mail.walk():
         name = part.get_filename()
         if name and part.get_content_type() != "application/pgp-signature":
             payload = part.get_payload(decode=True)
             assert isinstance(payload, bytes)
-            found[name] = payload
+            found.append((name, payload))
     return found
 
 
@@ -283,37 +283,67 @@ def test_the_files_of_a_report_go_with_each_request(
     daemon: Daemon, clamd_socket: str, content_files: Any
 ) -> None:
     # The unit head asked to approve a 簽報 gets its files with the request and sees them
-    # named; a revision that brings files replaces them.
+    # named; a revision that brings files replaces them, one that brings only its signature's
+    # logo (an Outlook reply) keeps them.
     scan_with(daemon, clamd_socket)
-    head = "liangguoqiang"
+    head, author = "liangguoqiang", "xiewenbin"
     budget = content_files.pdf(["設備預算：五萬元"], title="預算表")
     daemon.send(
-        "xiewenbin",
+        author,
         "qianbao@oa.example",
         "關於購置檢測設備的請示",
         "擬購置設備一台，預算見附件。",
         files={"預算表.pdf": budget},
     )
-    daemon.inbox("xiewenbin")
+    daemon.inbox(author)
     ask = one(daemon, head)
-    assert files_of(ask) == {"預算表.pdf": budget}
+    assert files_of(ask) == [("預算表.pdf", budget)]
     assert "預算表.pdf" in text(ask)
 
     reply(daemon, head, ask, "退回：請附報價單")
     one(daemon, head)
-    returned = one(daemon, "xiewenbin")
-    assert files_of(returned) == {}  # the author has the files: a send-back does not repeat them
+    returned = one(daemon, author)
+    assert files_of(returned) == []  # the author has the files: a send-back does not repeat them
     quote = content_files.zip({"報價.txt": "報價四萬八千元".encode()})
     daemon.send(
-        "xiewenbin",
+        author,
         str(returned["Reply-To"]),
         "Re: " + str(returned["Subject"]),
-        "擬購置設備一台，預算及報價見附件。",
-        files={"預算表.pdf": budget, "報價單.zip": quote},
+        "擬購置設備一台，報價見附件，預算不變。",
+        files={"報價單.zip": quote},
     )
-    daemon.inbox("xiewenbin")
+    daemon.inbox(author)
     ask2 = one(daemon, head)
-    assert files_of(ask2) == {"預算表.pdf": budget, "報價單.zip": quote}
+    assert files_of(ask2) == [("報價單.zip", quote)]
+
+    reply(daemon, head, ask2, "退回：請寫明交貨期")
+    one(daemon, head)
+    returned = one(daemon, author)
+    revision = EmailMessage()
+    revision["From"] = f"{author}@bureau.example"
+    revision["To"] = str(returned["Reply-To"])
+    revision["Subject"] = "Re: " + str(returned["Subject"])
+    revision.set_content("擬購置設備一台，交貨期三十天。")
+    revision.add_alternative(
+        '<p>擬購置設備一台，交貨期三十天。</p><img src="cid:logo001@bureau">', subtype="html"
+    )
+    html = revision.get_body(("html",))
+    assert html is not None
+    html.add_related(  # as Outlook sends it: inline, named, shown by the HTML
+        content_files.png(),
+        "image",
+        "png",
+        cid="<logo001@bureau>",
+        disposition="inline",
+        filename="image001.png",
+    )
+    with smtplib.SMTP("127.0.0.1", daemon.port, timeout=30) as client:
+        client.login(author, PASSWORD)
+        client.send_message(revision)
+    daemon.inbox(author)
+    ask3 = one(daemon, head)
+    assert "交貨期三十天" in text(ask3)
+    assert files_of(ask3) == [("報價單.zip", quote)]
 
 
 def test_reply_from_someone_not_asked_is_refused_and_reported(daemon: Daemon) -> None:

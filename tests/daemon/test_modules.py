@@ -62,7 +62,7 @@ def test_bulletin_refusals_approval_publication_and_withdrawal(
     )
     one(daemon, author)  # the confirmation
     ask = one(daemon, head)
-    assert files_of(ask) == {"停電安排.txt": schedule}
+    assert files_of(ask) == [("停電安排.txt", schedule)]
     assert ask["X-Yizhan-Kind"] == "gonggao" and ask["X-Yizhan-Action"] == "approve"
     doc_id = ask["X-Yizhan-Doc"]
     reply(daemon, head, ask, "同意")
@@ -75,7 +75,7 @@ def test_bulletin_refusals_approval_publication_and_withdrawal(
         assert bulletin["X-Yizhan-Kind"] == "gonggao" and bulletin["X-Yizhan-Doc"] == doc_id
         assert bulletin["Expires"] is not None
         assert "週六停電" in text(bulletin)
-        assert files_of(bulletin) == {"停電安排.txt": schedule}
+        assert files_of(bulletin) == [("停電安排.txt", schedule)]
     assert any(m["X-Yizhan-State"] == "closed" for m in daemon.inbox(author, expect=1))
     # A reader can look it up; someone outside its scope cannot.
     daemon.send("fenggang", "cmd@oa.example", f"查詢 {doc_id}", "")

@@ -115,6 +115,17 @@ def test_a_line_over_1000_octets_is_refused_after_the_end() -> None:
     assert (data, rest) == (DataRefusal.LINE_TOO_LONG, b"NOOP\r\n")
 
 
+def test_the_first_fault_is_the_one_answered() -> None:
+    # As aiosmtpd: a long line within the bytes allowed is reported even if the message then
+    # goes over the size limit; a message over the limit before any long line is "too much".
+    long_line = b"z" * 2000 + b"\r\n"
+    lines = (b"a" * 100 + b"\r\n") * 20
+    assert read(long_line + lines + b".\r\n", size_limit=3000)[0] is DataRefusal.LINE_TOO_LONG
+    assert read(lines + long_line + b".\r\n", size_limit=2100)[0] is DataRefusal.TOO_MUCH
+    # 1,002 octets with the CRLF are refused (aiosmtpd allows one over RFC 5321's 1,000).
+    assert read(b"y" * 1000 + b"\r\n.\r\n")[0] is DataRefusal.LINE_TOO_LONG
+
+
 def test_connection_lost_before_the_end() -> None:
     with pytest.raises(asyncio.IncompleteReadError):
         read(b"no end in sight\r\n")
@@ -168,6 +179,9 @@ PATHS = [
     "<.wang@oa.example>",
     "<wangfang@[127.0.0.1]>",
     "<wangfang@oa.example> ",
+    "<wangfang@oa.example> \x0b(c)",
+    "<wangfang@oa.example>\t\u2028(note) SIZE=5",
+    "<wangfang@oa.example>\n",
     "<wangfang@oa.example> (a comment) SIZE=10",
     "<wangfang@oa.example>  \t BODY=7BIT",
     "",

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from yizhan.daemon import intake
 from yizhan.daemon.context import Context
 from yizhan.daemon.effects import Effects
-from yizhan.daemon.files import attach_files, document_files
+from yizhan.daemon.files import attach_files, brings_files, document_files
 from yizhan.daemon.inspect import attached_files
 from yizhan.daemon.tools import MailFile, ToolDesk
 from yizhan.mailstore import audit
@@ -1386,10 +1386,10 @@ _LANGUAGE_INDEX = {"zh_CN": 0, "zh_TW": 1, "en": 2}
 
 def _revised_files(msg: EmailMessage, row: Incoming) -> dict[str, Any]:
     """A revision that brings files replaces the document's; one without keeps them."""
-    files = attached_files(msg)
-    if not files:
+    if not brings_files(msg):
         return {}
-    return {"attachments": [p.get_filename() or "" for p in files], "inbound": row.inbound_id}
+    names = [p.get_filename() or "" for p in attached_files(msg)]
+    return {"attachments": names, "inbound": row.inbound_id}
 
 
 def _fixed_due(at: dt.datetime) -> workflow.Due:

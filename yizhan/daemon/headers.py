@@ -25,9 +25,11 @@ _FIELD: Final = re.compile(r"([!-9;-~]+):[ \t]*([^\r\n]*(?:\r\n[ \t][^\r\n]*)*)\
 _DOT_ATOM: Final = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
 #: A plain address as a pattern: ASCII dot-atoms, no quoting, no literal domain.
 PLAIN_ADDRESS: Final = _DOT_ATOM + r"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
-# "Display Name <local@domain>" or "local@domain": a name without quotes, dots or specials.
+# "Display Name <local@domain>" or "local@domain": a name without quotes, dots or specials,
+# from a non-blank to a non-blank (so that runs of blanks cannot be split two ways).
+_NAME_CHAR: Final = r"[^\"(),.:;<>@\[\]\\\s]"
 _PLAIN_MAILBOX: Final = re.compile(
-    rf"[ \t]*(?:(?:[^\"(),.:;<>@\[\]\\\s][^\"(),.:;<>@\[\]\\\r\n]*?[ \t]*)?"
+    rf"[ \t]*(?:(?:{_NAME_CHAR}(?:[^\"(),.:;<>@\[\]\\\r\n]*{_NAME_CHAR})?[ \t]*)?"
     rf"<(?P<angle>{PLAIN_ADDRESS})>|(?P<bare>{PLAIN_ADDRESS}))[ \t]*"
 )
 

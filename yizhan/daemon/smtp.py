@@ -122,7 +122,7 @@ _BAD_ADDRESS_CHAR: Final = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 # An envelope address has a local part and a domain; aiosmtpd passes on anything it can quote.
 _ADDRESS_SHAPE: Final = re.compile(r"^(?P<local>.+)@(?P<domain>[^@\s\"]+)$")
 # The usual envelope path, <dot-atom@domain> and its parameters: read without email's parser.
-_PLAIN_PATH: Final = re.compile(rf"<(?P<address>{PLAIN_ADDRESS})>(?=[ \t]|$)")
+_PLAIN_PATH: Final = re.compile(rf"<(?P<address>{PLAIN_ADDRESS})>(?=[ \t]|\Z)")
 # Authentication-Results (RFC 8601): comments, one "method=result" and its properties.
 _AR_COMMENT: Final = re.compile(r"\([^()]*\)")
 _AR_RESULT: Final = re.compile(r"^\s*(?P<method>[A-Za-z0-9_-]+)(?:/\d+)?\s*=\s*(?P<result>\w+)")
@@ -483,7 +483,7 @@ class GatewaySMTP(SMTP):
         match = _PLAIN_PATH.match(arg)
         if match is None:
             return super()._getaddr(arg)
-        rest = arg[match.end() :].lstrip(" \t")
+        rest = arg[match.end() :].lstrip()
         if rest.startswith("("):
             return super()._getaddr(arg)  # a comment after the path
         address = match["address"]
@@ -510,19 +510,19 @@ class GatewaySMTP(SMTP):
                 line_limit=self.line_length_limit,
             )
         except asyncio.IncompleteReadError:
+            # The client is gone; end the session as aiosmtpd does when it sees the EOF first.
             log.info(
                 "%s: connection lost during DATA",
                 _peer_text(self.session.peer if self.session else None),
             )
-            self._writer.close()
-            return
+            raise asyncio.CancelledError() from None
         if isinstance(data, DataRefusal):
-            self.envelope = self._create_envelope()
+            self._set_post_data_state()  # type: ignore[no-untyped-call]
             await self.push(data.value)
             return
         self.envelope.content = self.envelope.original_content = data
         status = await self._call_handler_hook("DATA")
-        self.envelope = self._create_envelope()  # aiosmtpd's post-DATA state
+        self._set_post_data_state()  # type: ignore[no-untyped-call]
         await self.push("250 OK" if status is MISSING else status)
 
     async def _first_response(self, args: list[str], prompt: str) -> bytes | None:

@@ -45,7 +45,7 @@ async def read_data(
     """
     chunks: list[bytes] = []
     size = 0
-    too_much = False
+    refusal: DataRefusal | None = None
     # The last two bytes consumed: the DATA command line ended with a CRLF.
     tail = _CRLF
     while True:
@@ -60,20 +60,28 @@ async def read_data(
         if ends:
             chunk = chunk[:-3]
         size += len(chunk)
-        if too_much or (size_limit and size > size_limit):
-            too_much = True
+        if refusal is None and size_limit and size > size_limit:
+            # The first fault is the one answered, as aiosmtpd does: a line too long within
+            # the bytes allowed came before the size was passed.
+            allowed = (b"".join(chunks) + chunk)[:size_limit]
+            too_long = _has_long_line(allowed, line_limit)
+            refusal = DataRefusal.LINE_TOO_LONG if too_long else DataRefusal.TOO_MUCH
             chunks.clear()
-        else:
+        elif refusal is None:
             chunks.append(chunk)
         if ends:
             break
         tail = _last_two(tail, chunk)
-    if too_much:
-        return DataRefusal.TOO_MUCH
+    if refusal is not None:
+        return refusal
     data = b"".join(chunks)
-    if data and max(map(len, data.split(_CRLF))) > line_limit - len(_CRLF):
+    if _has_long_line(data, line_limit):
         return DataRefusal.LINE_TOO_LONG
     return unstuff(data)
+
+
+def _has_long_line(data: bytes, line_limit: int) -> bool:
+    return bool(data) and max(map(len, data.split(_CRLF))) > line_limit - len(_CRLF)
 
 
 def _last_two(tail: bytes, chunk: bytes) -> bytes:
