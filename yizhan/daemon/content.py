@@ -167,12 +167,11 @@ async def check_message(
     ``rules``, ``scanner``, ``directory`` and ``published_tools`` (the digests of the files
     the IT department published) default to the configured and stored ones.
     """
-    message_id = message_id_of(raw)
     if rules is None:
         try:
             rules = load_content_rules(ctx.config.rules_file)
         except ContentRulesError as exc:
-            log.error("%s: content rules unusable, answering 451: %s", message_id, exc)
+            log.error("%s: content rules unusable, answering 451: %s", message_id_of(raw), exc)
             return RULES_UNREADABLE
     if scanner is None:
         scanner = scanner_for(rules)
@@ -205,10 +204,12 @@ async def check_message(
     if verdict is None and unscanned is not None:
         # Refused for a marking or a type: that stands whatever the scan would say. Else the
         # message waits for the scanner.
-        log.warning("%s: not scanned, answering 451: %s", message_id, unscanned)
+        log.warning("%s: not scanned, answering 451: %s", message_id_of(raw), unscanned)
         return SCANNER_DOWN
     if verdict is None:
         return None
+    # Found only now: most messages pass, and their Message-ID is not needed here.
+    message_id = message_id_of(raw)
     log.info(
         "%s: refused by content rule %s (%s) from %s",
         message_id,
