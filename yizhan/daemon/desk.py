@@ -997,26 +997,23 @@ class Desk:
         )
         address = person.mailbox(self.domain)
         source = f"{row.key}:doc:{state.id}:{n}"
-        if official is not None:
-            # What the body is made of besides the document: the same for every recipient
-            # of one kind of notice, so they all share one signed, stored body.
-            key = (template, action, step.name if step else "", deadline, repr(variables))
-            shared = official.shared.get(key)
-            if shared is None:
-                mail = self._document_mail(
-                    state,
-                    template,
-                    action,
-                    step,
-                    None,
-                    variables,
-                    directory,
-                    language,
-                    deadline,
-                    to=formataddr((person.name, address)),
-                    headers=headers,
-                    files=files,
-                )
+
+        def compose() -> EmailMessage:
+            mail = self._document_mail(
+                state,
+                template,
+                action,
+                step,
+                on_behalf_of,
+                variables,
+                directory,
+                language,
+                deadline,
+                to=formataddr((person.name, address)),
+                headers=headers,
+                files=files,
+            )
+            if official is not None:
                 mail.add_alternative(official.html, subtype="html", charset="utf-8")
                 if official.pdf is not None:
                     mail.add_attachment(
@@ -1025,7 +1022,16 @@ class Desk:
                         subtype="pdf",
                         filename=official.filename,
                     )
-                attach_files(mail, files)
+            attach_files(mail, files)
+            return mail
+
+        if official is not None:
+            # What the body is made of besides the document: the same for every recipient
+            # of one kind of notice, so they all share one signed, stored body.
+            key = (template, action, step.name if step else "", deadline, repr(variables))
+            shared = official.shared.get(key)
+            if shared is None:
+                mail = compose()
                 signed = self.ctx.signatures.sign(
                     signed_content(mail),
                     self.ctx.keyring,
@@ -1052,26 +1058,11 @@ class Desk:
                 document_id=state.id,
             )
             return
-        mail = self._document_mail(
-            state,
-            template,
-            action,
-            step,
-            on_behalf_of,
-            variables,
-            directory,
-            language,
-            deadline,
-            to=formataddr((person.name, address)),
-            headers=headers,
-            files=files,
-        )
-        attach_files(mail, files)
         self.ctx.queue(
             session,
             source=source,
             message=sign_message_bytes(
-                mail,
+                compose(),
                 self.ctx.keyring,
                 signers or [self.ctx.keyring.system_signer()],
                 cache=self.ctx.signatures,
