@@ -23,10 +23,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
+from yizhan.cli.jobs import JobsError, cmd_jobs_run, parse_now
 from yizhan.daemon import scheduler
 from yizhan.daemon.config import Config
 from yizhan.daemon.context import Context
-from yizhan.daemon.jobs_cli import JobsError, cmd_jobs_run, parse_now
 from yizhan.daemon.scheduler import (
     Scheduler,
     run_bulletin_cleanup,
