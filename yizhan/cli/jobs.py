@@ -18,8 +18,8 @@ from sqlalchemy import inspect
 from yizhan.cli.base import Verbs
 from yizhan.daemon.config import ConfigError, load_config
 from yizhan.daemon.context import Context
+from yizhan.daemon.jobs.table import run_due_jobs
 from yizhan.daemon.outbound import OutboundWorker
-from yizhan.daemon.scheduler import run_due_jobs
 from yizhan.mailstore.db import upgrade
 
 
