@@ -21,7 +21,13 @@ from yizhan.admin.web import Site, Viewer, forbidden, guard
 from yizhan.mailstore import search as index_store
 from yizhan.mailstore.documents import load_state
 from yizhan.mailstore.models import Document
-from yizhan.mailstore.overview import documents_by_ids, names_of, recent_documents, steps_of
+from yizhan.mailstore.overview import (
+    document_ids,
+    documents_by_ids,
+    names_of,
+    recent_documents,
+    steps_of,
+)
 from yizhan.routing import bulletins, materials
 from yizhan.routing.directory import Directory
 from yizhan.routing.documents import DocumentState
@@ -36,7 +42,9 @@ __all__ = ["routes"]
 
 #: Hits a search lists, and candidates it looks at before saying there are more.
 MAX_HITS = 50
-MAX_CANDIDATES = 2000
+MAX_CANDIDATES = 5000
+#: Documents holding the rarest gram that a search looks at in one round.
+BATCH = 250
 #: The official page keeps its own inline styles (made for mail clients); still no script.
 OFFICIAL_CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'"
@@ -120,14 +128,30 @@ def _find(site: Site, session: Session, viewer: Viewer, query: str) -> tuple[lis
         )
         return docs, False
     terms = query_terms(query)
-    ranked = rank(terms, index_store.postings(session, terms))
+    grams = [g for t in terms for g in t.grams]
+    if not grams:
+        return [], False
+    # Whoever does not see nearly everything (the office) is searched within what they may see.
+    pool = None if Duty.OFFICE in viewer.duties else _pool(session, viewer, seen)
+    gram = (index_store.rarest_gram(session, grams) if pool is None else None) or grams[0]
+    # Newest first: the documents holding the rarest gram, a batch at a time, each batch ranked
+    # by SEARCH's own rule (every term, in one field) on its postings alone.
     directory: Directory | None = None
     found: list[Document] = []
-    page = 200
-    for start in range(0, min(len(ranked), MAX_CANDIDATES), page):
-        chunk = ranked[start : start + page]
-        by_id = documents_by_ids(session, [r.document_id for r in chunk])
-        for hit in chunk:
+    before: int | None = None
+    scanned = 0
+    while scanned < MAX_CANDIDATES:
+        if pool is None:
+            ids = index_store.documents_with_gram(session, gram, before=before, limit=BATCH)
+        else:
+            ids = pool[scanned : scanned + BATCH]
+        if not ids:
+            return found, False
+        scanned += len(ids)
+        before = ids[-1]
+        ranked = rank(terms, index_store.postings_in(session, terms, ids))
+        by_id = documents_by_ids(session, [r.document_id for r in ranked])
+        for hit in sorted(ranked, key=lambda r: -r.document_id):
             document = by_id.get(hit.document_id)
             if document is None:
                 continue
@@ -142,7 +166,18 @@ def _find(site: Site, session: Session, viewer: Viewer, query: str) -> tuple[lis
             found.append(document)
             if len(found) >= MAX_HITS:
                 return found, True
-    return found, len(ranked) > MAX_CANDIDATES
+    return found, True
+
+
+def _pool(session: Session, viewer: Viewer, seen: set[int]) -> list[int]:
+    """Every document a person without the office's duty might see, newest first: those they
+    are on, their unit's (a head), leave (HR), and the bulletins and materials (whose readers
+    their fields name)."""
+    kinds = ["gonggao", materials.KIND] + ([LEAVE_KIND] if Duty.HR in viewer.duties else [])
+    ids = set(seen) | set(document_ids(session, kinds=kinds))
+    if Duty.UNIT_HEAD in viewer.duties:
+        ids |= set(document_ids(session, unit=viewer.unit))
+    return sorted(ids, reverse=True)
 
 
 def _visible_state(

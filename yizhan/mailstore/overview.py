@@ -29,6 +29,7 @@ __all__ = [
     "AuditFilter",
     "UnitLoad",
     "audit_entries",
+    "document_ids",
     "documents_by_ids",
     "documents_per_day",
     "last_errors",
@@ -89,6 +90,17 @@ def recent_documents(
         return []
     query = select(Document).where(or_(*conditions)).order_by(Document.id.desc()).limit(limit)
     return list(session.scalars(query))
+
+
+def document_ids(
+    session: Session, *, kinds: Collection[str] = (), unit: str | None = None
+) -> list[int]:
+    """Ids of the documents of ``kinds``, or of ``unit``."""
+    if unit is not None:
+        return list(session.scalars(select(Document.id).where(Document.unit_id == unit)))
+    if not kinds:
+        return []
+    return list(session.scalars(select(Document.id).where(Document.kind.in_(list(kinds)))))
 
 
 def documents_by_ids(session: Session, ids: Sequence[int]) -> dict[int, Document]:
@@ -162,17 +174,20 @@ def unit_open_steps(
 def documents_per_day(
     session: Session, since: dt.datetime, tz: dt.tzinfo, days: int
 ) -> list[tuple[dt.date, int]]:
-    """How many documents were opened on each of the ``days`` days from ``since`` (local days)."""
-    stamps = session.scalars(select(Document.created_at).where(Document.created_at >= since))
-    counts: dict[dt.date, int] = {}
-    for at in stamps:
-        day = at.astimezone(tz).date()
-        counts[day] = counts.get(day, 0) + 1
+    """How many documents were opened on each of the ``days`` local days from ``since``."""
     first = since.astimezone(tz).date()
-    return [
-        (first + dt.timedelta(days=i), counts.get(first + dt.timedelta(days=i), 0))
-        for i in range(days)
-    ]
+    counts = []
+    for i in range(days):
+        day = first + dt.timedelta(days=i)
+        start = dt.datetime.combine(day, dt.time(0), tzinfo=tz)
+        end = start + dt.timedelta(days=1)
+        found = session.scalar(
+            select(func.count())
+            .select_from(Document)
+            .where(Document.created_at >= start, Document.created_at < end)
+        )
+        counts.append((day, int(found or 0)))
+    return counts
 
 
 def queue_figures(session: Session) -> tuple[int, dt.datetime | None]:
