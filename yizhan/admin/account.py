@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from yizhan.admin.web import Site, Viewer, guard
+from yizhan.admin.web import N_, Site, Viewer, guard
 from yizhan.mailstore import audit
 from yizhan.mailstore.accounts import AccountError, authenticate, set_password
 from yizhan.mailstore.delegations import (
@@ -293,12 +293,12 @@ def routes(site: Site) -> list[Route]:
 
 
 _DONE = {
-    "password": "Your password has been changed.",
-    "delegation": "Your delegation is set; your waiting steps went to your delegate.",
-    "revoked": "Your delegation has ended; your waiting steps came back to you.",
-    "settings": "Your settings are saved.",
-    "staged": "Check the fingerprint below, then confirm that the key is yours.",
-    "key": "Your signing key is registered.",
+    "password": N_("Your password has been changed."),
+    "delegation": N_("Your delegation is set; your waiting steps went to your delegate."),
+    "revoked": N_("Your delegation has ended; your waiting steps came back to you."),
+    "settings": N_("Your settings are saved."),
+    "staged": N_("Check the fingerprint below, then confirm that the key is yours."),
+    "key": N_("Your signing key is registered."),
 }
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "FORBIDDEN",
     "IDLE",
     "LONGEST",
+    "N_",
     "Site",
     "Viewer",
     "forbidden",
@@ -215,6 +216,11 @@ class Site:
     def text(self, viewer: Viewer | None, message: str) -> str:
         """``message`` in the viewer's language (for notes built in code)."""
         return gettext(viewer.language if viewer else self.ctx.config.language, message)
+
+
+def N_(message: str) -> str:  # noqa: N802 (the name Babel looks for)
+    """Mark ``message`` for the catalogs; it is translated where it is shown (``Site.text``)."""
+    return message
 
 
 def forbidden() -> Response:
