@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Yizhan needs beside Python: gpg (seals and signatures), a
 # TrueType CJK font for the official PDF (ReportLab cannot embed Noto CJK's CFF outlines), and
-# poppler-utils (the tests read the PDFs back), Chromium for the admin page's browser tests. Idempotent; quiet when all are present.
+# poppler-utils (the tests read the PDFs back), and Chromium (the admin page's browser tests).
+# Idempotent; quiet when all are present.
 set -euo pipefail
 
 need=()
