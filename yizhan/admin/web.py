@@ -218,7 +218,7 @@ class Site:
         return gettext(viewer.language if viewer else self.ctx.config.language, message)
 
 
-def N_(message: str) -> str:  # noqa: N802 (the name Babel looks for)
+def N_(message: str) -> str:
     """Mark ``message`` for the catalogs; it is translated where it is shown (``Site.text``)."""
     return message
 
