@@ -9,7 +9,7 @@ PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 CLAMD_SOCKET ?= /tmp/yizhan-clamd/clamd.sock
 export YIZHAN_TEST_CLAMD ?= $(CLAMD_SOCKET)
 
-.PHONY: run test lint unit services bench catalogs clean
+.PHONY: run test lint unit services bench catalogs clean screenshots bench-admin
 
 $(STAMP): pyproject.toml scripts/system-packages.sh
 	scripts/system-packages.sh
@@ -52,12 +52,21 @@ services:
 bench: $(STAMP)
 	$(BIN)/python -m bench.accept
 
+## bench-admin: every admin page's server time with 10,000 people and 100,000 documents
+bench-admin: $(STAMP)
+	$(BIN)/python -m bench.admin_pages
+
+## screenshots: the admin page's main pages, taken by the browser tests, into docs/screenshots/
+screenshots: $(STAMP)
+	YIZHAN_TEST_DB=sqlite YIZHAN_SCREENSHOTS=docs/screenshots $(BIN)/pytest -q tests/admin/test_browser.py
+
 clean:
 	rm -rf $(VENV) var build *.egg-info
 
 ## catalogs: refresh the Babel catalogs after changing a template (then translate the new entries)
 catalogs: $(STAMP)
-	$(BIN)/pybabel extract -F babel.cfg -o build/yizhan.pot .
+	mkdir -p build
+	$(BIN)/pybabel extract -F babel.cfg -k text:2 -o build/yizhan.pot .
 	for lang in zh_CN zh_TW; do \
 		$(BIN)/pybabel update -i build/yizhan.pot -d yizhan/templates/locale -D yizhan -l $$lang \
 			--no-fuzzy-matching; done

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Yizhan needs beside Python: gpg (seals and signatures), a
 # TrueType CJK font for the official PDF (ReportLab cannot embed Noto CJK's CFF outlines), and
-# poppler-utils (the tests read the PDFs back). Idempotent; quiet when all are present.
+# poppler-utils (the tests read the PDFs back), and Chromium (the admin page's browser tests).
+# Idempotent; quiet when all are present.
 set -euo pipefail
 
 need=()
@@ -9,6 +10,8 @@ command -v gpg >/dev/null 2>&1 || need+=(gnupg)
 command -v gpgconf >/dev/null 2>&1 || need+=(gnupg)
 [ -e /usr/share/fonts/truetype/arphic/uming.ttc ] || need+=(fonts-arphic-uming)
 command -v pdftotext >/dev/null 2>&1 || need+=(poppler-utils)
+# The admin page's browser tests drive Debian's Chromium (Playwright cannot download one here).
+[ -x /usr/bin/chromium ] || need+=(chromium)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then

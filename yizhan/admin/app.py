@@ -1,21 +1,51 @@
-"""The admin web application (Starlette); for now its health check and a front page."""
+"""The admin web application (Starlette): its route list, the health check and the static files.
+
+Each page family is its own module with a ``routes(site)`` function; ``create_app`` lists them.
+Every response carries a Content-Security-Policy that allows no script at all: the pages are
+plain forms.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy import func, select, text
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse
-from starlette.routing import Route
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from yizhan import __version__
+from yizhan.admin import (
+    account,
+    audit_pages,
+    auth,
+    dashboard,
+    documents,
+    help_page,
+    it_pages,
+    people,
+    rules_pages,
+    unit_pages,
+)
+from yizhan.admin.web import Site
 from yizhan.daemon.context import Context
 from yizhan.mailstore.models import Delivery, Inbound
+
+#: No script, no plug-in, nothing from elsewhere; pages may frame only this site.
+CSP = (
+    "default-src 'self'; script-src 'none'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'self'; img-src 'self' data:"
+)
 
 
 def create_app(ctx: Context) -> Starlette:
     """The admin application bound to one Yizhan context."""
+    site = Site(ctx)
 
     def counts() -> dict[str, int]:
         with ctx.sessions() as session:
@@ -35,11 +65,30 @@ def create_app(ctx: Context) -> Starlette:
             return JSONResponse({"status": "error", "database": str(exc)}, status_code=503)
         return JSONResponse({"status": "ok", "version": __version__, **figures})
 
-    async def index(request: Request) -> HTMLResponse:
-        return HTMLResponse(
-            "<!doctype html><html lang=zh-Hant><meta charset=utf-8>"
-            f"<title>驛站 Yizhan</title><h1>驛站 Yizhan {__version__}</h1>"
-            "<p>管理頁面 · Admin page. <a href=/health>health</a></p></html>"
-        )
+    routes: list[BaseRoute] = [
+        Route("/health", health),
+        Mount("/static", StaticFiles(packages=[("yizhan.admin", "static")]), name="static"),
+        *auth.routes(site),
+        *dashboard.routes(site),
+        *account.routes(site),
+        *documents.routes(site),
+        *people.routes(site),
+        *it_pages.routes(site),
+        *rules_pages.routes(site),
+        *audit_pages.routes(site),
+        *unit_pages.routes(site),
+        *help_page.routes(site),
+    ]
+    return Starlette(routes=routes, middleware=[Middleware(BaseHTTPMiddleware, dispatch=_headers)])
 
-    return Starlette(routes=[Route("/", index), Route("/health", health)])
+
+async def _headers(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    response = await call_next(request)
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    if request.url.path != "/health" and not request.url.path.startswith("/static"):
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response

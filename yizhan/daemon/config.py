@@ -143,6 +143,8 @@ class Config:
     signing: SigningConfig
     calendar: CalendarConfig = CalendarConfig()
     tools: ToolsConfig = field(default_factory=ToolsConfig)
+    #: Where mail links to the admin page (``[admin] public_url``), ending in "/".
+    admin_public_url: str = "http://127.0.0.1:8080/"
 
     @property
     def tzinfo(self) -> zoneinfo.ZoneInfo:
@@ -197,7 +199,7 @@ _SECTIONS: dict[str, set[str]] = {
         "retry_days",
         "first_retry_seconds",
     },
-    "admin": {"listen"},
+    "admin": {"listen", "public_url"},
     "accounts": {
         "min_password_length",
         "max_failed_logins",
@@ -351,6 +353,12 @@ def parse_config(raw: dict[str, Any], *, source: Path | None = None) -> Config:
         )
     )
 
+    admin = raw.get("admin", {})
+    admin_listen = _listen(admin, "admin.listen", "127.0.0.1:8080")
+    public_url = _str(admin, "admin.public_url", f"http://{admin_listen}/")
+    if not public_url.startswith(("http://", "https://")) or " " in public_url:
+        raise ConfigError("admin.public_url", f"{public_url!r} must be an http:// or https:// URL")
+
     return Config(
         source=source,
         data_dir=data_dir,
@@ -361,7 +369,8 @@ def parse_config(raw: dict[str, Any], *, source: Path | None = None) -> Config:
         database_url=url,
         smtp=smtp,
         relay=relay,
-        admin_listen=_listen(raw.get("admin", {}), "admin.listen", "127.0.0.1:8080"),
+        admin_listen=admin_listen,
+        admin_public_url=public_url.rstrip("/") + "/",
         accounts=accounts,
         addresses=addresses,
         signing=signing,
@@ -375,8 +384,13 @@ def load_rules(config: Config) -> Rules:
     path = config.rules_file
     if not path.exists():
         return DEFAULT_RULES
+    return rules_from_text(path.read_text(encoding="utf-8"), path)
+
+
+def rules_from_text(text: str, path: Path) -> Rules:
+    """The workflow rules a rules file's ``text`` gives (``path`` names it in the errors)."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("rules", f"{path} is not valid TOML: {exc}") from exc
     try:

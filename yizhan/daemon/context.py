@@ -12,8 +12,8 @@ from email.message import EmailMessage
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from yizhan.daemon.config import Config, load_rules
-from yizhan.daemon.rules_file import load_content_rules
+from yizhan.daemon.config import Config
+from yizhan.daemon.rules_file import live_rules, load_content_rules
 from yizhan.mailstore import outbox
 from yizhan.mailstore.db import make_engine, make_sessionmaker
 from yizhan.mailstore.models import OutboundMessage, Person
@@ -63,7 +63,7 @@ class Context:
             sessions=make_sessionmaker(engine),
             raw=raw,
             clock=clock,
-            rules=load_rules(config),
+            rules=live_rules(config),
         )
 
     @functools.cached_property

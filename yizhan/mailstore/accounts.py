@@ -42,6 +42,9 @@ class LoginResult:
     ok: bool
     account: str | None
     reason: str = ""
+    #: The password was right but must be changed before the account may do anything else
+    #: (a temporary or an expired one): the admin page lets the person change it; SMTP refuses.
+    must_change: bool = False
 
 
 class VerifiedPasswords:
@@ -191,17 +194,35 @@ def authenticate(
             ok=False,
             account=row.account,
             reason="the initial password must be changed before the account can send",
+            must_change=True,
         )
     if password_expired(row.password_changed_at, now, policy):
         return LoginResult(
             ok=False,
             account=row.account,
             reason=f"the password is older than {policy.max_age.days} days and must be changed",
+            must_change=True,
         )
     row.last_login_at = now
     if verified is not None:
         verified.remember(row.account, stored, password, now)
     return LoginResult(ok=True, account=row.account)
+
+
+def unlock(session: Session, account: str, *, actor: str, now: dt.datetime) -> None:
+    """Clear the failed-login counter and any lockout (the IT department, on the admin page)."""
+    row = get_account(session, account)
+    previous = row.failed_logins
+    row.failed_logins = 0
+    row.locked_until = None
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        action="account.unlock",
+        target=account,
+        detail={"failed": previous},
+    )
 
 
 def list_accounts(session: Session) -> list[tuple[Person, Account]]:

@@ -234,6 +234,14 @@ class Document(Base):
     created_at: Mapped[dt.datetime]
     updated_at: Mapped[dt.datetime]
 
+    # The admin page lists a unit's and an author's documents newest first, and counts
+    # documents per day.
+    __table_args__ = (
+        Index("ix_documents_unit_id_id", "unit_id", "id"),
+        Index("ix_documents_author_id", "author", "id"),
+        Index("ix_documents_created_at", "created_at"),
+    )
+
 
 class Step(Base):
     """One person's part in a document's workflow, with its deadline."""
@@ -263,7 +271,13 @@ class Step(Base):
     reminders_sent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     escalation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
-    __table_args__ = (Index("ix_steps_state_due", "state", "due_at"),)
+    __table_args__ = (
+        Index("ix_steps_state_due", "state", "due_at"),
+        # Who acted on what (a document's visibility, the admin page's lists).
+        Index("ix_steps_done_by", "done_by"),
+        Index("ix_steps_on_behalf_of", "on_behalf_of"),
+        Index("ix_steps_unit_state", "unit", "state"),
+    )
 
 
 class NumberSequence(Base):
@@ -298,6 +312,12 @@ class AuditEntry(Base):
     target: Mapped[str | None] = mapped_column(String(200), default=None)
     on_behalf_of: Mapped[str | None] = mapped_column(String(64), default=None)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    # A document's trail is read by its target; the admin page filters by person.
+    __table_args__ = (
+        Index("ix_audit_target_id", "target", "id"),
+        Index("ix_audit_actor_at", "actor", "at"),
+    )
 
 
 class DelegationRow(Base):
@@ -456,3 +476,36 @@ class SearchGram(Base):
     count: Mapped[int] = mapped_column(Integer)
 
     __table_args__ = (Index("ix_search_grams_document_id", "document_id"),)
+
+
+class WebSession(Base):
+    """A login to the admin page, kept on the server so that logging out ends it everywhere.
+
+    The cookie holds a random token; only its SHA-256 is stored, so a reader of the database
+    cannot take over a session. ``must_change`` holds a person who logged in with a temporary
+    or expired password to the password page (第十六條).
+    """
+
+    __tablename__ = "web_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account: Mapped[str] = mapped_column(ForeignKey("people.account"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    must_change: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime]
+    last_seen_at: Mapped[dt.datetime]
+    ended_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    peer: Mapped[str] = mapped_column(String(100), default="")
+
+
+class RulesVersion(Base):
+    """One saved version of ``<data_dir>/rules.toml``, with who saved it and when (issue 14)."""
+
+    __tablename__ = "rules_versions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    saved_at: Mapped[dt.datetime]
+    saved_by: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    note: Mapped[str] = mapped_column(Text, default="")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from yizhan.mailstore.documents import TRAIL_PREFIX, doc_target
@@ -18,9 +18,12 @@ from yizhan.routing.search import Posting, Term, fold, index_grams
 __all__ = [
     "MAX_FIELD_TEXT",
     "documents_seen_by",
+    "documents_with_gram",
     "field_texts",
     "index_document",
     "postings",
+    "postings_in",
+    "rarest_gram",
     "unindexed_documents",
 ]
 
@@ -104,3 +107,46 @@ def documents_seen_by(session: Session, account: str) -> set[int]:
         if number.isdigit():
             seen.add(int(number))
     return seen
+
+
+def rarest_gram(session: Session, grams: Sequence[str], *, enough: int = 2_000) -> str | None:
+    """Of ``grams``, the one with the fewest postings (counted up to ``enough``)."""
+    best: tuple[int, str] | None = None
+    for gram in sorted(set(grams)):
+        found = session.scalar(
+            select(func.count()).select_from(
+                select(SearchGram.document_id)
+                .where(SearchGram.gram == gram)
+                .limit(enough)
+                .subquery()
+            )
+        )
+        if best is None or int(found or 0) < best[0]:
+            best = (int(found or 0), gram)
+    return best[1] if best else None
+
+
+def documents_with_gram(
+    session: Session, gram: str, *, before: int | None, limit: int
+) -> list[int]:
+    """Ids of documents whose index holds ``gram``, newest first, below ``before``."""
+    query = select(SearchGram.document_id).where(SearchGram.gram == gram)
+    if before is not None:
+        query = query.where(SearchGram.document_id < before)
+    query = query.group_by(SearchGram.document_id).order_by(SearchGram.document_id.desc())
+    return list(session.scalars(query.limit(limit)))
+
+
+def postings_in(
+    session: Session, terms: Sequence[Term], document_ids: Sequence[int]
+) -> list[Posting]:
+    """The postings of the grams of ``terms`` in the documents ``document_ids`` only."""
+    grams = sorted({g for t in terms for g in t.grams})
+    if not grams or not document_ids:
+        return []
+    rows = session.execute(
+        select(SearchGram.document_id, SearchGram.field, SearchGram.gram, SearchGram.count).where(
+            SearchGram.gram.in_(grams), SearchGram.document_id.in_(list(document_ids))
+        )
+    )
+    return [Posting(document_id=d, field=f, gram=g, count=c) for d, f, g, c in rows]

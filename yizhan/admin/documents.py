@@ -1,0 +1,253 @@
+"""/documents: finding documents (the SEARCH index) and each one's page, for those who may see it.
+
+Who may see a document is ``routing.visibility.may_view``: the people on it, a bulletin's
+readers, a material's scope, and by duty the office, HR (leave) and a unit head (their unit).
+A document that does not exist and one the person may not see answer the same 403.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from yizhan.admin.timeline import stages
+from yizhan.admin.web import Site, Viewer, forbidden, guard
+from yizhan.mailstore import search as index_store
+from yizhan.mailstore.documents import load_state
+from yizhan.mailstore.models import Document
+from yizhan.mailstore.overview import (
+    document_ids,
+    documents_by_ids,
+    names_of,
+    recent_documents,
+    steps_of,
+)
+from yizhan.routing import bulletins, materials
+from yizhan.routing.directory import Directory
+from yizhan.routing.documents import DocumentState
+from yizhan.routing.duties import Duty
+from yizhan.routing.search import contains, query_terms, rank
+from yizhan.routing.visibility import LEAVE_KIND, may_view
+from yizhan.templates.official import official_document
+from yizhan.templates.official_html import render_official_html
+from yizhan.templates.official_pdf import CJKFontMissing, render_official_pdf
+
+__all__ = ["routes"]
+
+#: Hits a search lists, and candidates it looks at before saying there are more.
+MAX_HITS = 50
+MAX_CANDIDATES = 5000
+#: Documents holding the rarest gram that a search looks at in one round.
+BATCH = 250
+#: The official page keeps its own inline styles (made for mail clients); still no script.
+OFFICIAL_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'"
+)
+
+
+def routes(site: Site) -> list[Route]:
+    """/documents, /documents/{id}, its official HTML and PDF."""
+
+    async def listing(request: Request, viewer: Viewer) -> Response:
+        query = request.query_params.get("q", "").strip()[:200]
+        found, more = await site.db(lambda s: _find(site, s, viewer, query))
+        return site.render(request, viewer, "documents.html", q=query, found=found, more=more)
+
+    async def show(request: Request, viewer: Viewer) -> Response:
+        loaded = await site.db(lambda s: _load(site, s, viewer, request.path_params["id"]))
+        if loaded is None:
+            return forbidden()
+        return site.render(request, viewer, "document.html", **loaded)
+
+    async def official(request: Request, viewer: Viewer) -> Response:
+        fmt = str(request.path_params["fmt"])
+        loaded = await site.db(lambda s: _visible_state(site, s, viewer, request.path_params["id"]))
+        if loaded is None or fmt not in ("html", "pdf"):
+            return forbidden()
+        state, directory, document = loaded
+        rendered = await run_in_threadpool(_official, site, state, directory, document, fmt)
+        if rendered is None:
+            return HTMLResponse(site.text(viewer, "No PDF: the CJK font is missing."), 503)
+        if fmt == "pdf":
+            return Response(
+                rendered,
+                media_type="application/pdf",
+                headers={"Content-Disposition": f'inline; filename="{document.id}.pdf"'},
+            )
+        return HTMLResponse(rendered, headers={"Content-Security-Policy": OFFICIAL_CSP})
+
+    return [
+        Route("/documents", guard(site, listing), methods=["GET"]),
+        Route("/documents/{id}", guard(site, show), methods=["GET"]),
+        Route("/documents/{id}/official.{fmt}", guard(site, official), methods=["GET"]),
+    ]
+
+
+def _listed(
+    document: Document, viewer: Viewer, seen: set[int], directory: Directory | None
+) -> bool:
+    """Whether a list shows ``document`` to ``viewer``: ``may_view`` without loading its steps
+    (``seen`` holds the documents the viewer is on)."""
+    if document.kind == materials.KIND:
+        return directory is not None and materials.in_scope(
+            document.fields, document.author, viewer.account, directory
+        )
+    if document.id in seen:
+        return True
+    if Duty.OFFICE in viewer.duties and document.kind != LEAVE_KIND:
+        return True
+    if Duty.HR in viewer.duties and document.kind == LEAVE_KIND:
+        return True
+    if Duty.UNIT_HEAD in viewer.duties and document.unit_id == viewer.unit:
+        return True
+    return document.kind == "gonggao" and bulletins.may_read(
+        document.state,
+        document.fields,
+        viewer.account,
+        in_office=Duty.OFFICE in viewer.duties,
+    )
+
+
+def _find(site: Site, session: Session, viewer: Viewer, query: str) -> tuple[list[Document], bool]:
+    seen = index_store.documents_seen_by(session, viewer.account)
+    if not query:
+        office = Duty.OFFICE in viewer.duties
+        docs = recent_documents(
+            session,
+            every_kind_but=LEAVE_KIND if office else None,
+            only_kind=LEAVE_KIND if Duty.HR in viewer.duties else None,
+            unit=viewer.unit if Duty.UNIT_HEAD in viewer.duties else None,
+            ids=seen,
+            limit=MAX_HITS,
+        )
+        return docs, False
+    terms = query_terms(query)
+    grams = [g for t in terms for g in t.grams]
+    if not grams:
+        return [], False
+    # Whoever does not see nearly everything (the office) is searched within what they may see.
+    pool = None if Duty.OFFICE in viewer.duties else _pool(session, viewer, seen)
+    gram = (index_store.rarest_gram(session, grams) if pool is None else None) or grams[0]
+    # Newest first: the documents holding the rarest gram, a batch at a time, each batch ranked
+    # by SEARCH's own rule (every term, in one field) on its postings alone.
+    directory: Directory | None = None
+    found: list[Document] = []
+    before: int | None = None
+    scanned = 0
+    while scanned < MAX_CANDIDATES:
+        if pool is None:
+            ids = index_store.documents_with_gram(session, gram, before=before, limit=BATCH)
+        else:
+            ids = pool[scanned : scanned + BATCH]
+        if not ids:
+            return found, False
+        scanned += len(ids)
+        before = ids[-1]
+        ranked = rank(terms, index_store.postings_in(session, terms, ids))
+        by_id = documents_by_ids(session, [r.document_id for r in ranked])
+        for hit in sorted(ranked, key=lambda r: -r.document_id):
+            document = by_id.get(hit.document_id)
+            if document is None:
+                continue
+            if document.kind == materials.KIND and directory is None:
+                directory = site.directory(session)
+            if not _listed(document, viewer, seen, directory):
+                continue
+            if hit.unchecked:
+                texts = index_store.field_texts(session, document.id).values()
+                if not all(any(contains(t, term) for t in texts) for term in hit.unchecked):
+                    continue
+            found.append(document)
+            if len(found) >= MAX_HITS:
+                return found, True
+    return found, True
+
+
+def _pool(session: Session, viewer: Viewer, seen: set[int]) -> list[int]:
+    """Every document a person without the office's duty might see, newest first: those they
+    are on, their unit's (a head), leave (HR), and the bulletins and materials (whose readers
+    their fields name)."""
+    kinds = ["gonggao", materials.KIND] + ([LEAVE_KIND] if Duty.HR in viewer.duties else [])
+    ids = set(seen) | set(document_ids(session, kinds=kinds))
+    if Duty.UNIT_HEAD in viewer.duties:
+        ids |= set(document_ids(session, unit=viewer.unit))
+    return sorted(ids, reverse=True)
+
+
+def _visible_state(
+    site: Site, session: Session, viewer: Viewer, raw_id: Any
+) -> tuple[DocumentState, Directory, Document] | None:
+    text = str(raw_id)
+    if not text.isdigit() or len(text) > 18:
+        return None
+    document = session.get(Document, int(text))
+    if document is None:
+        return None
+    state = load_state(session, document)
+    directory = site.directory(session)
+    if not may_view(state, viewer.account, directory, viewer.duties):
+        return None
+    return state, directory, document
+
+
+def _load(site: Site, session: Session, viewer: Viewer, raw_id: Any) -> dict[str, Any] | None:
+    found = _visible_state(site, session, viewer, raw_id)
+    if found is None:
+        return None
+    state, directory, document = found
+    steps = steps_of(session, document.id)
+    accounts = (
+        {state.author}
+        | {e.actor for e in state.trail}
+        | {e.on_behalf_of or "" for e in state.trail}
+    )
+    for s in steps:
+        accounts |= {s.assignee, s.on_behalf_of or "", s.done_by or ""}
+    names = names_of(session, accounts)
+    now = site.now()
+    flow = site.ctx.rules.flow(document.kind)
+    signed_steps = set(site.ctx.config.signing.require_signature)
+    return {
+        "document": document,
+        "state": state,
+        "names": names,
+        "unit_name": directory.units[document.unit_id].name
+        if document.unit_id in directory.units
+        else document.unit_id,
+        "stages": stages(steps, flow, names, now),
+        "signed_steps": signed_steps,
+        "signed": [s for s in steps if s.name in signed_steps and s.state == "done"],
+        "official": document.kind == "fawen" and document.number is not None,
+        "body": str(document.fields.get("body", "")),
+        "attachments": [str(a) for a in document.fields.get("attachments", ())],
+        "now": now,
+        "is_office": Duty.OFFICE in viewer.duties,
+    }
+
+
+def _official(
+    site: Site, state: DocumentState, directory: Directory, document: Document, fmt: str
+) -> bytes | str | None:
+    bureau = directory.units_of_kind("bureau")
+    unit = bureau[0].id if bureau else document.unit_id
+    seal = site.ctx.keyring.seal(unit) if document.number else None
+    official_doc = official_document(
+        state,
+        directory,
+        seal,
+        issuing_unit=unit,
+        issued_at=document.updated_at or dt.datetime.now(dt.UTC),
+        tz=site.tz,
+    )
+    if fmt == "html":
+        return render_official_html(official_doc)
+    try:
+        return render_official_pdf(official_doc)
+    except CJKFontMissing:
+        return None

@@ -1,0 +1,245 @@
+"""The IT department's /people: accounts and the organisation (第四條, 第十六條).
+
+Add a person (a temporary password shown once), suspend, revoke, re-activate, reset to a
+temporary password, unlock; import an organisation file; move a person to another unit or
+give them other roles. The same store functions as ``yizhan user …`` and ``yizhan org import``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from yizhan.admin.web import Site, Viewer, guard
+from yizhan.mailstore import accounts, audit
+from yizhan.mailstore.directory import import_directory, save_person
+from yizhan.mailstore.models import Account, Person, Unit
+from yizhan.mailstore.web_sessions import end_sessions_of
+from yizhan.routing.directory import ROLES, OrgError, parse_org, person_from_fields
+from yizhan.routing.duties import Duty
+
+__all__ = ["routes"]
+
+PAGE = 50
+_STATES = {"suspend": "suspended", "revoke": "revoked", "activate": "active"}
+
+
+def routes(site: Site) -> list[Route]:
+    """/people and its forms (IT department only)."""
+    it = [Duty.IT]
+
+    async def page(request: Request, viewer: Viewer, **extra: Any) -> Response:
+        query = request.query_params.get("q", "").strip()[:100]
+        try:
+            start = max(0, int(request.query_params.get("page", "1")) - 1) * PAGE
+        except ValueError:
+            start = 0
+        data = await site.db(lambda s: _listing(s, query, start))
+        return site.render(
+            request,
+            viewer,
+            "people.html",
+            q=query,
+            roles=ROLES,
+            start=start,
+            page_size=PAGE,
+            **data,
+            **extra,
+        )
+
+    async def show(request: Request, viewer: Viewer) -> Response:
+        return await page(request, viewer)
+
+    async def add(request: Request, viewer: Viewer) -> Response:
+        form = await request.form()
+        fields: dict[str, Any] = {
+            "account": str(form.get("account", "")).strip().lower(),
+            "name": str(form.get("name", "")).strip(),
+            "unit": str(form.get("unit", "")).strip(),
+            "roles": [str(r) for r in form.getlist("roles")] or ["staff"],
+        }
+        email = str(form.get("email", "")).strip()
+        if email:
+            fields["email"] = email
+
+        def create(session: Session) -> tuple[str | None, str | None]:
+            directory = site.directory(session)
+            account = str(fields["account"])
+            if account in directory.people or session.get(Person, account) is not None:
+                return f"account {fields['account']} already exists", None
+            unit = directory.unit_by_ref(fields["unit"])
+            if unit is None:
+                return f"no unit {fields['unit']!r}", None
+            try:
+                person = person_from_fields({**fields, "unit": unit.id})
+            except OrgError as exc:
+                return "; ".join(exc.problems), None
+            if person.email and directory.person_by_address(person.email, site.ctx.config.domain):
+                return f"{person.email} already belongs to another person", None
+            now = site.now()
+            save_person(session, person, now=now)
+            password = accounts.new_temporary_password()
+            accounts.set_password(
+                session,
+                person.account,
+                password,
+                temporary=True,
+                actor=viewer.account,
+                now=now,
+                policy=site.ctx.login_policy,
+            )
+            return None, password
+
+        problem, password = await site.write(create)
+        site.forget_directory()
+        if problem is not None:
+            return await page(request, viewer, error=problem)
+        return await page(
+            request,
+            viewer,
+            temporary=(fields["account"], password),
+            notice=site.text(viewer, "The person was added."),
+        )
+
+    async def act(request: Request, viewer: Viewer) -> Response:
+        account = str(request.path_params["account"])
+        action = str(request.path_params["action"])
+        form = await request.form()
+
+        def run(session: Session) -> tuple[str | None, str | None]:
+            now = site.now()
+            try:
+                if action in _STATES:
+                    accounts.set_state(
+                        session, account, _STATES[action], actor=viewer.account, now=now
+                    )
+                    if action != "activate":
+                        end_sessions_of(session, account, now=now)
+                    return None, None
+                if action == "unlock":
+                    accounts.unlock(session, account, actor=viewer.account, now=now)
+                    return None, None
+                if action == "reset":
+                    password = accounts.new_temporary_password()
+                    accounts.set_password(
+                        session,
+                        account,
+                        password,
+                        temporary=True,
+                        actor=viewer.account,
+                        now=now,
+                        policy=site.ctx.login_policy,
+                    )
+                    end_sessions_of(session, account, now=now)
+                    return None, password
+                if action == "move":
+                    return _move(site, session, account, form, viewer.account), None
+            except accounts.AccountError as exc:
+                return str(exc), None
+            return f"unknown action {action!r}", None
+
+        problem, password = await site.write(run)
+        site.forget_directory()
+        if problem is not None:
+            return await page(request, viewer, error=problem)
+        return await page(
+            request,
+            viewer,
+            temporary=(account, password) if password else None,
+            notice=site.text(viewer, "Done.") + f" {account}: {action}",
+        )
+
+    async def import_org(request: Request, viewer: Viewer) -> Response:
+        form = await request.form()
+        upload = form.get("orgfile")
+        text = str(form.get("orgtext", ""))
+        if isinstance(upload, UploadFile):
+            data = await upload.read()
+            if data.strip():
+                text = data.decode("utf-8", "replace")
+        try:
+            directory = parse_org(tomllib.loads(text))
+        except tomllib.TOMLDecodeError as exc:
+            return await page(request, viewer, error=f"not valid TOML: {exc}")
+        except OrgError as exc:
+            return await page(request, viewer, error="\n".join(exc.problems))
+
+        def load(session: Session) -> dict[str, int] | str:
+            try:
+                return import_directory(session, directory, actor=viewer.account, now=site.now())
+            except OrgError as exc:
+                return "\n".join(exc.problems)
+
+        counts = await site.write(load)
+        site.forget_directory()
+        if isinstance(counts, str):
+            return await page(request, viewer, error=counts)
+        summary = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in counts.items())
+        return await page(request, viewer, notice=summary)
+
+    return [
+        Route("/people", guard(site, show, needs=it), methods=["GET"]),
+        Route("/people/add", guard(site, add, needs=it), methods=["POST"]),
+        Route("/people/import", guard(site, import_org, needs=it), methods=["POST"]),
+        Route("/people/{account}/{action}", guard(site, act, needs=it), methods=["POST"]),
+    ]
+
+
+def _move(site: Site, session: Session, account: str, form: Any, actor: str) -> str | None:
+    """Another unit or other roles for ``account`` (a move, 第十條)."""
+    directory = site.directory(session)
+    person = directory.people.get(account)
+    if person is None:
+        return f"no such account: {account}"
+    unit = directory.unit_by_ref(str(form.get("unit", person.unit)))
+    if unit is None:
+        return f"no unit {form.get('unit')!r}"
+    roles = [str(r) for r in form.getlist("roles")] or sorted(person.roles)
+    fields: dict[str, Any] = {
+        "account": account,
+        "name": person.name,
+        "unit": unit.id,
+        "roles": roles,
+    }
+    if person.email:
+        fields["email"] = person.email
+    try:
+        moved = person_from_fields(fields)
+    except OrgError as exc:
+        return "; ".join(exc.problems)
+    save_person(session, moved, now=site.now())
+    audit.record(
+        session,
+        at=site.now(),
+        actor=actor,
+        action="person.move",
+        target=account,
+        detail={"unit": unit.id, "roles": roles, "from_unit": person.unit},
+    )
+    return None
+
+
+def _listing(session: Session, query: str, start: int) -> dict[str, Any]:
+    q = select(Person, Account).join(Account, Account.account == Person.account)
+    count = select(func.count()).select_from(Person)
+    if query:
+        like = f"%{query.lower()}%"
+        cond = or_(
+            Person.account.like(like), Person.name.like(f"%{query}%"), Person.unit_id == query
+        )
+        q = q.where(cond)
+        count = count.where(cond)
+    rows = session.execute(q.order_by(Person.account).offset(start).limit(PAGE)).all()
+    units = session.execute(select(Unit.id, Unit.name).order_by(Unit.id)).all()
+    return {
+        "people": [(p, a, sorted(r.role for r in p.roles)) for p, a in rows],
+        "total": session.scalar(count) or 0,
+        "units": [(u.id, u.name) for u in units],
+    }
