@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
 from starlette.testclient import TestClient
 
 from yizhan.admin.app import create_app
@@ -78,7 +79,29 @@ def login(client: TestClient, account: str, password: str = PASSWORD) -> Any:
     )
 
 
-@pytest.fixture(scope="session")
-def browser_type_launch_args() -> dict[str, Any]:
-    """pytest-playwright launches Debian's Chromium, headless, with nothing fetched."""
-    return {"executable_path": CHROMIUM, "args": CHROMIUM_ARGS, "headless": True}
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless, with nothing fetched; one per test module.
+
+    Started and stopped here rather than by pytest-playwright's session-wide fixtures: the sync
+    API runs an event loop in the main thread while it lives, and the daemon tests that follow
+    call ``asyncio.run``.
+    """
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh browser context (no cookies) and a page in it."""
+    context = browser.new_context()
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
