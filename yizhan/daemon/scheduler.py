@@ -79,7 +79,7 @@ from yizhan.routing.reminders import (
     password_warning,
     plan_reminder,
 )
-from yizhan.routing.rules import CLOSED, DEFAULT_RULES
+from yizhan.routing.rules import CLOSED
 from yizhan.routing.settings import DIGEST
 from yizhan.routing.supervision import KIND as SUPERVISION
 from yizhan.routing.supervision import report_item
@@ -310,7 +310,7 @@ def run_overdue_report(ctx: Context, now: dt.datetime, calendar: WorkCalendar | 
                     "doc_id": document.id,
                     "title": document.title,
                     "number": document.number,
-                    "step": _step_label(document.kind, step.name),
+                    "step": _step_label(ctx, document.kind, step.name),
                     "person": _name(directory, step.assignee)
                     + (
                         f"（代 {_name(directory, step.on_behalf_of)}）" if step.on_behalf_of else ""
@@ -1106,7 +1106,7 @@ class _Sweep:
             variables={
                 "doc": state,
                 "step": step,
-                "step_label": _step_label(document.kind, step.name),
+                "step_label": _step_label(ctx, document.kind, step.name),
                 "rung": reminder.rung,
                 "overdue": reminder.overdue,
                 "day": reminder.overdue_days + 1,
@@ -1212,7 +1212,7 @@ def _digest_mail(
                 "title": document.title,
                 "number": document.number,
                 "urgency": document.urgency,
-                "step": _step_label(document.kind, step.name),
+                "step": _step_label(ctx, document.kind, step.name),
                 "action": step.action,
                 "due": _local(step.due_at, cal) if step.due_at else "",
                 "overdue": step.due_at is not None and step.due_at < now,
@@ -1317,10 +1317,9 @@ def _it(directory: Directory) -> list[PersonInfo]:
     return heads or [p for u in units for p in directory.members(u.id, "clerk")]
 
 
-def _step_label(kind: str, name: str) -> str:
-    """A step as people call it (審核, 簽發 …), from the rules; its name if not found."""
-    # The default rules, as the desk uses them; a rules file for the daemon will come here too.
-    flow = DEFAULT_RULES.flow(kind)
+def _step_label(ctx: Context, kind: str, name: str) -> str:
+    """A step as people call it (審核, 簽發 …), from the rules in force; its name if not found."""
+    flow = ctx.rules.flow(kind)
     labels = {s.name: s.label for s in flow.steps} if flow is not None else {}
     return labels.get(name, name)
 
