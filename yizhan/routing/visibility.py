@@ -1,0 +1,39 @@
+"""Who may see a document: the rule STATUS, SEARCH and GET #id answer by.
+
+A person sees what they took part in: a document they wrote, were asked to act on (or acted
+on for someone, 第九條) or are named in the trail of. Beyond that, a published bulletin is
+seen by those it was published to, and the year-end archive by the office (第二十三條); an
+internal material by the people in its scope (第十七條). Nobody else sees anything.
+"""
+
+from __future__ import annotations
+
+from yizhan.routing import bulletins, materials
+from yizhan.routing.directory import Directory
+from yizhan.routing.documents import DocumentState
+
+__all__ = ["may_see", "took_part"]
+
+
+def took_part(state: DocumentState, account: str) -> bool:
+    """Whether ``account`` wrote ``state``, holds or held one of its steps (for themselves or
+    for someone as delegate), or is named in its trail."""
+    return (
+        account == state.author
+        or any(account in (s.assignee, s.on_behalf_of, s.done_by) for s in state.steps)
+        or account in {e.actor for e in state.trail}
+    )
+
+
+def may_see(state: DocumentState, account: str, directory: Directory) -> bool:
+    """Whether ``account`` may see ``state`` (see the module docstring)."""
+    if state.kind == materials.KIND:
+        return materials.in_scope(state.fields, state.author, account, directory)
+    if took_part(state, account):
+        return True
+    return state.kind == "gonggao" and bulletins.may_read(
+        state.state,
+        state.fields,
+        account,
+        in_office=directory.in_unit_of_kind(account, "office"),
+    )
