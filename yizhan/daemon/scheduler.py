@@ -50,7 +50,6 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from yizhan.daemon.context import Context
-from yizhan.daemon.desk import trail_lines
 from yizhan.mailstore import audit
 from yizhan.mailstore.directory import load_directory
 from yizhan.mailstore.documents import apply_decision, doc_target, load_state, waiting_steps
@@ -84,6 +83,7 @@ from yizhan.routing.settings import DIGEST
 from yizhan.routing.supervision import KIND as SUPERVISION
 from yizhan.routing.supervision import report_item
 from yizhan.routing.tokens import make_token
+from yizhan.templates.presentation import trail_lines
 from yizhan.templates.render import render_mail
 
 __all__ = [

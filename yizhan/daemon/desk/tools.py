@@ -4,8 +4,8 @@
 ``TOOLS`` lists them and ``GET name`` returns one as an attachment, to staff only, only to
 their own mailbox and only inside the organisation (第十七條), within ``[tools] max_download``.
 Publishing is the IT department's alone; a refusal says why (第十一條; mine rules 一(八):
-programs reach staff only this way). The desk calls :meth:`ToolDesk.answer` inside the
-processor's transaction and sends what it returns.
+programs reach staff only this way). The TOOLS command (``desk.commands.tools``) calls
+:meth:`ToolDesk.answer` inside the processor's transaction and sends what it returns.
 """
 
 from __future__ import annotations
@@ -17,14 +17,15 @@ from email.message import EmailMessage
 
 from sqlalchemy.orm import Session
 
-from yizhan.daemon.content import it_people
 from yizhan.daemon.context import Context
+from yizhan.daemon.desk.mailer import MailFile
 from yizhan.daemon.inspect import attached_files, sniff
 from yizhan.mailstore import audit
 from yizhan.mailstore import tools as store
 from yizhan.routing.content.kinds import TYPES, extension
 from yizhan.routing.content.text import size_text
 from yizhan.routing.directory import Directory, PersonInfo
+from yizhan.routing.duties import it_people
 from yizhan.routing.tools import (
     ToolAction,
     ToolInfo,
@@ -34,18 +35,7 @@ from yizhan.routing.tools import (
     name_problem,
 )
 
-__all__ = ["MailFile", "ToolAnswer", "ToolDesk", "content_type_of", "publish_file"]
-
-# Parts of a signed or key-carrying mail that are not the file being published.
-
-
-@dataclass(frozen=True, kw_only=True)
-class MailFile:
-    """A file to attach to an answer."""
-
-    filename: str
-    content_type: str
-    data: bytes
+__all__ = ["ToolAnswer", "ToolDesk", "content_type_of", "publish_file"]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,35 +1,33 @@
-"""Answers mail to ziliao@ (內部資料, 第十七條): files materials, finds them, hands them out.
+"""內部資料 at ziliao@ (第十七條): files materials, finds them, hands them out.
 
 A mail with a title, a 範圍/Scope line and attachments is filed at once as a document of kind
 ``ziliao``; SEARCH words, a list (目錄 / LIST, or SEARCH alone) and GET id answer the people in
-a material's scope. Everything this module sends goes to the asker's own address
-(``PersonInfo.mailbox``), never to the From of the request; and nothing of
-the library goes to a person whose mail is delivered outside the organisation: that is
-refused, and reported to the IT department (第十七條).
+a material's scope (``routing.materials``). Everything this module sends goes to the asker's
+own address (``PersonInfo.mailbox``), never to the From of the request; and nothing of the
+library goes to a person whose mail is delivered outside the organisation: that is refused,
+and reported to the IT department (第十七條).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-from dataclasses import replace
-from email.message import EmailMessage
 from typing import Final
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from yizhan.daemon.desk import Incoming, Sender
+from yizhan.daemon.desk.copies import refuse_outside, send_copy
+from yizhan.daemon.desk.request import Outcome, Request
+from yizhan.daemon.desk.search import Found, Hit
 from yizhan.daemon.inspect import attached_files
-from yizhan.daemon.search import Finder, Found, Hit
 from yizhan.mailstore.documents import apply_decision, create_document
 from yizhan.mailstore.models import Document
 from yizhan.routing import materials
 from yizhan.routing.bulletins import parse_scope
-from yizhan.routing.commands import command_from_message
-from yizhan.routing.directory import Directory
 from yizhan.routing.drafts import parse_draft
+from yizhan.routing.effects import Effect
 from yizhan.routing.materials import RequestKind
 from yizhan.routing.replies import body_text
+
+__all__ = ["MAX_LISTED", "Ziliao", "library_help"]
 
 #: Materials listed by 目錄 / LIST, newest first.
 MAX_LISTED: Final = 50
@@ -50,146 +48,135 @@ def library_help(domain: str) -> str:
     )
 
 
-class Library:
-    """The ziliao@ module; one per desk, using its finder."""
+class Ziliao:
+    """The library of internal materials (see the module docstring); a ``Module``."""
 
-    def __init__(self, finder: Finder) -> None:
-        self.finder = finder
-        self.desk = finder.desk
-        self.ctx = finder.ctx
-        self.domain = finder.domain
+    name = materials.KIND
+    help = "內部資料 internal materials (範圍 + 附件)；搜索 / 目錄 / 下載 id"
+    own_help = True
+    effects: tuple[type[Effect], ...] = ()
+    jobs: tuple[str, ...] = ()
 
-    def handle(
-        self, session: Session, row: Incoming, msg: EmailMessage, directory: Directory
-    ) -> None:
-        """A mail to ziliao@: file it, or answer its SEARCH, list, GET or HELP."""
-        now = self.ctx.clock()
-        sender = self.desk._sender(row, msg)
-        if sender.account is None:
-            self.desk._refuse_unauthenticated(session, row, msg, sender, directory)
-            return
-        person = directory.people[sender.account]
+    def receive(self, request: Request) -> Outcome | None:
+        """File the mail, or answer its SEARCH, list, GET or HELP."""
+        person = request.person
+        assert person is not None
+        desk = request.desk
         # Every answer goes to the person's own address (第十七條), whatever From says.
-        own = replace(sender, address=person.mailbox(self.domain))
-        request = materials.parse_request(
-            command_from_message(msg), has_attachments=bool(attached_files(msg))
+        own = person.mailbox(desk.domain)
+        asked = materials.parse_request(
+            request.command, has_attachments=bool(attached_files(request.msg))
         )
-        if request.kind is RequestKind.FILE:
-            self._file(session, row, msg, own, directory, now)
-            return
-        if request.kind is RequestKind.HELP or request.problem:
-            text = request.problem or library_help(self.domain)
-            self.desk._reply(session, row, msg, own, directory, text)
-            return
-        refusal = materials.outside_refusal(person, self.domain, self.finder.domains(directory))
+        if asked.kind is RequestKind.FILE:
+            self._file(request, own)
+            return None
+        if asked.kind is RequestKind.HELP or asked.problem:
+            request.reply(asked.problem or library_help(desk.domain), to=own)
+            return None
+        refusal = materials.outside_refusal(
+            person, desk.domain, desk.finder.domains(request.directory)
+        )
         if refusal is not None:
-            self.finder.refuse_outside(session, row, msg, person, directory, refusal, now)
-            return
-        if request.kind is RequestKind.SEARCH:
-            found = self.finder.find(
-                session, person.account, request.words, directory, kinds=(materials.KIND,)
+            refuse_outside(request, person, refusal)
+            return None
+        if asked.kind is RequestKind.SEARCH:
+            found = desk.finder.find(
+                request.session,
+                person.account,
+                asked.words,
+                request.directory,
+                kinds=(materials.KIND,),
             )
-            text = self.finder.results_text(found, request.words, person)
-            self.desk._reply(session, row, msg, own, directory, text)
-        elif request.kind is RequestKind.LIST:
-            text = self.finder.results_text(
-                self._listing(session, person.account, directory), "", person, listing=True
-            )
-            self.desk._reply(session, row, msg, own, directory, text)
+            request.reply(desk.finder.results_text(found, asked.words, person), to=own)
+        elif asked.kind is RequestKind.LIST:
+            text = desk.finder.results_text(self._listing(request), "", person, listing=True)
+            request.reply(text, to=own)
         else:
-            self._get(session, row, msg, own, request.material_id, directory, now)
+            assert asked.material_id is not None
+            self._get(request, asked.material_id, own)
+        return None
 
-    def _file(
-        self,
-        session: Session,
-        row: Incoming,
-        msg: EmailMessage,
-        sender: Sender,
-        directory: Directory,
-        now: dt.datetime,
+    def apply_effect(
+        self, request: Request, document: Document, effect: Effect, *, key: str, actor: str
     ) -> None:
-        assert sender.account is not None
-        draft = parse_draft(str(msg.get("Subject", "")), body_text(msg))
+        """See ``Module``: a material is filed at once and has no effects."""
+        raise TypeError(f"{self.name} carries out no {type(effect).__name__}")
+
+    def _file(self, request: Request, own: str) -> None:
+        account = request.account
+        assert account is not None
+        domain = request.desk.domain
+        draft = parse_draft(request.subject, body_text(request.msg))
         if draft.problems:
-            self.desk._reply(session, row, msg, sender, directory, "\n".join(draft.problems))
+            request.reply("\n".join(draft.problems), to=own)
             return
-        names = [p.get_filename() or "" for p in attached_files(msg)]
+        names = [p.get_filename() or "" for p in attached_files(request.msg)]
         decision = materials.file_material(
             title=draft.title,
-            author=sender.account,
-            scope=parse_scope(draft.scope, directory),
+            author=account,
+            scope=parse_scope(draft.scope, request.directory),
             body=draft.body,
             attachments=names,
-            now=now,
+            now=request.now,
         )
         if not decision.accepted:
-            text = f"{decision.reply}\n\n{library_help(self.domain)}"
-            self.desk._reply(session, row, msg, sender, directory, text)
+            request.reply(f"{decision.reply}\n\n{library_help(domain)}", to=own)
             return
-        author = directory.people[sender.account]
+        author = request.directory.people[account]
         document = create_document(
-            session,
+            request.session,
             kind=materials.KIND,
             title=draft.title,
-            author=sender.account,
+            author=account,
             unit=author.unit,
             urgency=None,
-            fields={"inbound": row.inbound_id},
-            source_inbound=row.inbound_id,
-            now=now,
+            fields={"inbound": request.inbound_id},
+            source_inbound=request.inbound_id,
+            now=request.now,
         )
         apply_decision(
-            session, document, decision, actor=sender.account, on_behalf_of=None, now=now
+            request.session, document, decision, actor=account, on_behalf_of=None, now=request.now
         )
-        self.finder.index(session, document)
-        scope = materials.scope_text(document.fields, directory)
-        self.desk._reply(
-            session,
-            row,
-            msg,
-            sender,
-            directory,
+        request.desk.finder.index(request.session, document)
+        scope = materials.scope_text(document.fields, request.directory)
+        request.reply(
             f"已歸檔內部資料 #{document.id}「{document.title}」，附件 {len(names)} 個，"
-            f"使用範圍：{scope}。範圍內人員可向 ziliao@{self.domain} "
+            f"使用範圍：{scope}。範圍內人員可向 ziliao@{domain} "
             f"發送「下載 {document.id}」取回。\n"
             f'Filed internal material #{document.id} "{document.title}" with {len(names)} '
             f"file(s), for: {scope}. People in scope fetch it with GET {document.id} to "
-            f"ziliao@{self.domain}.",
+            f"ziliao@{domain}.",
+            to=own,
         )
 
-    def _listing(self, session: Session, account: str, directory: Directory) -> Found:
-        """The newest materials ``account`` may see."""
-        rows = session.scalars(
+    def _listing(self, request: Request) -> Found:
+        """The newest materials the asker may see."""
+        person = request.person
+        assert person is not None
+        rows = request.session.scalars(
             select(Document).where(Document.kind == materials.KIND).order_by(Document.id.desc())
         )
-        person = directory.people[account]
         hits: list[Hit] = []
         for document in rows:
-            if materials.in_scope(document.fields, document.author, account, directory):
+            if materials.in_scope(
+                document.fields, document.author, person.account, request.directory
+            ):
                 if len(hits) == MAX_LISTED:
                     return Found(hits=tuple(hits), more=True)
-                hits.append(self.finder._hit(document, {}, person))
+                hits.append(request.desk.finder.hit(document, {}, person))
         return Found(hits=tuple(hits), more=False)
 
-    def _get(
-        self,
-        session: Session,
-        row: Incoming,
-        msg: EmailMessage,
-        sender: Sender,
-        material_id: int | None,
-        directory: Directory,
-        now: dt.datetime,
-    ) -> None:
-        assert sender.account is not None and material_id is not None
-        document = session.get(Document, material_id)
+    def _get(self, request: Request, material_id: int, own: str) -> None:
+        account = request.account
+        assert account is not None
+        document = request.session.get(Document, material_id)
         if document is None or document.kind != materials.KIND:
             text = (
                 f"資料庫中沒有 #{material_id}。發送「目錄」可列出您可用的資料。\n"
                 f"There is no material #{material_id}. Send LIST for the materials you may use."
             )
-        elif not materials.in_scope(document.fields, document.author, sender.account, directory):
-            scope = materials.scope_text(document.fields, directory)
+        elif not materials.in_scope(document.fields, document.author, account, request.directory):
+            scope = materials.scope_text(document.fields, request.directory)
             text = (
                 f"您不在資料 #{material_id} 的使用範圍內（{scope}），"
                 "不能取回。如工作需要，請聯繫歸檔人。\n"
@@ -197,6 +184,6 @@ class Library:
                 "filed it if your work needs it."
             )
         else:
-            self.finder.send_copy(session, row, msg, sender, document, directory, now)
+            send_copy(request, document)
             return
-        self.desk._reply(session, row, msg, sender, directory, text)
+        request.reply(text, to=own)
