@@ -16,7 +16,9 @@ from sqlalchemy import select
 
 from yizhan.daemon.config import load_rules
 from yizhan.daemon.context import Context
-from yizhan.daemon.scheduler import run_digests, run_reminders, work_calendar
+from yizhan.daemon.jobs.digests import run_digests
+from yizhan.daemon.jobs.reminders import run_reminders
+from yizhan.daemon.jobs.slots import work_calendar
 from yizhan.mailstore.directory import load_directory
 from yizhan.mailstore.documents import apply_decision, create_document
 from yizhan.mailstore.models import OutboundMessage

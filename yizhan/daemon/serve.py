@@ -17,10 +17,10 @@ import uvicorn
 
 from yizhan.admin.app import create_app
 from yizhan.daemon.context import Context
+from yizhan.daemon.gateway.server import start_smtp
+from yizhan.daemon.jobs.scheduler import start_scheduler
 from yizhan.daemon.outbound import OutboundWorker
 from yizhan.daemon.processor import Processor
-from yizhan.daemon.scheduler import start_scheduler
-from yizhan.daemon.smtp import start_smtp
 from yizhan.mailstore.inbound import InboundWriter
 from yizhan.mailstore.pending import release_leases
 

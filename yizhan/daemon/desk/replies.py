@@ -19,7 +19,7 @@ from sqlalchemy import select
 from yizhan.daemon.desk.files import brings_files
 from yizhan.daemon.desk.modules import DOCUMENT_MODULES, DocumentModule
 from yizhan.daemon.desk.request import Outcome, Request
-from yizhan.daemon.inspect import attached_files
+from yizhan.daemon.extract.message import attached_files
 from yizhan.mailstore import audit
 from yizhan.mailstore.delegations import active_delegations
 from yizhan.mailstore.documents import doc_target, load_state

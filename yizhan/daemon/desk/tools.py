@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 
 from yizhan.daemon.context import Context
 from yizhan.daemon.desk.mailer import MailFile
-from yizhan.daemon.inspect import attached_files, sniff
+from yizhan.daemon.extract.files import sniff
+from yizhan.daemon.extract.message import attached_files
 from yizhan.mailstore import audit
 from yizhan.mailstore import tools as store
 from yizhan.routing.content.kinds import TYPES, extension

@@ -16,7 +16,7 @@ from email.message import EmailMessage
 from typing import Any, ClassVar, Protocol
 
 from yizhan.daemon.desk.request import Outcome, Request
-from yizhan.daemon.inspect import attached_files
+from yizhan.daemon.extract.message import attached_files
 from yizhan.mailstore.documents import create_document
 from yizhan.mailstore.models import Document
 from yizhan.routing import workflow

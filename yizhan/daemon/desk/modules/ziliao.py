@@ -17,7 +17,7 @@ from sqlalchemy import select
 from yizhan.daemon.desk.copies import refuse_outside, send_copy
 from yizhan.daemon.desk.request import Outcome, Request
 from yizhan.daemon.desk.search import Found, Hit
-from yizhan.daemon.inspect import attached_files
+from yizhan.daemon.extract.message import attached_files
 from yizhan.mailstore.documents import apply_decision, create_document
 from yizhan.mailstore.models import Document
 from yizhan.routing import materials
