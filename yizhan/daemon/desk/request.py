@@ -6,8 +6,8 @@ could tell, the directory, the clock, and the desk's parts to act with. Its ``ke
 the pair; every mail queued for it is keyed by it, so processing it again queues nothing twice.
 
 Every auto-reply's headers are made by :func:`answer_headers` and every answer goes where
-:meth:`Request.answer_address` says (RFC 3834: Reply-To, else From, else the envelope sender;
-never to a null sender). A handler that decides something about a document returns an
+:func:`answer_address` says (RFC 3834: Reply-To, else From, else the envelope sender; never to
+a null sender). A handler that decides something about a document returns an
 :class:`Outcome`, which the desk applies (``desk.decisions``).
 """
 
@@ -31,7 +31,7 @@ from yizhan.routing.directory import Directory, PersonInfo
 from yizhan.routing.documents import Decision
 from yizhan.signing.pgpmime import Verification
 
-__all__ = ["Outcome", "Request", "Sender", "answer_headers"]
+__all__ = ["Outcome", "Request", "Sender", "answer_address", "answer_headers"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,6 +56,20 @@ class Outcome:
     actor: str
     on_behalf_of: str | None = None
     sealed_by: Verification | None = None
+
+
+def answer_address(msg: EmailMessage, mail_from: str) -> str | None:
+    """Where an automatic answer to ``msg`` goes (RFC 3834): its Reply-To, else its From,
+    else the envelope sender ``mail_from``; None for a null sender (a bounce), which is never
+    answered, so that two machines cannot answer each other for ever."""
+    if not mail_from:
+        return None
+    for header in ("Reply-To", "From"):
+        values = [str(v) for v in msg.get_all(header, [])]
+        addresses = [a for _, a in getaddresses(values) if a]
+        if addresses:
+            return addresses[0]
+    return mail_from
 
 
 def answer_headers(message_id: str | None, references: str | None = None) -> dict[str, str]:
@@ -144,16 +158,8 @@ class Request:
         return command_from_message(self.msg)
 
     def answer_address(self) -> str | None:
-        """Where an answer goes: Reply-To, else From, else the envelope sender; None for a
-        message with a null sender (a bounce), which is never answered."""
-        if not self.mail_from:
-            return None
-        for header in ("Reply-To", "From"):
-            values = [str(v) for v in self.msg.get_all(header, [])]
-            addresses = [a for _, a in getaddresses(values) if a]
-            if addresses:
-                return addresses[0]
-        return self.mail_from
+        """Where an answer to this message goes (:func:`answer_address`)."""
+        return answer_address(self.msg, self.mail_from)
 
     def answer_headers(self) -> dict[str, str]:
         """The headers of an answer to this message (:func:`answer_headers`)."""
