@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from yizhan.daemon.context import Context
 from yizhan.daemon.desk.files import attach_files
-from yizhan.mailstore.models import Document
+from yizhan.mailstore.models import Document, OutboundMessage
 from yizhan.mailstore.outbox import store_body
 from yizhan.routing.directory import PersonInfo
 from yizhan.signing.keyring import SignerSpec
@@ -128,8 +128,9 @@ class Mailer:
         distribution: Distribution | None = None,
         body_key: Hashable = None,
         now: dt.datetime | None = None,
-    ) -> None:
-        """Render ``template`` with ``variables`` for ``to``, sign it and queue it under ``source``.
+    ) -> OutboundMessage:
+        """Render ``template`` with ``variables`` for ``to``, sign it and queue it under ``source``;
+        returns the queued row (the one queued before, when ``source`` was).
 
         ``to`` is a person (their own mailbox, their name and language) or an address.
         ``html`` is an HTML alternative of the body (the official form of a sealed document);
@@ -161,7 +162,7 @@ class Mailer:
         queued_at = self.ctx.clock() if now is None else now
         if distribution is None:
             message = sign_message_bytes(compose(), keyring, chosen, cache=self.ctx.signatures)
-            self.ctx.queue(
+            return self.ctx.queue(
                 session,
                 source=source,
                 message=message,
@@ -170,7 +171,6 @@ class Mailer:
                 document_id=document_id,
                 material=material,
             )
-            return
         shared = distribution.bodies.get(body_key)
         if shared is None:
             shared = distribution.bodies[body_key] = self._shared_body(
@@ -182,7 +182,7 @@ class Mailer:
         envelope["Subject"] = shared.subject
         for name, value in (headers or {}).items():
             envelope[name] = value
-        self.ctx.queue(
+        return self.ctx.queue(
             session,
             source=source,
             message=wrap_head(shared.signed, envelope),
@@ -195,10 +195,10 @@ class Mailer:
 
     def forward(
         self, session: Session, *, source: str, message: bytes, mail_from: str, to: str
-    ) -> None:
+    ) -> OutboundMessage:
         """Queue ``message`` unchanged for ``to``, with its own envelope sender (第十一條:
         work mail to a person's OA address goes on to their mailbox as it came)."""
-        self.ctx.queue(
+        return self.ctx.queue(
             session,
             source=source,
             message=message,
