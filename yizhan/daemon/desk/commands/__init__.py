@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Final
 
-from yizhan.daemon.desk.commands.base import EmailCommand, Usage, words_of
+from yizhan.daemon.desk.commands.base import EmailCommand, Usage
 from yizhan.daemon.desk.commands.delegate import Delegate
 from yizhan.daemon.desk.commands.get import GetDocument
 from yizhan.daemon.desk.commands.help import Help
@@ -27,7 +27,7 @@ from yizhan.daemon.desk.request import Outcome, Request
 from yizhan.routing.addresses import Recipient
 from yizhan.routing.commands import Command, Verb
 
-__all__ = ["COMMANDS", "HELP", "EmailCommand", "Usage", "receive", "words_of"]
+__all__ = ["BY_VERB", "COMMANDS", "HELP", "EmailCommand", "Usage", "receive"]
 
 KEY: Final = RegisterKey()
 TOOLS: Final = Tools()

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from yizhan.daemon.desk.request import Request
-from yizhan.routing.commands import VERB_WORDS, Command, Verb
+from yizhan.routing.commands import Command, Verb
 
-__all__ = ["EmailCommand", "Usage", "words_of"]
+__all__ = ["EmailCommand", "Usage"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,8 +56,3 @@ class EmailCommand(Protocol):
         """Carry out ``command`` for the authenticated sender of ``request``; the answer to
         send them, or None when the command has answered itself (a file sent, say)."""
         ...
-
-
-def words_of(verb: Verb) -> tuple[str, ...]:
-    """The words that call ``verb``, in Simplified and Traditional Chinese and English."""
-    return VERB_WORDS.get(verb, ())
