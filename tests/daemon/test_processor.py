@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from yizhan.daemon.context import Context
 from yizhan.daemon.processor import Processor
+from yizhan.daemon.rules_file import content_rules_version
 from yizhan.daemon.screening.quarantine import quarantine_of, release_entry
-from yizhan.daemon.screening.rules_file import content_rules_version
 from yizhan.mailstore import accounts, pending
 from yizhan.mailstore.models import Inbound, OutboundMessage
 

@@ -69,7 +69,7 @@ def cmd_init(args: argparse.Namespace) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> None:
     """Run the daemon until SIGTERM or Ctrl-C."""
-    from yizhan.daemon.serve import serve
+    from yizhan.cli.serve import serve
 
     with opened() as ctx:
         serve(ctx)

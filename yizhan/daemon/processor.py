@@ -25,9 +25,9 @@ from yizhan.daemon.desk import Desk
 from yizhan.daemon.desk.decisions import apply_outcome
 from yizhan.daemon.desk.dispatch import RECEIVERS, not_delivered, not_served
 from yizhan.daemon.desk.request import Request, answer_headers
+from yizhan.daemon.rules_file import content_rules_version
 from yizhan.daemon.screening.check import check_accepted
 from yizhan.daemon.screening.quarantine import quarantine_accepted
-from yizhan.daemon.screening.rules_file import content_rules_version
 from yizhan.mailstore import pending
 from yizhan.mailstore.directory import load_directory
 from yizhan.mailstore.models import Inbound

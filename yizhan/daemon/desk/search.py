@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from yizhan.daemon.context import Context
 from yizhan.daemon.desk.files import files_mail
 from yizhan.daemon.extract.message import read_message
-from yizhan.daemon.screening.rules_file import load_content_rules
+from yizhan.daemon.rules_file import load_content_rules
 from yizhan.mailstore import search as index_store
 from yizhan.mailstore.documents import load_state
 from yizhan.mailstore.models import Document

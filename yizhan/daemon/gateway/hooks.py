@@ -50,8 +50,8 @@ from yizhan.daemon.gateway.senders import (
     parse_headers,
     relay_identity,
 )
+from yizhan.daemon.rules_file import content_rules_version
 from yizhan.daemon.screening.check import check_message
-from yizhan.daemon.screening.rules_file import content_rules_version
 from yizhan.mailstore import audit
 from yizhan.mailstore.accounts import LoginResult, VerifiedPasswords, authenticate
 from yizhan.mailstore.inbound import InboundWriter, StoreFailed, message_id_of

@@ -7,6 +7,6 @@ and the audit trail an entry (``notices``). A scanner that cannot be reached (``
 (try again later): mail is never passed unscanned. A message refused after it was accepted, when
 the rules changed meanwhile, is kept in the quarantine instead (``quarantine``; nothing lost).
 
-The rules come from the ``[content]`` table of the rules file (``rules_file``), read again whenever
-the file changes, so the IT department's edits apply without a restart.
+The rules come from the ``[content]`` table of the rules file (``daemon.rules_file``), read again
+whenever the file changes, so the IT department's edits apply without a restart.
 """

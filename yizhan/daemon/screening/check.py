@@ -13,11 +13,11 @@ from typing import Final
 from yizhan.daemon.config import Config, ConfigError
 from yizhan.daemon.context import Context
 from yizhan.daemon.extract.message import ReadMessage, read_message
+from yizhan.daemon.rules_file import load_content_rules
 from yizhan.daemon.screening.clamd import Clamd, ScannerUnavailable, ScanRefused, scanner_for
 from yizhan.daemon.screening.inspection import build_inspection
 from yizhan.daemon.screening.notices import report_refusal
 from yizhan.daemon.screening.quarantine import quarantine_of
-from yizhan.daemon.screening.rules_file import load_content_rules
 from yizhan.mailstore.directory import load_directory
 from yizhan.mailstore.inbound import message_id_of
 from yizhan.mailstore.tools import published_digests
