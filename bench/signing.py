@@ -222,7 +222,7 @@ def _seal_and_queue(
     body = pgpmime.signed_body(signed)
     with ctx.sessions.begin() as session:
         # As the desk distributes a sealed document: the signed body stored once, a head per
-        # recipient (daemon/desk.py, _send_notice).
+        # recipient (daemon/desk/mailer.py, Mailer.send with a Distribution).
         body_id = outbox.store_body(session, body, now=now)
         for i, (rcpt, head) in enumerate(zip(recipients, heads, strict=True)):
             outbox.enqueue(

@@ -23,7 +23,7 @@ from tests.conftest import make_config, seed_keyring
 from tests.daemon.test_flows import PASSWORD, Daemon, start_daemon
 from yizhan.daemon.config import DEFAULT_ADDRESSES
 from yizhan.daemon.context import Context
-from yizhan.daemon.tools import ToolDesk, publish_file
+from yizhan.daemon.desk.tools import ToolDesk, publish_file
 from yizhan.mailstore.db import upgrade
 from yizhan.mailstore.directory import load_directory
 from yizhan.mailstore.models import AuditEntry, Document

@@ -24,8 +24,8 @@ from yizhan.admin.web import N_, Site, Viewer, guard
 from yizhan.mailstore import audit
 from yizhan.mailstore.accounts import AccountError, authenticate, set_password
 from yizhan.mailstore.delegations import (
+    active_delegations,
     delegation_of,
-    open_delegations,
     revoke_delegation,
     start_delegation,
 )
@@ -142,7 +142,7 @@ def routes(site: Site) -> list[Route]:
                 name,
                 until,
                 directory,
-                open_delegations(session),
+                active_delegations(session),
                 now,
                 site.tz,
                 domain=site.ctx.config.domain,

@@ -1,9 +1,11 @@
 """Takes accepted messages to "processed": applies the decision and queues the mail it causes.
 
-Each message is handled in one transaction (DESIGN.md, Durability): the outgoing messages are
-written to the outbound queue, the audit entries appended and the inbound row marked processed
-together. Outbound rows are keyed by the inbound id, so a message processed twice after a crash
-changes nothing the second time.
+Each message is handled in one transaction (docs/architecture.md, "Durability"): the outgoing
+messages are written to the outbound queue, the audit entries appended and the inbound row
+marked processed together. Outbound rows are keyed by the inbound id, so a message processed
+twice after a crash changes nothing the second time. Each recipient's request goes to whoever
+answers its address (``desk.dispatch.RECEIVERS``); a decision it leads to is applied by the
+desk (``desk.decisions``).
 """
 
 from __future__ import annotations
@@ -15,23 +17,24 @@ from collections.abc import Callable
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
-from email.utils import getaddresses
 
 from sqlalchemy.orm import Session
 
 from yizhan.daemon.context import Context
-from yizhan.daemon.desk import DOCUMENT_MODULES, Desk, Incoming
+from yizhan.daemon.desk import Desk
+from yizhan.daemon.desk.decisions import apply_outcome
+from yizhan.daemon.desk.dispatch import RECEIVERS, not_delivered, not_served
+from yizhan.daemon.desk.request import Request, answer_headers
 from yizhan.daemon.rules_file import content_rules_version
 from yizhan.daemon.screening.check import check_accepted
-from yizhan.daemon.screening.notices import it_people
 from yizhan.daemon.screening.quarantine import quarantine_accepted
-from yizhan.mailstore import audit, pending
+from yizhan.mailstore import pending
 from yizhan.mailstore.directory import load_directory
 from yizhan.mailstore.models import Inbound
 from yizhan.mailstore.tools import published_digests
-from yizhan.routing.addresses import AddressTable, Recipient
+from yizhan.routing.addresses import AddressTable, Refusal
 from yizhan.routing.directory import Directory
-from yizhan.templates.render import render_mail
+from yizhan.routing.duties import it_people
 
 log = logging.getLogger("yizhan.processor")
 
@@ -133,25 +136,16 @@ class Processor:
         assert isinstance(msg, EmailMessage)
         log.info("%s: processing inbound %s", row.message_id, inbound_id)
         for n, rcpt in enumerate(row.rcpt_tos):
+            request = Request.of(self.desk, session, row, n, msg, directory, now)
             recipient = self.addresses.classify(rcpt, directory)
-            incoming = Incoming.of(row, n)
-            if not isinstance(recipient, Recipient):
+            if isinstance(recipient, Refusal):
                 # Refused at RCPT time normally; the directory may have changed since.
-                self._answer(
-                    session, row, msg, rcpt, directory, incoming.key, now, refusal=recipient.reason
-                )
-            elif recipient.kind == "person":
-                self._deliver_to_person(session, row, recipient, directory, incoming.key, now)
-            elif recipient.kind == "reply":
-                self.desk.handle_reply(session, incoming, msg, recipient.token, directory)
-            elif recipient.kind == "command":
-                self.desk.handle_command(session, incoming, msg, directory)
-            elif recipient.module in DOCUMENT_MODULES:
-                self.desk.open_document(session, incoming, msg, recipient.module, directory)
-            elif recipient.module == "ziliao":
-                self.desk.library.handle(session, incoming, msg, directory)
-            else:
-                self._answer(session, row, msg, rcpt, directory, incoming.key, now)
+                not_delivered(request, recipient.reason)
+                continue
+            receive = RECEIVERS.get(recipient.module or recipient.kind, not_served)
+            outcome = receive(request, recipient)
+            if outcome is not None:
+                apply_outcome(request, outcome)
 
     def _refused_since_accepted(
         self, session: Session, row: Inbound, raw: bytes, directory: Directory
@@ -202,121 +196,23 @@ class Processor:
         directory = load_directory(session)
         sender = directory.people.get(row.sender_account or "")
         it = "、".join(p.name for p in it_people(directory)) or "-"
-        answer = render_mail(
-            "reply.txt",
-            sender.language if sender else None,
-            sender=f"cmd@{self.ctx.config.domain}",
-            to=row.mail_from,
-            headers={"Auto-Submitted": "auto-replied"}
-            | ({"In-Reply-To": row.message_id} if row.message_id else {}),
-            subject=f"inbound #{row.id}",
-            text=(
-                f"您的郵件（{row.message_id or '#' + str(row.id)}）多次處理失敗，已保留待信息化處"
-                f"（{it}）查看，未被執行；如急需辦理，請聯繫信息化處或稍後重發。\n"
-                f"Your message ({row.message_id or '#' + str(row.id)}) could not be processed "
-                "after several attempts. It is kept for the IT department and was not acted on; "
-                "if it is urgent, contact them or send it again later."
-            ),
-        )
-        self.ctx.queue(
+        named = row.message_id or f"#{row.id}"
+        self.desk.mailer.send(
             session,
             source=f"inbound:{row.id}:set-aside",
-            message=self.ctx.sign(answer),
-            rcpts=[row.mail_from],
+            to=row.mail_from,
+            template="reply.txt",
+            language=sender.language if sender else None,
+            headers=answer_headers(row.message_id),
             now=now,
+            variables={
+                "subject": f"inbound #{row.id}",
+                "text": (
+                    f"您的郵件（{named}）多次處理失敗，已保留待信息化處（{it}）查看，未被執行；"
+                    "如急需辦理，請聯繫信息化處或稍後重發。\n"
+                    f"Your message ({named}) could not be processed after several attempts. It "
+                    "is kept for the IT department and was not acted on; if it is urgent, "
+                    "contact them or send it again later."
+                ),
+            },
         )
-
-    def _deliver_to_person(
-        self,
-        session: Session,
-        row: Inbound,
-        recipient: Recipient,
-        directory: Directory,
-        source: str,
-        now: dt.datetime,
-    ) -> None:
-        # Mail to account@<OA domain> goes on to the person's own mailbox, unchanged.
-        assert recipient.account is not None
-        person = directory.people[recipient.account]
-        target = person.mailbox(self.ctx.config.domain)
-        self.ctx.queue(
-            session,
-            source=source,
-            message=self.ctx.raw.read(row.path),
-            mail_from=row.mail_from,
-            rcpts=[target],
-            now=now,
-        )
-        audit.record(
-            session,
-            at=now,
-            actor=row.sender_account or row.mail_from or "unknown",
-            action="mail.forward",
-            target=person.account,
-            detail={"inbound": row.id, "message_id": row.message_id},
-        )
-
-    def _answer(
-        self,
-        session: Session,
-        row: Inbound,
-        msg: EmailMessage,
-        rcpt: str,
-        directory: Directory,
-        source: str,
-        now: dt.datetime,
-        *,
-        refusal: str | None = None,
-    ) -> None:
-        # Every message gets an answer; nothing is dropped silently (DESIGN.md, Commands).
-        reply_to = _reply_address(row, msg)
-        if not reply_to:
-            return
-        sender = directory.people.get(row.sender_account or "")
-        language = sender.language if sender else None
-        if refusal is not None:
-            template = "reply.txt"
-        elif row.sender_account:
-            template = "received.txt"
-        else:
-            template = "not_authenticated.txt"
-        subject = str(msg.get("Subject", "")) or "(no subject)"
-        answer = render_mail(
-            template,
-            language,
-            sender=f"cmd@{self.ctx.config.domain}",
-            to=reply_to,
-            headers=_reply_headers(msg),
-            subject=subject,
-            address=rcpt,
-            inbound_id=row.id,
-            text=f"未送達 {rcpt}：{refusal}\nNot delivered to {rcpt}: {refusal}",
-        )
-        self.ctx.queue(
-            session,
-            source=source,
-            message=self.ctx.sign(answer),
-            rcpts=[reply_to],
-            now=now,
-        )
-
-
-def _reply_address(row: Inbound, msg: EmailMessage) -> str | None:
-    """Where an answer goes: Reply-To, else From, else the envelope sender; never to <>."""
-    if not row.mail_from:
-        return None
-    for header in ("Reply-To", "From"):
-        addresses = [a for _, a in getaddresses([str(v) for v in msg.get_all(header, [])]) if a]
-        if addresses:
-            return addresses[0]
-    return row.mail_from
-
-
-def _reply_headers(msg: EmailMessage) -> dict[str, str]:
-    headers = {"Auto-Submitted": "auto-replied"}
-    if msg.get("Message-ID"):
-        headers["In-Reply-To"] = str(msg["Message-ID"])
-        headers["References"] = " ".join(
-            str(v) for v in (msg.get("References"), msg["Message-ID"]) if v
-        )
-    return headers

@@ -1,8 +1,9 @@
-"""Keeps delegations while away (外出授權, 第九條): starts, ends and reads them, moves the steps.
+"""Stores delegations while away (外出授權, 第九條) and moves the waiting steps they cover.
 
-The writes that DELEGATE and REVOKE at cmd@ make, in one place for every caller (the desk, the
-admin page): whether a delegation may be made is ``routing.delegation``'s decision; this module
-only stores it and moves the waiting steps, audited, in the caller's transaction.
+The writes that DELEGATE and REVOKE make, in one place for every caller (the desk's commands,
+the admin page): whether a delegation may be made, and who acts for whom, is
+``routing.delegation``'s to decide; this keeps the delegations, audited, and hands the steps
+over, in the caller's transaction.
 """
 
 from __future__ import annotations
@@ -17,6 +18,18 @@ from yizhan.mailstore import audit
 from yizhan.mailstore.models import DelegationRow, Step
 from yizhan.routing.delegation import Delegation
 
+__all__ = [
+    "Revoked",
+    "active_delegations",
+    "covering",
+    "delegation_of",
+    "done_on_behalf",
+    "end_delegations",
+    "hand_over",
+    "revoke_delegation",
+    "start_delegation",
+]
+
 
 @dataclass(frozen=True, kw_only=True)
 class Revoked:
@@ -26,9 +39,9 @@ class Revoked:
     done_on_behalf: list[Step]
 
 
-def open_delegations(session: Session) -> list[Delegation]:
-    """Every delegation not ended yet (``routing.delegation.active`` decides which hold)."""
-    rows = session.scalars(select(DelegationRow).where(DelegationRow.ended_at.is_(None))).all()
+def active_delegations(session: Session) -> list[Delegation]:
+    """Every delegation not yet ended (whether it has begun is ``routing``'s to say)."""
+    rows = session.scalars(select(DelegationRow).where(DelegationRow.ended_at.is_(None)))
     return [
         Delegation(delegator=r.delegator, delegate=r.delegate, starts_at=r.starts_at, until=r.until)
         for r in rows
@@ -68,49 +81,41 @@ def start_delegation(session: Session, delegation: Delegation, *, now: dt.dateti
         target=delegation.delegate,
         detail={"until": delegation.until.isoformat()},
     )
-    return reassign_steps(session, account, delegation.delegate, on_behalf_of=account)
+    return hand_over(session, account, delegation.delegate, on_behalf_of=account)
 
 
 def revoke_delegation(session: Session, account: str, *, now: dt.datetime) -> Revoked | None:
-    """End ``account``'s delegation and take its waiting steps back; None when there was none."""
+    """End ``account``'s delegations and take their waiting steps back; None when there was
+    none."""
     rows = end_delegations(session, account, now, how="revoked")
     if not rows:
         return None
-    moved = 0
-    for delegation in rows:
-        moved += reassign_steps(
-            session, delegation.delegate, account, on_behalf_of=None, only_for=account
-        )
-    done = list(
-        session.scalars(
-            select(Step).where(
-                Step.on_behalf_of == account,
-                Step.state == "done",
-                Step.done_at >= min(r.starts_at for r in rows),
-            )
-        )
+    moved = sum(
+        hand_over(session, row.delegate, account, on_behalf_of=None, only_for=account)
+        for row in rows
     )
+    done = done_on_behalf(session, account, min(row.starts_at for row in rows))
     audit.record(session, at=now, actor=account, action="delegation.revoke", target=account)
     return Revoked(moved=moved, done_on_behalf=done)
 
 
 def end_delegations(
-    session: Session, account: str, now: dt.datetime, *, how: str
+    session: Session, delegator: str, now: dt.datetime, *, how: str
 ) -> list[DelegationRow]:
-    """Mark ``account``'s open delegations ended (``how``: revoked, replaced, expired)."""
+    """End ``delegator``'s open delegations (``how``: replaced, revoked, expired); returns them."""
     rows = list(
         session.scalars(
             select(DelegationRow).where(
-                DelegationRow.delegator == account, DelegationRow.ended_at.is_(None)
+                DelegationRow.delegator == delegator, DelegationRow.ended_at.is_(None)
             )
         )
     )
-    for r in rows:
-        r.ended_at, r.ended_by = now, how
+    for row in rows:
+        row.ended_at, row.ended_by = now, how
     return rows
 
 
-def reassign_steps(
+def hand_over(
     session: Session,
     from_account: str,
     to_account: str,
@@ -118,8 +123,8 @@ def reassign_steps(
     on_behalf_of: str | None,
     only_for: str | None = None,
 ) -> int:
-    """Give ``from_account``'s waiting steps (only those for ``only_for``, when given) to
-    ``to_account``, acting for ``on_behalf_of``; how many moved."""
+    """Give ``from_account``'s waiting steps (those held for ``only_for``, if given) to
+    ``to_account``, marked as done for ``on_behalf_of``; returns how many moved."""
     query = select(Step).where(Step.assignee == from_account, Step.state == "waiting")
     if only_for is not None:
         query = query.where(Step.on_behalf_of == only_for)
@@ -127,3 +132,25 @@ def reassign_steps(
     for step in steps:
         step.assignee, step.on_behalf_of = to_account, on_behalf_of
     return len(steps)
+
+
+def done_on_behalf(session: Session, account: str, since: dt.datetime) -> list[Step]:
+    """The steps done for ``account`` by a delegate since ``since``, in the order done."""
+    return list(
+        session.scalars(
+            select(Step)
+            .where(Step.on_behalf_of == account, Step.state == "done", Step.done_at >= since)
+            .order_by(Step.done_at)
+        )
+    )
+
+
+def covering(session: Session, account: str, until: dt.datetime) -> DelegationRow | None:
+    """An open delegation of ``account`` that lasts at least until ``until``, if any."""
+    return session.scalars(
+        select(DelegationRow).where(
+            DelegationRow.delegator == account,
+            DelegationRow.ended_at.is_(None),
+            DelegationRow.until >= until,
+        )
+    ).first()

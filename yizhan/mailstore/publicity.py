@@ -2,7 +2,7 @@
 
 The subscription is a personal setting (``routing.settings.XINXI``, kept by
 ``mailstore.settings``); a published item is a closed ``xinxi`` document whose fields carry
-``published_at`` (written when the publication is queued, ``daemon.effects``).
+``published_at`` (written when the publication is queued, ``daemon.desk.modules.xinxi``).
 """
 
 from __future__ import annotations

@@ -84,8 +84,8 @@ def unindexed_documents(session: Session, limit: int | None = None) -> list[int]
 
 def documents_seen_by(session: Session, account: str) -> set[int]:
     """The documents ``account`` is on: as author, on a step (asked, delegator, doer), or in
-    the trail. The same people ``Desk._may_see`` lets see a document (STATUS), as a set, so
-    that a search need not load every matching document to check."""
+    the trail: those ``routing.visibility.took_part`` finds, as a set, so that a search need
+    not load every matching document to check."""
     seen = set(session.scalars(select(Document.id).where(Document.author == account)))
     seen.update(
         session.scalars(

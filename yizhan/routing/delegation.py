@@ -13,13 +13,14 @@ import datetime as dt
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.utils import parseaddr
 from types import MappingProxyType
 from typing import Final
 from zoneinfo import ZoneInfo
 
 from yizhan.routing.directory import Directory, PersonInfo
+from yizhan.routing.documents import Decision
 from yizhan.routing.drafts import simplified
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "check_new_delegation",
     "parse_until",
     "resolve",
+    "route_to_delegates",
 ]
 
 #: The longest a delegation may run. Longer absences are a change of post, handled by the
@@ -98,6 +100,27 @@ def resolve(
         seen.add(nxt)
         acting = nxt
     return acting, (account if acting != account else None)
+
+
+def route_to_delegates(
+    decision: Decision, delegations: Iterable[Delegation], now: dt.datetime
+) -> Decision:
+    """``decision`` with each step it opens for someone away given to their delegate, marked
+    as for them (代, 第九條), and the notices of those steps sent to the delegate."""
+    holding = list(delegations)
+    if not holding:
+        return decision
+    steps = []
+    for spec in decision.open_steps:
+        acting, delegator = resolve(spec.assignee, holding, now)
+        steps.append(replace(spec, assignee=acting, on_behalf_of=delegator) if delegator else spec)
+    notices = []
+    for notice in decision.notices:
+        if notice.step_index is not None:
+            spec = steps[notice.step_index]
+            notice = replace(notice, to=spec.assignee, on_behalf_of=spec.on_behalf_of)
+        notices.append(notice)
+    return replace(decision, open_steps=tuple(steps), notices=tuple(notices))
 
 
 def _can_act(directory: Directory, account: str) -> bool:

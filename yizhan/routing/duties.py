@@ -1,9 +1,13 @@
-"""Says which departments' work a person does: the IT department, the office, HR, a unit head.
+"""Who answers for what in the organisation: the IT department, HR, the office, a person's heads;
+and which of those departments' work a person does.
 
-第四條 gives the IT department the system's running, 第六條 the office everything but leave and
-HR the leave book; a unit head (主要領導) answers for their unit's open items. The units of kind
-``it``, ``office`` and ``hr`` are those departments (DESIGN.md). The admin page decides what a
-person sees from these duties alone, and the desk may ask the same question.
+第四條 gives the care of the system to the office (辦公室) and the IT department (信息化處): IT
+handles people and permissions, problems and security, so it hears of impersonation (第七條),
+refused content, directory changes and unused accounts. 第六條 gives the leave module to HR
+(人事處) and every other module to the office. 第五條 gives each unit a leader in charge and a
+clerk; a unit head (主要領導) answers for their unit's open items. The units of kind ``it``,
+``office`` and ``hr`` are those departments. Each question has one answer here: who is told
+(the mail the daemon sends) and what a person may do (the admin page's pages).
 """
 
 from __future__ import annotations
@@ -12,7 +16,70 @@ from enum import StrEnum
 
 from yizhan.routing.directory import Directory, PersonInfo, UnitInfo
 
-__all__ = ["Duty", "duties", "duties_in"]
+__all__ = [
+    "Duty",
+    "duties",
+    "duties_in",
+    "heads_of",
+    "hr_officers",
+    "it_people",
+    "office_staff",
+]
+
+
+def it_people(directory: Directory) -> list[PersonInfo]:
+    """Who hears for the IT department (第四條(二), 第七條): the heads of its units, else every
+    active member of them, so that the department is never left unreached.
+
+    The department, not a role in it, answers for the system: when it has no head (a vacancy,
+    a small bureau), whoever works in it is told.
+    """
+    units = directory.units_of_kind("it")
+    heads = [p for u in units for p in directory.members(u.id, "unit_head")]
+    if heads:
+        return heads
+    ids = {u.id for u in units}
+    return sorted(
+        (p for p in directory.people.values() if p.state == "active" and p.unit in ids),
+        key=lambda p: p.account,
+    )
+
+
+def hr_officers(directory: Directory) -> list[PersonInfo]:
+    """Who keeps the leave book (第六條): the heads and clerks of the HR units, each once."""
+    return _heads_and_clerks(directory, "hr")
+
+
+def office_staff(directory: Directory) -> list[PersonInfo]:
+    """Who runs the modules and supervises deadlines for the office (第六條, 第十條, 督查督辦):
+    the heads and clerks of the office units, each once."""
+    return _heads_and_clerks(directory, "office")
+
+
+def heads_of(directory: Directory, account: str) -> list[PersonInfo]:
+    """Who is above ``account``: their unit's head; for a unit head (or a unit without one),
+    the bureau leader in charge of the unit (第五條), else the bureau's head."""
+    person = directory.people.get(account)
+    if person is None:
+        return []
+    heads = [p for p in directory.members(person.unit, "unit_head") if p.account != account]
+    if heads:
+        return heads
+    unit = directory.units.get(person.unit)
+    leader = directory.people.get(unit.leader) if unit and unit.leader else None
+    if leader is not None and leader.account != account and leader.state == "active":
+        return [leader]
+    bureau = [u.id for u in directory.units_of_kind("bureau")]
+    return [p for u in bureau for p in directory.members(u, "unit_head") if p.account != account]
+
+
+def _heads_and_clerks(directory: Directory, kind: str) -> list[PersonInfo]:
+    found: dict[str, PersonInfo] = {}
+    for unit in directory.units_of_kind(kind):
+        for role in ("unit_head", "clerk"):
+            for person in directory.members(unit.id, role):
+                found.setdefault(person.account, person)
+    return list(found.values())
 
 
 class Duty(StrEnum):

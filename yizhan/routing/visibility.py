@@ -1,9 +1,11 @@
-"""Decides who may see a document: the people on it, a bulletin's readers, a material's scope.
+"""Who may see a document: the rule STATUS, SEARCH and GET #id answer by, and the admin page's.
 
-The rule STATUS and SEARCH apply at cmd@ (``Desk._may_see`` and ``Finder.may_see`` today; the
-desk is to call :func:`may_see` once its refactor lands), and, widened by a person's duties
-(``routing.duties``), the rule of the admin page (:func:`may_view`): the office sees every
-document but leave (第六條), HR the leave documents, a unit head their unit's documents.
+A person sees what they took part in: a document they wrote, were asked to act on (or acted
+on for someone, 第九條) or are named in the trail of. Beyond that, a published bulletin is
+seen by those it was published to, and the year-end archive by the office (第二十三條); an
+internal material by the people in its scope (第十七條). Nobody else sees anything by mail.
+The admin page (:func:`may_view`) widens this by a person's duties (``routing.duties``): the
+office sees every document but leave (第六條), HR the leave documents, a unit head their unit's.
 """
 
 from __future__ import annotations
@@ -15,26 +17,27 @@ from yizhan.routing.directory import Directory
 from yizhan.routing.documents import DocumentState
 from yizhan.routing.duties import Duty
 
-__all__ = ["LEAVE_KIND", "may_see", "may_view"]
+__all__ = ["LEAVE_KIND", "may_see", "may_view", "took_part"]
 
 #: The leave module's documents (休假管理), run by HR (第六條).
 LEAVE_KIND = "xiujia"
 
 
-def may_see(state: DocumentState, account: str, directory: Directory) -> bool:
-    """Whether STATUS and SEARCH show ``state`` to ``account``.
-
-    Its author, the people on its steps (asked, acting for someone, done by) or in its trail,
-    a published bulletin's readers (the office also the archive, 第二十三條), and for internal
-    material (第十七條) the people in its scope.
-    """
-    if state.kind == materials.KIND:
-        return materials.in_scope(state.fields, state.author, account, directory)
-    if (
+def took_part(state: DocumentState, account: str) -> bool:
+    """Whether ``account`` wrote ``state``, holds or held one of its steps (for themselves or
+    for someone as delegate), or is named in its trail."""
+    return (
         account == state.author
         or any(account in (s.assignee, s.on_behalf_of, s.done_by) for s in state.steps)
         or account in {e.actor for e in state.trail}
-    ):
+    )
+
+
+def may_see(state: DocumentState, account: str, directory: Directory) -> bool:
+    """Whether ``account`` may see ``state`` (see the module docstring)."""
+    if state.kind == materials.KIND:
+        return materials.in_scope(state.fields, state.author, account, directory)
+    if took_part(state, account):
         return True
     return state.kind == "gonggao" and bulletins.may_read(
         state.state,

@@ -19,7 +19,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from yizhan.daemon.context import Context
-from yizhan.daemon.desk import trail_lines
 from yizhan.daemon.jobs.audiences import heads_of, office_staff
 from yizhan.daemon.jobs.mail import local_time, person_name, send_job_mail, step_label
 from yizhan.daemon.jobs.slots import work_calendar
@@ -43,6 +42,7 @@ from yizhan.routing.reminders import (
     plan_reminder,
 )
 from yizhan.routing.tokens import make_token
+from yizhan.templates.presentation import trail_lines
 
 log = logging.getLogger("yizhan.scheduler")
 

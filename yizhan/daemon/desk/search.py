@@ -1,4 +1,4 @@
-"""Finds documents for the people who may see them: the index, SEARCH and GET #id at cmd@.
+"""Finds documents for the people who may see them: the search index, and what is found in it.
 
 A document is indexed when it is opened, revised or numbered (its title and number, its body,
 and the text of its attachments, read from the mail that opened it by the same extractors the
@@ -6,45 +6,41 @@ content rules use: .docx, .xlsx, .pptx, .odt, .pdf, text …). Documents from be
 are indexed by ``yizhan search reindex``, and a batch at a time by searches themselves.
 
 A search (文檔查詢, 歷史數據) covers every document the asker may see, in any state, closed and
-archived ones too: those STATUS would show them (``Desk._may_see``) and the internal materials
-in whose scope they are (第十七條). The answer lists the best hits with their number, title and
-state, and mailto: links that fetch each one: STATUS for where it stands, GET for the whole
-document with its attachments, sent to the asker's own mailbox.
+archived ones too: those ``routing.visibility.may_see`` lets them see, which includes the
+internal materials in whose scope they are (第十七條). The answer lists the best hits with their
+number, title and state, and mailto: links that fetch each one: STATUS for where it stands, GET
+for the whole document with its attachments (``commands.search``, ``commands.get``).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from email.message import EmailMessage
-from email.utils import formataddr
 from typing import Final
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from yizhan.daemon.desk import Desk, Incoming, Sender, trail_lines
+from yizhan.daemon.context import Context
+from yizhan.daemon.desk.files import files_mail
 from yizhan.daemon.extract.message import read_message
-from yizhan.daemon.files import attach_files, document_files, files_mail
 from yizhan.daemon.rules_file import load_content_rules
-from yizhan.daemon.screening.notices import it_people
-from yizhan.mailstore import audit
 from yizhan.mailstore import search as index_store
-from yizhan.mailstore.documents import doc_target, find_document, load_state
+from yizhan.mailstore.documents import load_state
 from yizhan.mailstore.models import Document
 from yizhan.routing import bulletins, materials
-from yizhan.routing.commands import Command
 from yizhan.routing.content import DEFAULT_CONTENT, ContentRules, ContentRulesError
 from yizhan.routing.content.model import Attachment, Inspection
 from yizhan.routing.content.outside import material_evidence
 from yizhan.routing.digests import mailto
 from yizhan.routing.directory import Directory, PersonInfo
 from yizhan.routing.search import Ranked, contains, query_terms, rank
-from yizhan.routing.tools import is_document_reference
-from yizhan.templates.render import render_mail, render_text
+from yizhan.routing.visibility import may_see
+from yizhan.templates.render import render_text
+
+__all__ = ["LAZY_BATCH", "MAX_HITS", "Finder", "Found", "Hit", "Link"]
 
 log = logging.getLogger("yizhan.search")
 
@@ -57,7 +53,6 @@ LAZY_BATCH: Final = 200
 MAX_CANDIDATES: Final = 5000
 #: The words of the fetch links, per language: (STATUS, GET).
 LINK_WORDS: Final = {"zh_CN": ("查询", "下载"), "zh_TW": ("查詢", "下載"), "en": ("STATUS", "GET")}
-#: Parts of a signed mail that are protocol, not the document's attachments.
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,10 +88,9 @@ class Found:
 class Finder:
     """The search index and what is found in it, for cmd@ and ziliao@; one per desk."""
 
-    def __init__(self, desk: Desk) -> None:
-        self.desk = desk
-        self.ctx = desk.ctx
-        self.domain = desk.domain
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.domain = ctx.config.domain
 
     # -- the index ------------------------------------------------------------------------------
 
@@ -157,22 +151,20 @@ class Finder:
 
     def domains(self, directory: Directory) -> frozenset[str]:
         """The organisation's mail domains, as the content rules count them (第十七條)."""
-        return self.desk.ctx.organisation_domains(
-            p.email for p in directory.people.values() if p.email
-        )
+        return self.ctx.organisation_domains(p.email for p in directory.people.values() if p.email)
 
     def may_see(
         self, session: Session, document: Document, account: str, directory: Directory
     ) -> bool:
-        """Whether ``account`` may find and fetch ``document``: a material if in its scope,
-        any other document if STATUS would show it."""
+        """Whether ``account`` may find and fetch ``document`` (``routing.visibility``)."""
         if document.kind == materials.KIND:
+            # The row says all the rule asks of a material; its trail and steps are not read.
             return materials.in_scope(document.fields, document.author, account, directory)
-        return self.desk._may_see(load_state(session, document), account, directory)
+        return may_see(load_state(session, document), account, directory)
 
     def _bulletins_read_by(self, session: Session, account: str, directory: Directory) -> set[int]:
-        # The bulletins published to ``account``, and the archive for the office (第二十三條);
-        # as Desk._may_see lets them see bulletins.
+        # The bulletins published to ``account``, and the archive for the office (第二十三條),
+        # as routing.visibility lets them see bulletins.
         office = directory.in_unit_of_kind(account, "office")
         rows = session.execute(
             select(Document.id, Document.state, Document.fields).where(Document.kind == "gonggao")
@@ -233,7 +225,7 @@ class Finder:
                 continue
             if len(hits) == MAX_HITS:
                 return Found(hits=tuple(hits), more=True, materials_withheld=withheld)
-            hits.append(self._hit(document, found.fields, person))
+            hits.append(self.hit(document, found.fields, person))
         return Found(hits=tuple(hits), more=False, materials_withheld=withheld)
 
     def _documents(
@@ -256,15 +248,16 @@ class Finder:
         texts = index_store.field_texts(session, document_id).values()
         return all(any(contains(text, term) for text in texts) for term in found.unchecked)
 
-    def _hit(
+    def hit(
         self, document: Document, where: Mapping[str, tuple[str, ...]], person: PersonInfo
     ) -> Hit:
+        """``document`` as a results list shows it to ``person``, with its fetch links."""
         status, get = LINK_WORDS.get(person.language or "zh_CN", LINK_WORDS["zh_CN"])
         label = document.number or f"#{document.id}"
         links: tuple[Link, ...]
         if document.kind == materials.KIND:
             # A material's scope is not STATUS's; it is fetched from the library.
-            address = f"{self._local('ziliao')}@{self.domain}"
+            address = f"{self.local_part('ziliao')}@{self.domain}"
             links = (Link(label=get, url=mailto(address, subject=f"{get} {document.id}", body="")),)
         else:
             address = f"cmd@{self.domain}"
@@ -283,7 +276,8 @@ class Finder:
             links=links,
         )
 
-    def _local(self, module: str) -> str:
+    def local_part(self, module: str) -> str:
+        """The configured local part of ``module``'s address (its pinyin name by default)."""
         return self.ctx.config.addresses.get(module, (module,))[0]
 
     def results_text(
@@ -302,196 +296,3 @@ class Finder:
             max_hits=MAX_HITS,
         )
         return body.rstrip("\n")
-
-    def search_command(
-        self,
-        session: Session,
-        account: str,
-        command: Command,
-        directory: Directory,
-        now: dt.datetime,
-    ) -> str:
-        """SEARCH words at cmd@: the documents and materials the asker may see."""
-        person = directory.people[account]
-        words = command.argument.strip()
-        if not query_terms(words):
-            return self.results_text(Found(hits=(), more=False), words, person)
-        outside = materials.outside_refusal(person, self.domain, self.domains(directory))
-        found = self.find(session, account, words, directory, with_materials=outside is None)
-        audit.record(
-            session,
-            at=now,
-            actor=account,
-            action="search",
-            detail={"words": words[:200], "hits": [h.document_id for h in found.hits]},
-        )
-        return self.results_text(found, words, person)
-
-    # -- fetching -------------------------------------------------------------------------------
-
-    def get_command(
-        self,
-        session: Session,
-        row: Incoming,
-        msg: EmailMessage,
-        sender: Sender,
-        argument: str,
-        directory: Directory,
-    ) -> bool:
-        """GET #id at cmd@: the whole document with its attachments, to the asker's own
-        mailbox. False when ``argument`` names no document and is no id either: then the GET
-        is for something else (a tool, by name)."""
-        assert sender.account is not None
-        ref = argument.strip()
-        document = find_document(session, ref) if ref else None
-        if document is None:
-            if not is_document_reference(ref):
-                return False
-            self.desk._reply(
-                session,
-                row,
-                msg,
-                sender,
-                directory,
-                f"找不到文件「{ref}」。請寫文件編號或文號，例如：下載 #12\n"
-                f"No document {ref!r}. Send GET with its id or number, e.g. GET #12",
-            )
-            return True
-        if not self.may_see(session, document, sender.account, directory):
-            self.desk._reply(
-                session,
-                row,
-                msg,
-                sender,
-                directory,
-                f"您無權查看文件 #{document.id}。You may not see document #{document.id}.",
-            )
-            return True
-        self.send_copy(session, row, msg, sender, document, directory, self.ctx.clock())
-        return True
-
-    def send_copy(
-        self,
-        session: Session,
-        row: Incoming,
-        msg: EmailMessage,
-        sender: Sender,
-        document: Document,
-        directory: Directory,
-        now: dt.datetime,
-    ) -> None:
-        """Send ``document`` whole to the asker's own mailbox; internal material never to one
-        outside the organisation (第十七條), which is refused and reported to IT instead.
-
-        The caller has checked that the asker may see it.
-        """
-        assert sender.account is not None
-        person = directory.people[sender.account]
-        material = self.is_material(session, document)
-        if material:
-            refusal = materials.outside_refusal(person, self.domain, self.domains(directory))
-            if refusal is not None:
-                self.refuse_outside(session, row, msg, person, directory, refusal, now, document)
-                return
-        address = person.mailbox(self.domain)
-        state = load_state(session, document)
-        headers = self.desk._document_headers(state, None, "none")
-        if material:
-            # So that an outbound filter knows it for material too (第十七條).
-            headers["X-Yizhan-Kind"] = materials.KIND
-        headers["Auto-Submitted"] = "auto-replied"
-        if msg.get("Message-ID"):
-            headers["In-Reply-To"] = headers["References"] = str(msg["Message-ID"])
-        files = document_files(session, self.ctx.raw, document)
-        author = directory.people.get(document.author)
-        sent_from = self._local("ziliao") if document.kind == materials.KIND else "cmd"
-        mail = render_mail(
-            "document_copy.txt",
-            person.language,
-            sender=formataddr(("驛站", f"{sent_from}@{self.domain}")),
-            to=address,
-            headers=headers,
-            doc=state,
-            author=author.name if author else document.author,
-            scope=(
-                materials.scope_text(document.fields, directory)
-                if document.kind == materials.KIND
-                else ""
-            ),
-            body=str(document.fields.get("body", "")),
-            attachments=[f.get_filename() or "" for f in files],
-            missing=len(files) < len(document.fields.get("attachments", ())),
-            material=material,
-            trail=trail_lines(state, directory, self.ctx.config.tzinfo, person.language),
-        )
-        attach_files(mail, files)
-        self.ctx.queue(
-            session,
-            source=f"{row.key}:copy:{document.id}",
-            message=self.ctx.sign(mail),
-            rcpts=[address],
-            now=now,
-            document_id=document.id,
-            material=material,
-        )
-        audit.record(
-            session,
-            at=now,
-            actor=person.account,
-            action="document.copy",
-            target=doc_target(document.id),
-            detail={"to": address, "material": material},
-        )
-
-    def refuse_outside(
-        self,
-        session: Session,
-        row: Incoming,
-        msg: EmailMessage,
-        person: PersonInfo,
-        directory: Directory,
-        refusal: tuple[str, str],
-        now: dt.datetime,
-        document: Document | None = None,
-    ) -> None:
-        """Refuse to send internal material to ``person``'s outside mailbox (第十七條): tell
-        them why, keep it in the audit trail and report it to the IT department."""
-        address = person.mailbox(self.domain)
-        audit.record(
-            session,
-            at=now,
-            actor=person.account,
-            action="refused.outside",
-            target=doc_target(document.id) if document is not None else None,
-            detail={"to": address, "inbound": row.inbound_id},
-        )
-        self.desk._reply(
-            session,
-            row,
-            msg,
-            Sender(account=person.account, address=address),
-            directory,
-            "\n\n".join(refusal),
-        )
-        subject = str(msg.get("Subject", "")) or "(no subject)"
-        for it_person in it_people(directory):
-            it_address = it_person.mailbox(self.domain)
-            notice = render_mail(
-                "material_outside.txt",
-                it_person.language,
-                sender=formataddr(("驛站", f"cmd@{self.domain}")),
-                to=it_address,
-                headers={"Auto-Submitted": "auto-generated"},
-                name=person.name,
-                account=person.account,
-                address=address,
-                subject=subject,
-                document=f"#{document.id} {document.title}" if document is not None else "-",
-            )
-            self.ctx.queue(
-                session,
-                source=f"{row.key}:outside:{it_person.account}",
-                message=self.ctx.sign(notice),
-                rcpts=[it_address],
-                now=now,
-            )

@@ -1,0 +1,323 @@
+"""Composes, signs and queues every mail Yizhan sends, and writes its X-Yizhan-* headers.
+
+One call sends one mail: :meth:`Mailer.send` renders a template in the reader's language
+(``templates.render``), attaches files, signs it with the system key (or the signers given:
+the seal and the system key after a SEAL, 第十八條) as PGP/MIME (RFC 3156) and puts it on the
+outbound queue in the caller's transaction, keyed by ``source`` so that a message processed
+twice queues nothing twice (docs/architecture.md, "Durability"). A sealed document goes to
+many readers with one signature and one stored body: pass a :class:`Distribution`.
+
+The X-Yizhan-* headers that mail filters and the IMAP filing read are written here only:
+:meth:`Mailer.document_headers` for every mail about a document, :meth:`Mailer.bulletin_headers`
+and :meth:`Mailer.news_headers` for what a module publishes to a list of readers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr
+from typing import Any, Protocol
+
+from sqlalchemy.orm import Session
+
+from yizhan.daemon.context import Context
+from yizhan.daemon.desk.files import attach_files
+from yizhan.mailstore.models import Document, OutboundMessage
+from yizhan.mailstore.outbox import store_body
+from yizhan.routing.directory import PersonInfo
+from yizhan.signing.keyring import SignerSpec
+from yizhan.signing.pgpmime import (
+    SignedPart,
+    sign_message_bytes,
+    signed_body,
+    signed_content,
+    wrap_head,
+)
+from yizhan.templates.render import render_mail
+
+__all__ = ["Distribution", "DocumentFacts", "MailFile", "Mailer", "StepFacts"]
+
+#: Who Yizhan's own mail is from, by default: 驛站 at cmd@.
+SYSTEM_NAME = "驛站"
+
+
+class DocumentFacts(Protocol):
+    """What the headers say of a document: the engine's state or the stored row alike."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def number(self) -> str | None: ...
+    @property
+    def urgency(self) -> str | None: ...
+
+
+class StepFacts(Protocol):
+    """What the headers say of a step: its name and deadline."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def due_at(self) -> dt.datetime | None: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class MailFile:
+    """A file to attach to a mail, as bytes with its name and type."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True, kw_only=True)
+class SharedBody:
+    """A signed body stored once, and the subject that goes with it."""
+
+    signed: SignedPart
+    subject: str
+    body_id: int
+
+
+@dataclass
+class Distribution:
+    """The signed bodies of one distribution, each made once for all its readers (issue 4).
+
+    A sealed document goes to a thousand clerks: the body of each kind of notice (its
+    ``body_key``) is rendered, signed and stored once; each reader's mail is a header block
+    around it. The body may not vary by reader, so the caller keys it by everything it shows.
+    """
+
+    bodies: dict[Hashable, SharedBody] = field(default_factory=dict)
+
+
+class Mailer:
+    """Sends Yizhan's mail through the outbound queue; one per daemon (see the module docstring)."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.domain = ctx.config.domain
+
+    def sender(self, local: str = "cmd", name: str = SYSTEM_NAME) -> str:
+        """A From address at the OA domain: 驛站 <cmd@…> unless a module speaks for itself."""
+        return formataddr((name, f"{local}@{self.domain}"))
+
+    def send(
+        self,
+        session: Session,
+        *,
+        source: str,
+        to: PersonInfo | str,
+        template: str,
+        variables: Mapping[str, Any] | None = None,
+        sender: str | None = None,
+        language: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        document_id: int | None = None,
+        attachments: Sequence[EmailMessage | MailFile] = (),
+        html: str | None = None,
+        signers: Sequence[SignerSpec] = (),
+        material: bool = False,
+        distribution: Distribution | None = None,
+        body_key: Hashable = None,
+        now: dt.datetime | None = None,
+    ) -> OutboundMessage:
+        """Render ``template`` with ``variables`` for ``to``, sign it and queue it under ``source``;
+        returns the queued row (the one queued before, when ``source`` was).
+
+        ``to`` is a person (their own mailbox, their name and language) or an address.
+        ``html`` is an HTML alternative of the body (the official form of a sealed document);
+        ``attachments`` are a document's files (parts of a stored mail) or files as bytes.
+        ``signers`` default to the system key. ``material`` says that the mail carries
+        internal material, a manual or a tool, which never leaves the organisation (第十七條;
+        ``Context.queue`` refuses). With a ``distribution``, the body is shared with every
+        other mail of the same ``body_key``. ``now`` is when the mail is queued: the wall
+        clock unless given.
+        """
+        address, shown, reader_language = self._recipient(to, language)
+
+        def compose() -> EmailMessage:
+            mail = render_mail(
+                template,
+                reader_language,
+                sender=sender or self.sender(),
+                to=shown,
+                headers=dict(headers or {}),
+                **(variables or {}),
+            )
+            if html is not None:
+                mail.add_alternative(html, subtype="html", charset="utf-8")
+            _attach(mail, attachments)
+            return mail
+
+        keyring = self.ctx.keyring
+        chosen = list(signers) or [keyring.system_signer()]
+        queued_at = self.ctx.clock() if now is None else now
+        if distribution is None:
+            message = sign_message_bytes(compose(), keyring, chosen, cache=self.ctx.signatures)
+            return self.ctx.queue(
+                session,
+                source=source,
+                message=message,
+                rcpts=[address],
+                now=queued_at,
+                document_id=document_id,
+                material=material,
+            )
+        shared = distribution.bodies.get(body_key)
+        if shared is None:
+            shared = distribution.bodies[body_key] = self._shared_body(
+                session, compose, chosen, queued_at
+            )
+        envelope = EmailMessage()
+        envelope["From"] = sender or self.sender()
+        envelope["To"] = shown
+        envelope["Subject"] = shared.subject
+        for name, value in (headers or {}).items():
+            envelope[name] = value
+        return self.ctx.queue(
+            session,
+            source=source,
+            message=wrap_head(shared.signed, envelope),
+            body_id=shared.body_id,
+            rcpts=[address],
+            now=queued_at,
+            document_id=document_id,
+            material=material,
+        )
+
+    def forward(
+        self, session: Session, *, source: str, message: bytes, mail_from: str, to: str
+    ) -> OutboundMessage:
+        """Queue ``message`` unchanged for ``to``, with its own envelope sender (第十一條:
+        work mail to a person's OA address goes on to their mailbox as it came)."""
+        return self.ctx.queue(
+            session,
+            source=source,
+            message=message,
+            mail_from=mail_from,
+            rcpts=[to],
+            now=self.ctx.clock(),
+        )
+
+    # -- headers ------------------------------------------------------------------------------
+
+    def document_headers(
+        self,
+        doc: DocumentFacts,
+        step: StepFacts | None = None,
+        action: str = "none",
+        *,
+        state: str | None = None,
+    ) -> dict[str, str]:
+        """The X-Yizhan-* headers of a mail about ``doc`` (the contract of every such mail).
+
+        ``action`` is what this reader is asked to do at ``step`` (``none``: for information);
+        ``state`` overrides the document's, for a mail that says what just became of it.
+        """
+        headers = {
+            "X-Yizhan-Doc": str(doc.id),
+            "X-Yizhan-Kind": doc.kind,
+            "X-Yizhan-State": state or doc.state,
+            "X-Yizhan-Step": step.name if step is not None else "-",
+            "X-Yizhan-Action": action,
+        }
+        if step is not None and step.due_at:
+            headers["X-Yizhan-Deadline"] = format_datetime(
+                step.due_at.astimezone(self.ctx.config.tzinfo)
+            )
+        if doc.number:
+            headers["X-Yizhan-Number"] = doc.number
+        if doc.urgency:
+            headers["X-Yizhan-Urgency"] = doc.urgency
+        return headers
+
+    def bulletin_headers(self, document: Document, state: str) -> dict[str, str]:
+        """The headers of a bulletin's mail to its readers (第二十三條): the document's, in
+        ``state`` (published, withdrawn), and those of a list, with its expiry and importance.
+
+        There is deliberately no List-Unsubscribe: a bulletin in scope is part of the work.
+        A mail about a bulletin to its author alone is an ordinary :meth:`document_headers`.
+        """
+        headers = {
+            **self._list_headers("公告板", "gonggao"),
+            **self.document_headers(document, state=state),
+        }
+        expires = document.fields.get("expires")
+        if expires:
+            end = dt.datetime.combine(
+                dt.date.fromisoformat(expires), dt.time(23, 59), tzinfo=self.ctx.config.tzinfo
+            )
+            headers["Expires"] = format_datetime(end)
+        if document.fields.get("important"):
+            headers["X-Yizhan-Importance"] = "high"
+        return headers
+
+    def news_headers(self, document: Document) -> dict[str, str]:
+        """The headers of a published news item (信息宣傳): its subscribers opted in, so unlike
+        a bulletin it says how to opt out (RFC 2369); ``X-Yizhan-Unit`` names the unit."""
+        return {
+            **self._list_headers(
+                "信息宣傳",
+                "xinxi",
+                unsubscribe=f"<mailto:cmd@{self.domain}?subject=SET%20xinxi%20off>",
+            ),
+            **self.document_headers(document, state="published"),
+            "X-Yizhan-Unit": document.unit_id,
+        }
+
+    def _list_headers(
+        self, name: str, local: str, *, unsubscribe: str | None = None
+    ) -> dict[str, str]:
+        # List-Id lets mail filters sort a module's publications into a folder of their own.
+        headers = {"List-Id": f"{name} <{local}.{self.domain}>", "Precedence": "list"}
+        if unsubscribe is not None:
+            headers["List-Unsubscribe"] = unsubscribe
+        return headers
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _recipient(self, to: PersonInfo | str, language: str | None) -> tuple[str, str, str]:
+        """(envelope address, To header, language) for ``to``."""
+        if isinstance(to, PersonInfo):
+            address = to.mailbox(self.domain)
+            return (
+                address,
+                formataddr((to.name, address)),
+                language or to.language or self.ctx.config.language,
+            )
+        return to, to, language or self.ctx.config.language
+
+    def _shared_body(
+        self,
+        session: Session,
+        compose: Callable[[], EmailMessage],
+        signers: Sequence[SignerSpec],
+        now: dt.datetime,
+    ) -> SharedBody:
+        mail = compose()
+        signed = self.ctx.signatures.sign(signed_content(mail), self.ctx.keyring, signers)
+        return SharedBody(
+            signed=signed,
+            subject=str(mail["Subject"]),
+            body_id=store_body(session, signed_body(signed), now=now),
+        )
+
+
+def _attach(mail: EmailMessage, attachments: Sequence[EmailMessage | MailFile]) -> None:
+    """Attach each file in order: bytes with their type, or a stored mail's part as it is."""
+    for item in attachments:
+        if isinstance(item, MailFile):
+            maintype, _, subtype = item.content_type.partition("/")
+            mail.add_attachment(
+                item.data, maintype=maintype, subtype=subtype, filename=item.filename
+            )
+        else:
+            attach_files(mail, [item])
