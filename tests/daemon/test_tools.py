@@ -258,18 +258,20 @@ def test_replace_too_big_and_remove(daemon: Daemon, content_files: Any) -> None:
 
 def test_help_names_every_module_address_and_command(daemon: Daemon) -> None:
     # 第十一條 (issue 6): HELP lists every module address and every cmd@ command, and points
-    # to docs/modules.md.
+    # to the module guide on the admin page.
     send(daemon, "xiewenbin", "幫助")
     text, _ = answer(daemon, "xiewenbin")
     for module, (local, *_aliases) in DEFAULT_ADDRESSES.items():
         assert f"{local}@oa.example" in text, module
     for word in ("DELEGATE", "REVOKE", "STATUS", "TODO", "SEARCH", "SET", "TOOLS", "GET", "HELP"):
         assert word in text
-    assert "docs/modules.md" in text
+    assert f"{daemon.ctx.config.admin_public_url}help" in text
     # HELP works at a module's address too, and opens no document there.
     daemon.send("xiewenbin", "xinxi@oa.example", "幫助", "")
     (reply,) = daemon.inbox("xiewenbin")
-    assert "docs/modules.md" in str(reply.get_body(("plain",)).get_content())  # type: ignore[union-attr]
+    assert f"{daemon.ctx.config.admin_public_url}help" in str(
+        reply.get_body(("plain",)).get_content()
+    )  # type: ignore[union-attr]
     with daemon.ctx.sessions() as session:
         assert session.scalar(select(func.count()).select_from(Document)) == 0
 
