@@ -10,6 +10,7 @@ from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
 from yizhan import __version__
+from yizhan.admin.dovecot_auth import dovecot_auth_routes
 from yizhan.daemon.context import Context
 from yizhan.mailstore.models import Delivery, Inbound
 
@@ -42,4 +43,6 @@ def create_app(ctx: Context) -> Starlette:
             "<p>管理頁面 · Admin page. <a href=/health>health</a></p></html>"
         )
 
-    return Starlette(routes=[Route("/", index), Route("/health", health)])
+    return Starlette(
+        routes=[Route("/", index), Route("/health", health), *dovecot_auth_routes(ctx)]
+    )

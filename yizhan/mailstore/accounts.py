@@ -42,6 +42,8 @@ class LoginResult:
     ok: bool
     account: str | None
     reason: str = ""
+    #: The password was right but must be changed first (temporary, or too old).
+    must_change: bool = False
 
 
 class VerifiedPasswords:
@@ -191,12 +193,14 @@ def authenticate(
             ok=False,
             account=row.account,
             reason="the initial password must be changed before the account can send",
+            must_change=True,
         )
     if password_expired(row.password_changed_at, now, policy):
         return LoginResult(
             ok=False,
             account=row.account,
             reason=f"the password is older than {policy.max_age.days} days and must be changed",
+            must_change=True,
         )
     row.last_login_at = now
     if verified is not None:
