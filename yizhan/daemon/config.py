@@ -432,8 +432,11 @@ def _imap(table: dict[str, Any]) -> ImapConfig:
         raise ConfigError(
             "imap.server", "needs imap.master_user and imap.master_password_file to file into it"
         )
+    own = _listen(table, "imap.listen", "127.0.0.1:1143") if listen else None
+    if own is not None and own.port == 0:
+        raise ConfigError("imap.listen", 'needs a port, e.g. 127.0.0.1:1143 (or "" for none)')
     return ImapConfig(
-        listen=_listen(table, "imap.listen", "127.0.0.1:1143") if listen else None,
+        listen=own,
         server=_listen(table, "imap.server", "imap.example:143") if server else None,
         master_user=master_user,
         master_password_file=Path(password_file) if password_file else None,

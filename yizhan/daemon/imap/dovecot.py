@@ -161,15 +161,19 @@ class DovecotSupervisor:
         await asyncio.to_thread(self._end_leftover)
         if _port_busy(self.listen):
             raise DovecotError(f"port {self.listen} is in use by another program")
-        command = ["setpriv", "--pdeathsig", "TERM"]
+        command: list[str] = []
         if os.geteuid() == 0:
             command += [
+                "setpriv",
                 f"--reuid={self.layout.uid}",
                 f"--regid={self.layout.gid}",
                 "--clear-groups",
                 "--inh-caps=-all",
+                "--",
             ]
-        command += ["--", "dovecot", "-F", "-c", str(self.layout.config_file)]
+        # A change of user clears the parent-death signal, so it is asked for afterwards.
+        command += ["setpriv", "--pdeathsig", "TERM", "--"]
+        command += ["dovecot", "-F", "-c", str(self.layout.config_file)]
         # Started from the event loop's own thread: --pdeathsig follows that thread.
         self._process = await asyncio.create_subprocess_exec(
             *command,
@@ -228,8 +232,13 @@ class DovecotSupervisor:
     def _prepare(self) -> None:
         check_version()
         layout = self.layout
-        for path in (layout.runtime, layout.base_dir, layout.state_dir):
-            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for path, mode in (
+            (layout.runtime, 0o711),
+            (layout.base_dir, 0o755),
+            (layout.state_dir, 0o700),
+        ):
+            path.mkdir(mode=mode, parents=True, exist_ok=True)
+            path.chmod(mode)
             _own(path, layout)
         owner = layout.runtime.stat().st_uid
         if owner != layout.uid:
@@ -402,7 +411,9 @@ def _answers(address: HostPort) -> bool:
     try:
         with socket.create_connection((address.host, address.port), timeout=1) as s:
             s.settimeout(1)
-            return s.recv(4).startswith(b"* OK")
+            ready = s.recv(4).startswith(b"* OK")
+            s.sendall(b"z LOGOUT\r\n")
+            return ready
     except OSError:
         return False
 

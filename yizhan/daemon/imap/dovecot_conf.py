@@ -140,6 +140,17 @@ namespace inbox {{
   inbox = yes
   separator = /
   prefix =
+  # The OA folders exist and are subscribed from a person's first login (clients hide
+  # folders that are not subscribed).
+  mailbox "公文/待辦" {{
+    auto = subscribe
+  }}
+  mailbox "公文/已辦" {{
+    auto = subscribe
+  }}
+  mailbox "公文/公告" {{
+    auto = subscribe
+  }}
 }}
 
 passdb {{

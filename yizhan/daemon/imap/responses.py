@@ -20,7 +20,9 @@ __all__ = [
     "CopyUid",
     "appenduid",
     "copyuid",
+    "fetched_literals",
     "listed_mailboxes",
+    "message_id_of",
     "parse_uid_set",
     "search_uids",
     "uid_set",
@@ -30,10 +32,11 @@ __all__ = [
 _APPENDUID: Final = re.compile(rb"\[APPENDUID (\d+) (\d+)\]", re.IGNORECASE)
 _COPYUID: Final = re.compile(rb"\[COPYUID (\d+) ([\d:,]+) ([\d:,]+)\]", re.IGNORECASE)
 _UIDVALIDITY: Final = re.compile(rb"\[UIDVALIDITY (\d+)\]", re.IGNORECASE)
-_SEARCH: Final = re.compile(rb"^(?:\* )?SEARCH((?: \d+)*)\s*$", re.IGNORECASE)
+# aioimaplib strips "* " and, for commands it runs concurrently, the response's own name.
+_SEARCH: Final = re.compile(rb"^(?:\* )?(?:SEARCH)?((?: ?\d+)*)\s*$", re.IGNORECASE)
 # (flags) "delimiter" name, the name an atom, a quoted string or (rarely) a literal.
 _LIST: Final = re.compile(
-    rb'^(?:\* )?LIST \(([^)]*)\) (?:"(?:\\.|[^"])*"|NIL) (.+)$', re.IGNORECASE
+    rb'^(?:\* )?(?:LIST |LSUB )?\(([^)]*)\) (?:"(?:\\.|[^"])*"|NIL) (.+)$', re.IGNORECASE
 )
 
 
@@ -97,10 +100,7 @@ def listed_mailboxes(lines: Iterable[bytes]) -> dict[str, tuple[str, ...]]:
     """The mailboxes of a LIST or LSUB response, decoded, with their flags."""
     found: dict[str, tuple[str, ...]] = {}
     for line in lines:
-        text = line.strip()
-        if text[:5].upper() == b"LSUB ":
-            text = b"LIST " + text[5:]
-        match = _LIST.match(text)
+        match = _LIST.match(line.strip())
         if not match:
             continue
         name = match[2].strip()
@@ -111,6 +111,38 @@ def listed_mailboxes(lines: Iterable[bytes]) -> dict[str, tuple[str, ...]]:
         except (MUTF7Error, UnicodeDecodeError):
             continue
     return found
+
+
+_FETCH_UID: Final = re.compile(rb"FETCH \(.*?\bUID (\d+)", re.IGNORECASE)
+_LITERAL_END: Final = re.compile(rb"\{(\d+)\}$")
+_MESSAGE_ID_FIELD: Final = re.compile(
+    rb"^message-id[ \t]*:[ \t]*((?:[^\r\n]|\r?\n[ \t])*)", re.IGNORECASE | re.MULTILINE
+)
+
+
+def fetched_literals(lines: Sequence[bytes | bytearray]) -> dict[int, bytes]:
+    """The literal (a body section) each UID FETCH response carried, by UID.
+
+    aioimaplib gives a FETCH as its opening line ending in ``{size}``, the literal as the next
+    item, then the rest of the line.
+    """
+    found: dict[int, bytes] = {}
+    for index, line in enumerate(lines[:-1]):
+        if not isinstance(line, bytes):
+            continue
+        uid, size = _FETCH_UID.search(line), _LITERAL_END.search(line.rstrip())
+        if uid and size:
+            found[int(uid[1])] = bytes(lines[index + 1])
+    return found
+
+
+def message_id_of(header: bytes) -> str | None:
+    """The Message-ID in a header block, unfolded, or None."""
+    match = _MESSAGE_ID_FIELD.search(header)
+    if match is None:
+        return None
+    value = b" ".join(match[1].split()).decode("utf-8", "replace").strip()
+    return value or None
 
 
 def parse_uid_set(text: bytes | str) -> list[int]:
