@@ -213,8 +213,9 @@ class DovecotSupervisor:
                 process.kill()
             await process.wait()
         if self._pump is not None:
+            # Dovecot's log process may hold the pipe a moment longer; its last lines can go.
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(self._pump, 2)
+                await asyncio.wait_for(self._pump, 0.2)
 
     async def _read_output(self, process: asyncio.subprocess.Process) -> None:
         assert process.stdout is not None

@@ -35,8 +35,8 @@ TODO: Final = "公文/待辦"
 DONE: Final = "公文/已辦"
 #: Published bulletins.
 BULLETINS: Final = "公文/公告"
-#: The folders Yizhan creates and subscribes for every person, parents first.
-OA_FOLDERS: Final = ("公文", TODO, DONE, BULLETINS)
+#: The folders Yizhan creates and subscribes for every person (公文 comes with them).
+OA_FOLDERS: Final = (TODO, DONE, BULLETINS)
 
 _HEADER_END: Final = re.compile(rb"\r?\n\r?\n")
 _PARSER: Final = BytesHeaderParser(policy=policy.compat32)

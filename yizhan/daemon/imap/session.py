@@ -121,7 +121,7 @@ class ImapSession:
 
     async def ensure_folders(self, names: Sequence[str]) -> None:
         """Create and subscribe each of ``names`` that is not yet (clients hide unsubscribed
-        folders); parents first."""
+        folders); a parent such as 公文 comes with its children."""
         existing = await self.mailboxes()
         subscribed = await self.mailboxes(subscribed=True)
         for name in names:
@@ -133,7 +133,11 @@ class ImapSession:
                     if "ALREADYEXISTS" not in exc.text.upper():
                         raise
             if name not in subscribed:
-                await self._ok("SUBSCRIBE", self._client.subscribe(quote_mailbox(name)))
+                try:
+                    await self._ok("SUBSCRIBE", self._client.subscribe(quote_mailbox(name)))
+                except ImapRefused as exc:
+                    # Filing goes on; the person can still subscribe the folder themselves.
+                    log.warning("%s: %s not subscribed: %s", self.user, name, exc)
 
     async def select(self, folder: str) -> int:
         """Select ``folder``; its UIDVALIDITY."""
