@@ -82,10 +82,14 @@ def imap_port(daemon: Daemon) -> int:
 
 
 def wait_until(check: Callable[[], T], *, timeout: float = 20, what: str = "") -> T:
-    """Poll ``check`` until it returns something true; that value."""
+    """Poll ``check`` until it returns something true; that value. A server that cannot be
+    reached yet (it is restarting) is waited for too."""
     deadline = time.monotonic() + timeout
     while True:
-        value = check()
+        try:
+            value = check()
+        except (OSError, imaplib.IMAP4.abort):
+            value = None
         if value:
             return value
         if time.monotonic() > deadline:
