@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 from tests.conftest import fresh_database, make_config, seed_keyring
 from tests.daemon.test_flows import PASSWORD, Daemon, start_daemon
 from yizhan.daemon.context import Context
+from yizhan.daemon.imap.dovecot import layout_for
 from yizhan.daemon.imap.mutf7 import encode
 from yizhan.mailstore.db import upgrade
 
@@ -47,10 +48,12 @@ def reachable_dir() -> Path:
 
 
 @contextmanager
-def imap_daemon(system_key_home: Path, **sections: dict[str, Any]) -> Iterator[Daemon]:
+def imap_daemon(
+    system_key_home: Path, *, port: int | None = None, **sections: dict[str, Any]
+) -> Iterator[Daemon]:
     """The demo bureau's daemon with its own Dovecot; every account's password is PASSWORD."""
     base = reachable_dir()
-    port = free_port()
+    port = port or free_port()
     with fresh_database(base) as url:
         settings: dict[str, dict[str, Any]] = {
             "signing": {"require_signature": []},
@@ -70,6 +73,7 @@ def imap_daemon(system_key_home: Path, **sections: dict[str, Any]) -> Iterator[D
         finally:
             daemon.stop()
             ctx.close()
+            shutil.rmtree(layout_for(config).runtime, ignore_errors=True)
             shutil.rmtree(config.signing.gnupg_home.parent, ignore_errors=True)
             shutil.rmtree(base, ignore_errors=True)
 

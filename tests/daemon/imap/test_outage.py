@@ -157,6 +157,7 @@ def test_a_daemon_restarted_after_sigkill_replaces_the_dovecot_it_left(
                     process.wait()
             log.close()
         assert b"Traceback" not in (base / "serve.log").read_bytes()
+    shutil.rmtree(pid_file.parent.parent, ignore_errors=True)
     shutil.rmtree(base, ignore_errors=True)
 
 

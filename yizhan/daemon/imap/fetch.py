@@ -113,8 +113,16 @@ class FetchWorker:
         self.source = f"{fetch.server}/{fetch.account}/{fetch.folder}"[:300]
         self.taken = 0
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Fetch, wait for more (IDLE or polling), and again; reconnect after failures."""
+    async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
+        """Fetch, wait for more (IDLE or polling), and again; reconnect after failures.
+
+        With ``ready`` (the server is Yizhan's own Dovecot), the first try waits for it.
+        """
+        if ready is not None:
+            waiters = [asyncio.ensure_future(e.wait()) for e in (stop, ready)]
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            for w in waiters:
+                w.cancel()
         backoff = FIRST_BACKOFF
         while not stop.is_set():
             session: ImapSession | None = None

@@ -80,11 +80,13 @@ class ImapService:
         tasks: list[asyncio.Task[None]] = []
         if self.tidier is not None:
             # With its own Dovecot, the first pass waits until Dovecot is up.
-            ready = self.supervisor.ready if self.supervisor is not None else None
-            tasks.append(asyncio.create_task(self.tidier.run(stop, ready), name="imap-tidy"))
+            up = self.supervisor.ready if self.supervisor is not None else None
+            tasks.append(asyncio.create_task(self.tidier.run(stop, up), name="imap-tidy"))
         if config.fetch.server is not None:
             fetcher = FetchWorker(self.ctx, writer)
-            tasks.append(asyncio.create_task(fetcher.run(stop), name="imap-fetch"))
+            own = listen is not None and config.fetch.server == listen
+            ready = self.supervisor.ready if own and self.supervisor is not None else None
+            tasks.append(asyncio.create_task(fetcher.run(stop, ready), name="imap-fetch"))
         if self.supervisor is None or listen is None:
             return tasks
         # Dovecot stops after the sessions into it are closed, so that its processes end
