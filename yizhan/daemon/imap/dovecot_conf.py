@@ -133,6 +133,8 @@ first_valid_gid = {layout.gid}
 auth_failure_delay = {auth_failure_delay}s
 auth_master_user_separator = {MASTER_SEPARATOR}
 mail_location = maildir:{layout.maildirs}/%u
+# A handful of folders each: the mailbox list index would cost each APPEND one more fsync.
+mailbox_list_index = no
 mail_uid = {layout.uid}
 mail_gid = {layout.gid}
 
@@ -191,6 +193,10 @@ service auth {{
 }}
 service auth-worker {{
   user = $default_internal_user
+}}
+service imap {{
+  # One process per session: staff's clients and Yizhan's own filing sessions.
+  process_limit = 1024
 }}
 protocol imap {{
   mail_max_userip_connections = 50

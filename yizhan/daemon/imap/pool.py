@@ -26,8 +26,8 @@ __all__ = ["ImapTarget", "SessionPool", "imap_target"]
 
 #: How long an unused session is kept.
 IDLE_SECONDS: Final = 60.0
-#: At most this many sessions are kept open.
-MAX_SESSIONS: Final = 32
+#: At most this many sessions are kept open (Yizhan's Dovecot allows 1,024 IMAP processes).
+MAX_SESSIONS: Final = 64
 
 
 @dataclass(frozen=True, kw_only=True)
