@@ -25,6 +25,7 @@ from starlette.routing import BaseRoute, Route
 
 from yizhan.daemon.context import Context
 from yizhan.daemon.imap.dovecot import passdb_secret
+from yizhan.daemon.imap.dovecot_conf import PASSDB_PATH
 from yizhan.mailstore.accounts import LoginResult, VerifiedPasswords, authenticate
 from yizhan.mailstore.models import Account
 
@@ -33,7 +34,7 @@ __all__ = ["PREFIX", "dovecot_auth_routes"]
 log = logging.getLogger("yizhan.imap.auth")
 
 #: Where the lua passdb finds the endpoint (``<admin>/internal/dovecot``).
-PREFIX: Final = "/internal/dovecot"
+PREFIX: Final = PASSDB_PATH
 _HEADER: Final = "x-yizhan-dovecot"
 
 

@@ -7,6 +7,7 @@ delivery agent puts them (files in the Maildir's new/) or by APPEND.
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 import uuid
@@ -18,6 +19,7 @@ from sqlalchemy import select
 
 from tests.daemon.imap.conftest import free_port, imap_daemon, login, reachable_dir, wait_until
 from tests.daemon.test_flows import PASSWORD, Daemon
+from yizhan.daemon.imap.dovecot import layout_for
 from yizhan.daemon.imap.fetch import fetched_identity, fetched_recipients
 from yizhan.mailstore.directory import load_directory
 from yizhan.mailstore.models import FetchedMessage, Inbound
@@ -94,11 +96,18 @@ def test_each_message_once_across_restarts_and_a_new_uidvalidity(
         assert kind == "OK" and count == [b"2"]
         client.logout()
 
+        # The server goes away while Yizhan waits in IDLE (aioimaplib #110: an IDLE whose
+        # connection closes never returns): Yizhan reconnects once it is back.
+        time.sleep(0.5)
+        os.kill(int(layout_for(daemon.ctx.config).pid_file.read_text().split()[0]), 9)
+        deliver(daemon, todo_query("songjia"))
+        wait_until(lambda: len(fetched(daemon)) == 3, timeout=30, what="fetch after the outage")
+
         daemon.stop()
         deliver(daemon, todo_query("caoyaqin"))
         restarted = Daemon(daemon.ctx)
         try:
-            wait_until(lambda: len(fetched(daemon)) == 3, what="the message sent meanwhile")
+            wait_until(lambda: len(fetched(daemon)) == 4, what="the message sent meanwhile")
         finally:
             restarted.stop()
 
@@ -111,14 +120,14 @@ def test_each_message_once_across_restarts_and_a_new_uidvalidity(
         deliver(daemon, todo_query("xuna"))
         again = Daemon(daemon.ctx)
         try:
-            wait_until(lambda: len(fetched(daemon)) == 4, what="the new message")
+            wait_until(lambda: len(fetched(daemon)) == 5, what="the new message")
             client = login(daemon, MAILBOX)
             wait_until(lambda: client.select("INBOX")[1] == [b"0"], what="an empty INBOX")
             client.logout()
             time.sleep(1)  # one more round, in case a duplicate were coming
             rows = fetched(daemon)
-            assert len(rows) == 4
-            assert len({r.message_id for r in rows}) == 4
+            assert len(rows) == 5
+            assert len({r.message_id for r in rows}) == 5
             with daemon.ctx.sessions() as session:
                 validities = set(session.scalars(select(FetchedMessage.uidvalidity)))
             assert len(validities) == 2, "the mailbox was not renumbered"

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import imaplib
 import smtplib
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +19,7 @@ from sqlalchemy import select
 
 from tests.daemon.imap.conftest import Held, folder, imap_daemon, login, wait_until
 from tests.daemon.test_flows import PASSWORD, Daemon, reply
+from yizhan.daemon.imap.dovecot import layout_for, passdb_secret
 from yizhan.daemon.imap.folders import BULLETINS, DONE, TODO
 from yizhan.mailstore import accounts
 from yizhan.mailstore.models import Account, ImapFiling
@@ -150,3 +154,33 @@ def test_filing_as_master_user_is_not_a_login_of_the_person(daemon: Daemon) -> N
     (mail,) = folder(daemon, "tianlu", "INBOX")
     assert mail.mail["Subject"] == "會議材料"
     assert mail.uid == filing.uid
+
+
+def test_only_dovecot_may_ask_the_login_endpoint(daemon: Daemon) -> None:
+    # The endpoint answers Dovecot's lua passdb only: without its secret (which only the
+    # lua file, readable by Dovecot's user, holds) a request is refused and counts nothing.
+    port = admin_port(daemon)
+    body = urllib.parse.urlencode({"account": "zhengwei", "password": "guess"}).encode()
+    for headers in ({}, {"X-Yizhan-Dovecot": "not-the-secret"}):
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/internal/dovecot/verify", data=body, headers=headers
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 403
+    assert account_row(daemon, "zhengwei").failed_logins == 0
+    # With the secret, a wrong password is a failure like any other.
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/internal/dovecot/verify",
+        data=body,
+        headers={"X-Yizhan-Dovecot": passdb_secret(daemon.ctx.config)},
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.read().startswith(b"fail\t")
+    assert account_row(daemon, "zhengwei").failed_logins == 1
+
+
+def admin_port(daemon: Daemon) -> int:
+    """The admin page's port, as the daemon's Dovecot was told it."""
+    lua = layout_for(daemon.ctx.config).lua_file.read_text(encoding="utf-8")
+    return int(lua.split('local url = "http://127.0.0.1:', 1)[1].split("/", 1)[0])

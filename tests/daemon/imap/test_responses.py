@@ -7,6 +7,7 @@ from yizhan.daemon.imap.responses import (
     CopyUid,
     appenduid,
     copyuid,
+    exists,
     fetched_literals,
     listed_mailboxes,
     message_id_of,
@@ -31,9 +32,16 @@ def test_copyuid_of_a_move() -> None:
     assert found == CopyUid(uidvalidity=432432, uids={42: 1000, 43: 1001, 45: 1002})
 
 
-def test_uidvalidity_of_a_select() -> None:
-    lines = [b"FLAGS (\\Seen)", b"OK [UIDVALIDITY 3857529045] UIDs valid", b"[READ-WRITE] ok"]
+def test_uidvalidity_and_size_of_a_select() -> None:
+    lines = [
+        b"FLAGS (\\Seen)",
+        b"172 EXISTS",
+        b"OK [UIDVALIDITY 3857529045] UIDs valid",
+        b"[READ-WRITE] ok",
+    ]
     assert uidvalidity(lines) == 3857529045
+    assert exists(lines) == 172
+    assert exists([b"[READ-WRITE] ok"]) is None
 
 
 def test_search_with_and_without_the_response_name() -> None:

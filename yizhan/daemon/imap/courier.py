@@ -105,7 +105,9 @@ class ImapCourier:
             return Outcome(claimed=c, result="retry", detail=self.down)
         config = self.filing.config
         place = placement(c.data, secret=config.secret, domain=config.domain)
-        data = b"Return-Path: <" + c.mail_from.encode("utf-8") + b">\r\n" + c.data
+        # Return-Path in front, as a delivery agent writes it (and the Maildir courier does).
+        newline = b"\r\n" if b"\r\n" in c.data[:4096] else b"\n"
+        data = b"Return-Path: <" + c.mail_from.encode("utf-8") + b">" + newline + c.data
         try:
             appended = await self._append(c, account, place.folder, data)
         except ImapRefused as exc:

@@ -24,6 +24,7 @@ from typing import Final
 
 __all__ = [
     "MASTER_SEPARATOR",
+    "PASSDB_PATH",
     "DovecotLayout",
     "master_passwd_line",
     "render_config",
@@ -32,6 +33,8 @@ __all__ = [
 
 #: Between the account and the master user in a master login: ``wangfang*yizhan-master``.
 MASTER_SEPARATOR: Final = "*"
+#: Where on the admin page the lua passdb asks (``yizhan.admin.dovecot_auth``).
+PASSDB_PATH: Final = "/internal/dovecot"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import sys
 
-from yizhan.admin.dovecot_auth import PREFIX
 from yizhan.daemon.config import ConfigError, load_config
 from yizhan.daemon.imap.dovecot import passdb_secret
-from yizhan.daemon.imap.dovecot_conf import master_passwd_line, render_lua
+from yizhan.daemon.imap.dovecot_conf import PASSDB_PATH, master_passwd_line, render_lua
 
 __all__ = ["main"]
 
@@ -33,7 +32,7 @@ def main(argv: list[str]) -> int:
         print(f"yizhan: {exc}", file=sys.stderr)
         return 1
     if len(argv) == 2 and argv[0] == "lua":
-        url = argv[1].rstrip("/") + PREFIX
+        url = argv[1].rstrip("/") + PASSDB_PATH
         sys.stdout.write(render_lua(url=url, secret=passdb_secret(config)))
         return 0
     if argv == ["master-users"]:

@@ -20,6 +20,7 @@ __all__ = [
     "CopyUid",
     "appenduid",
     "copyuid",
+    "exists",
     "fetched_literals",
     "listed_mailboxes",
     "message_id_of",
@@ -74,6 +75,18 @@ def copyuid(lines: Iterable[bytes]) -> CopyUid | None:
             if len(source) != len(target):
                 return None
             return CopyUid(uidvalidity=int(match[1]), uids=dict(zip(source, target, strict=True)))
+    return None
+
+
+_EXISTS: Final = re.compile(rb"^(?:\* )?(\d+) EXISTS\s*$", re.IGNORECASE)
+
+
+def exists(lines: Iterable[bytes]) -> int | None:
+    """How many messages a SELECT or EXAMINE response says the mailbox holds, or None."""
+    for line in lines:
+        match = _EXISTS.match(line.strip())
+        if match:
+            return int(match[1])
     return None
 
 

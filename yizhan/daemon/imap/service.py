@@ -14,10 +14,10 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from yizhan.admin.dovecot_auth import PREFIX
 from yizhan.daemon.context import Context
 from yizhan.daemon.imap.courier import ImapFiling
 from yizhan.daemon.imap.dovecot import DovecotError, DovecotSupervisor
+from yizhan.daemon.imap.dovecot_conf import PASSDB_PATH
 from yizhan.daemon.imap.fetch import FetchWorker
 from yizhan.daemon.imap.pool import SessionPool, imap_target
 from yizhan.daemon.imap.tidy import Tidier
@@ -72,7 +72,7 @@ class ImapService:
                 self.supervisor = DovecotSupervisor(
                     config,
                     listen,
-                    auth_url=f"http://{url_host}:{admin_port}{PREFIX}",
+                    auth_url=f"http://{url_host}:{admin_port}{PASSDB_PATH}",
                     on_start=self._dovecot_started,
                 )
             except DovecotError as exc:

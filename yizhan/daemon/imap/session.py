@@ -65,6 +65,8 @@ class ImapSession:
         self.lost: str | None = None
         self.selected: str | None = None
         self.uidvalidity: int | None = None
+        #: How many messages the selected folder held when selected.
+        self.exists = 0
 
     @classmethod
     async def open(
@@ -83,6 +85,11 @@ class ImapSession:
         def lost(exc: Exception | None) -> None:
             if holder:
                 holder[0].lost = f"connection lost: {exc or 'closed by the server'}"
+                # An IDLE waiting for the server's push would wait forever (aioimaplib #110).
+                with contextlib.suppress(Exception):
+                    holder[0]._client.protocol.idle_queue.put_nowait(
+                        aioimaplib.STOP_WAIT_SERVER_PUSH
+                    )
 
         try:
             if use_ssl:
@@ -148,6 +155,7 @@ class ImapSession:
         if validity is None:
             raise ImapFailure(f"SELECT {folder}: the server sent no UIDVALIDITY")
         self.selected, self.uidvalidity = folder, validity
+        self.exists = responses.exists(response.lines) or 0
         return validity
 
     # -- messages --------------------------------------------------------------------------
@@ -218,11 +226,15 @@ class ImapSession:
                     self._client.wait_server_push(timeout=seconds + 5), seconds + self.timeout
                 )
             finally:
-                self._client.idle_done()
-                await asyncio.wait_for(waiter, self.timeout)
+                if self.lost is None:
+                    self._client.idle_done()
+                    await asyncio.wait_for(waiter, self.timeout)
+                else:
+                    waiter.cancel()
         except (TimeoutError, aioimaplib.AioImapException, OSError) as exc:
             self._fail(f"IDLE: {exc or type(exc).__name__}")
         if push == aioimaplib.STOP_WAIT_SERVER_PUSH:
+            self._raise_if_lost()
             return False
         return any(b"EXISTS" in line or b"RECENT" in line for line in _lines(push))
 

@@ -24,7 +24,7 @@ from yizhan.daemon.context import Context
 from yizhan.daemon.imap.folders import DONE, TODO
 from yizhan.daemon.imap.pool import SessionPool
 from yizhan.daemon.imap.responses import fetched_literals, message_id_of
-from yizhan.daemon.imap.session import ImapFailure, ImapSession
+from yizhan.daemon.imap.session import ImapFailure, ImapRefused, ImapSession
 from yizhan.mailstore import imap_filings
 from yizhan.mailstore.imap_filings import FilingRow
 
@@ -88,8 +88,11 @@ class Tidier:
                     self._repair_due = False
                     await self.repair()
                     last_repair = time.monotonic()
-                while await self.tidy() >= BATCH:
-                    pass
+                # A full batch means more may wait; a bounded number of passes, so that
+                # rows a server keeps refusing cannot hold the loop.
+                for _ in range(20):
+                    if await self.tidy() < BATCH:
+                        break
                 backoff = FIRST_BACKOFF
             except ImapFailure as exc:
                 log.warning("IMAP not available (%s); trying again in %.0f s", exc, backoff)
@@ -113,8 +116,13 @@ class Tidier:
         for row in rows:
             by_account[row.account].append(row)
         for account, requests in by_account.items():
-            async with self.pool.session(account) as session:
-                await self._move_done(session, requests)
+            try:
+                async with self.pool.session(account) as session:
+                    await self._move_done(session, requests)
+            except ImapRefused as exc:
+                # One person's folder refused (deleted, say): the others are tidied.
+                log.warning("%s: requests not moved: %s", account, exc)
+                await self.pool.reset(account)
         return len(rows)
 
     async def repair(self) -> int:
@@ -122,8 +130,12 @@ class Tidier:
         accounts = await asyncio.to_thread(self._accounts)
         fixed = 0
         for account in accounts:
-            async with self.pool.session(account) as session:
-                fixed += await self._repair(session, account)
+            try:
+                async with self.pool.session(account) as session:
+                    fixed += await self._repair(session, account)
+            except ImapRefused as exc:
+                log.warning("%s: 公文/待辦 not repaired: %s", account, exc)
+                await self.pool.reset(account)
         if fixed:
             log.info("repair: %d request(s) in 公文/待辦 put right", fixed)
         return fixed
@@ -179,8 +191,9 @@ class Tidier:
 
     async def _repair(self, session: ImapSession, account: str) -> int:
         rows = await asyncio.to_thread(self._filed, account)
+        session.selected = None
         validity = await session.select(TODO)
-        held = await self._message_ids(session)
+        held = await self._message_ids(session) if session.exists else {}
         by_id: dict[str, list[int]] = defaultdict(list)
         for uid, message_id in sorted(held.items()):
             by_id[message_id].append(uid)
