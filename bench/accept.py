@@ -12,14 +12,15 @@ The two servers do the same durable work per message, in a pool of 32 worker thr
 
 * sink: aiosmtpd with a DATA hook that, in ``asyncio.to_thread``, writes the message to a file
   of its own, fsyncs it, renames it into place and fsyncs the directory, then answers 250;
-* yizhan: the gateway (``daemon.smtp.start_smtp`` with ``mailstore.inbound.InboundWriter``) on a
+* yizhan: the gateway (``daemon.gateway.server.start_smtp`` with
+  ``mailstore.inbound.InboundWriter``) on a
   fresh SQLite database, one account, AUTH PLAIN on loopback (done before the clock starts);
   it answers 250 after the file, its directory entry and the database row are on disk.
 
 Both servers check at the end that they hold every message the clients were told was accepted.
 
 The sink is aiosmtpd as it comes; the gateway is aiosmtpd with its DATA reader and its envelope
-path parser replaced by faster ones (``daemon.smtp_data``, ``GatewaySMTP._getaddr``), which is
+path parser replaced by faster ones (``daemon.gateway.data``, ``GatewaySMTP._getaddr``), which is
 part of what it spends less on than the sink does.
 """
 
@@ -133,15 +134,15 @@ async def _serve_sink(directory: Path) -> int:
 
 
 async def _serve_yizhan_without_content(directory: Path) -> int:
-    # A diagnostic: the gateway with the content rules (daemon.content, run after DATA) taken
+    # A diagnostic: the gateway with the content rules (daemon.screening, run after DATA) taken
     # out, to show what share of the time they take.
-    import yizhan.daemon.smtp as gateway
+    import yizhan.daemon.gateway.hooks as gateway
 
     async def no_content_rules(*args: Any, **kwargs: Any) -> None:
         return None
 
     if not hasattr(gateway, "check_message"):
-        raise RuntimeError("daemon.smtp no longer calls check_message; update the bench")
+        raise RuntimeError("daemon.gateway.hooks no longer calls check_message; update the bench")
     gateway.check_message = no_content_rules
     return await _serve_yizhan(directory)
 
@@ -151,7 +152,7 @@ async def _serve_yizhan(directory: Path) -> int:
 
     from yizhan.daemon.config import parse_config
     from yizhan.daemon.context import Context
-    from yizhan.daemon.smtp import start_smtp
+    from yizhan.daemon.gateway.server import start_smtp
     from yizhan.mailstore.accounts import set_password
     from yizhan.mailstore.db import upgrade
     from yizhan.mailstore.directory import import_directory

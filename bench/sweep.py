@@ -5,9 +5,9 @@ temporary schema in ``$YIZHAN_TEST_PG``'s database, as the tests do), migrated l
 and fills it in two rounds: first 100,000 open steps, then up to 1,000,000. In each, 1,000 steps
 are due at T0 and 9,000 more by T0 + 2 h; every other step's reminder is days ahead. It times
 the sweep's database work at T0 (1,000 due) and at T0 + 2 h (10,000 due), as
-``scheduler.run_reminders`` does it, batch by batch (``SWEEP_BATCH``), one transaction each:
+``jobs.reminders.run_reminders`` does it, batch by batch (``SWEEP_BATCH``), one transaction each:
 
-* claim: the claim queries alone (``scheduler.claim_due_steps``: an index range scan on
+* claim: the claim queries alone (``jobs.reminders.claim_due_steps``: an index range scan on
   ``next_reminder_at``, each batch locked with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL);
 * sweep: the whole, with each claimed step's next reminder moved on and the batch committed.
   Rendering and queueing the mail, which is per reminder sent, is not included.
@@ -37,7 +37,7 @@ from typing import Any, Final
 
 from sqlalchemy import Engine, bindparam, create_engine, text, update
 
-from yizhan.daemon import scheduler
+from yizhan.daemon.jobs import reminders as scheduler
 from yizhan.mailstore.db import make_engine, make_sessionmaker, upgrade
 from yizhan.mailstore.models import Step
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from yizhan.cli import DEMO_PASSWORD
+from yizhan.cli.setup import DEMO_PASSWORD
 
 
 def yizhan(config: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

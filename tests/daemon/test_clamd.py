@@ -1,4 +1,4 @@
-"""Tests for daemon.clamd: the INSTREAM client against the test clamd and against fakes.
+"""Tests for daemon.screening.clamd: the INSTREAM client against the test clamd and against fakes.
 
 The real clamd is the one scripts/clamd.sh starts (YIZHAN_TEST_CLAMD); the fakes stand for a
 clamd that is down, one that never answers, and one that answers with an error.
@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from yizhan.daemon.clamd import Clamd, ScannerUnavailable, ScanRefused, parse_reply
+from yizhan.daemon.screening.clamd import Clamd, ScannerUnavailable, ScanRefused, parse_reply
 
 
 def run(coro: Awaitable[Any]) -> Any:

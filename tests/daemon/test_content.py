@@ -1,4 +1,4 @@
-"""Tests for daemon.content over real SMTP: a corpus of messages the tests build, each sent to the
+"""Tests for daemon.screening over real SMTP: a corpus of messages the tests build, each sent to the
 gateway (start_smtp, content check wired in its DATA hook) and answered 250 or refused by the
 rule it breaks; the test clamd (scripts/clamd.sh, $YIZHAN_TEST_CLAMD) scans the attachments.
 
@@ -29,22 +29,18 @@ from typing import Any, TypeVar
 import pytest
 from sqlalchemy import func, select
 
+from yizhan.cli.quarantine import add_parser as add_quarantine_parser
+from yizhan.cli.quarantine import format_entries
 from yizhan.daemon.config import ConfigError
-from yizhan.daemon.content import (
-    check_accepted,
-    check_content_rules,
-    check_message,
+from yizhan.daemon.context import Context
+from yizhan.daemon.gateway.server import SmtpServer, start_smtp
+from yizhan.daemon.screening.check import check_accepted, check_content_rules, check_message
+from yizhan.daemon.screening.quarantine import (
+    delete_entry,
     quarantine_accepted,
     quarantine_of,
-)
-from yizhan.daemon.context import Context
-from yizhan.daemon.quarantine_cli import (
-    add_quarantine_parser,
-    delete_entry,
-    format_entries,
     release_entry,
 )
-from yizhan.daemon.smtp import SmtpServer, start_smtp
 from yizhan.mailstore import accounts
 from yizhan.mailstore.directory import load_directory, save_person
 from yizhan.mailstore.inbound import InboundWriter

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, select
 
-from yizhan.cli import DEMO_PASSWORD
+from yizhan.cli.setup import DEMO_PASSWORD
 from yizhan.mailstore.models import Delivery, Inbound
 
 

@@ -26,9 +26,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import demo_org, make_config, seed_keyring
+from yizhan.cli.serve import run_daemon
 from yizhan.daemon.context import Context
-from yizhan.daemon.scheduler import run_due_jobs
-from yizhan.daemon.serve import run_daemon
+from yizhan.daemon.jobs.table import run_due_jobs
 from yizhan.mailstore import accounts
 from yizhan.mailstore.db import upgrade
 from yizhan.mailstore.directory import import_directory

@@ -1,4 +1,5 @@
-"""Tests for daemon.headers: the plain readings agree with the email package wherever they answer.
+"""Tests for daemon.extract.headers: the plain readings agree with the email package wherever
+they answer.
 
 Each reading is held side by side with what it replaces (``BytesHeaderParser`` with
 ``policy.compat32``, ``email.utils.getaddresses``) on generated input, odd input included; and
@@ -15,7 +16,7 @@ from email.utils import getaddresses
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from yizhan.daemon.headers import plain_header_section, plain_mailbox
+from yizhan.daemon.extract.headers import plain_header_section, plain_mailbox
 
 COMPAT32 = BytesHeaderParser(policy=policy.compat32)
 

@@ -1,4 +1,4 @@
-"""Tests for daemon.inspect: what is read from attachments, and that every read is bounded.
+"""Tests for daemon.extract: what is read from attachments, and that every read is bounded.
 
 Files are built by the `content_files` fixture (tests/daemon/conftest.py); nothing is scanned here.
 """
@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 
-from yizhan.daemon import inspect as inspect_module
-from yizhan.daemon.inspect import decode_header_text, decode_text, read_file, read_message, sniff
+from yizhan.daemon.extract import message as inspect_module
+from yizhan.daemon.extract.files import read_file, sniff
+from yizhan.daemon.extract.message import read_message
+from yizhan.daemon.extract.text import decode_header_text, decode_text, raw_header
 from yizhan.routing.content import DEFAULT_CONTENT, content_from_dict
 
 
@@ -259,7 +261,7 @@ def test_a_message_reads_the_same_as_the_parser_reads_it_whole(raw: bytes) -> No
     reader = inspect_module._MessageReader(DEFAULT_CONTENT)
     reader.walk(whole, depth=0)
     assert fast.body.strip() == ("\n".join(reader.plain) or "\n".join(reader.html)).strip()
-    assert fast.subject == decode_header_text(inspect_module._raw_header(whole, "Subject"))
+    assert fast.subject == decode_header_text(raw_header(whole, "Subject"))
     assert [a.name for a in fast.attachments] == [a.name for a in reader.attachments]
 
 

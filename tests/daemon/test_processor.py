@@ -8,10 +8,10 @@ from email.policy import default
 
 from sqlalchemy import select
 
-from yizhan.daemon.content import content_rules_version, quarantine_of
 from yizhan.daemon.context import Context
 from yizhan.daemon.processor import Processor
-from yizhan.daemon.quarantine_cli import release_entry
+from yizhan.daemon.rules_file import content_rules_version
+from yizhan.daemon.screening.quarantine import quarantine_of, release_entry
 from yizhan.mailstore import accounts, pending
 from yizhan.mailstore.models import Inbound, OutboundMessage
 

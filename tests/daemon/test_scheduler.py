@@ -1,4 +1,4 @@
-"""Tests for yizhan.daemon.scheduler: reminders, digests, reports and expiry, with time driven.
+"""Tests for yizhan.daemon.jobs: reminders, digests, reports and expiry, with time driven.
 
 A :class:`Clock` the test sets stands in for the wall clock (``Context(clock=...)``), so a
 document walks through a week of reminders and a holiday in seconds. Documents are opened with
@@ -23,25 +23,24 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from yizhan.daemon import scheduler
+from yizhan.cli.jobs import JobsError, cmd_jobs_run, parse_now
 from yizhan.daemon.config import Config
 from yizhan.daemon.context import Context
-from yizhan.daemon.jobs_cli import JobsError, cmd_jobs_run, parse_now
-from yizhan.daemon.scheduler import (
-    Scheduler,
+from yizhan.daemon.jobs import reminders as reminder_jobs
+from yizhan.daemon.jobs import table
+from yizhan.daemon.jobs.accounts import run_password_warnings, run_unused_accounts
+from yizhan.daemon.jobs.bulletins import (
     run_bulletin_cleanup,
     run_bulletin_cleanup_notice,
     run_bulletin_expiry,
-    run_delegation_expiry,
-    run_delegation_notices,
-    run_digests,
-    run_due_jobs,
-    run_overdue_report,
-    run_password_warnings,
-    run_reminders,
-    run_unused_accounts,
-    work_calendar,
 )
+from yizhan.daemon.jobs.delegations import run_delegation_expiry, run_delegation_notices
+from yizhan.daemon.jobs.digests import run_digests
+from yizhan.daemon.jobs.reminders import run_reminders
+from yizhan.daemon.jobs.reports import run_overdue_report
+from yizhan.daemon.jobs.scheduler import Scheduler
+from yizhan.daemon.jobs.slots import work_calendar
+from yizhan.daemon.jobs.table import run_due_jobs
 from yizhan.mailstore import accounts
 from yizhan.mailstore.directory import load_directory
 from yizhan.mailstore.documents import apply_decision, create_document, load_state
@@ -251,7 +250,7 @@ def test_two_daemons_send_each_reminder_exactly_once(
 ) -> None:
     # Two daemons on one database run every job at the same moments, in threads. Small
     # batches make them interleave; each reminder and each digest still goes out once.
-    monkeypatch.setattr(scheduler, "SWEEP_BATCH", 3)
+    monkeypatch.setattr(reminder_jobs, "SWEEP_BATCH", 3)
     for n in range(12):
         open_report(bureau, clock.set(at("2026-09-22", 10)), title=f"請示 {n}")
     other = Context.open(config, clock=clock)
@@ -451,7 +450,7 @@ def test_the_scheduler_catches_up_when_it_starts(bureau: Context, clock: Clock) 
             running.shutdown()
 
     jobs, reminders = asyncio.run(main())
-    assert jobs == sorted(j.name for j in scheduler.JOBS)
+    assert jobs == sorted(j.name for j in table.JOBS)
     assert reminders == 1
 
 
@@ -496,14 +495,14 @@ def test_a_step_that_cannot_be_reminded_does_not_block_the_others(
         assert bad is not None
         bad.assignee = "tangxiaodong"
         bad_id = bad.id
-    real = scheduler.make_token
+    real = reminder_jobs.make_token
 
     def make_token(secret: str, *, document_id: int, step_id: int, account: str) -> str:
         if account == "tangxiaodong":
             raise ValueError("no token for this account")
         return real(secret, document_id=document_id, step_id=step_id, account=account)
 
-    monkeypatch.setattr(scheduler, "make_token", make_token)
+    monkeypatch.setattr(reminder_jobs, "make_token", make_token)
     now = clock.set(at("2026-09-23", 14))
     assert run_reminders(bureau, now) == 1
     assert [to(m) for _, m in queued(bureau, "remind:")] == [HEAD]

@@ -1,4 +1,4 @@
-"""Tests for daemon.smtp (the gateway, over real SMTP on loopback), and for the parts it is built
+"""Tests for daemon.gateway (the gateway, over real SMTP on loopback), and for the parts it is built
 from: mailstore.inbound (durable group commit) and daemon.tls (the certificate).
 
 Each test starts the gateway in an event loop of its own thread and talks to it with smtplib,
@@ -28,16 +28,15 @@ from sqlalchemy import select
 
 from yizhan.daemon.config import HostPort
 from yizhan.daemon.context import Context
-from yizhan.daemon.smtp import (
-    SmtpServer,
+from yizhan.daemon.gateway.senders import (
     address_belongs,
     auth_allowed,
     parse_auth_results,
     parse_headers,
     relay_identity,
-    start_smtp,
 )
-from yizhan.daemon.tls import ensure_certificate, server_context
+from yizhan.daemon.gateway.server import SmtpServer, start_smtp
+from yizhan.daemon.gateway.tls import ensure_certificate, server_context
 from yizhan.mailstore import accounts
 from yizhan.mailstore.db import make_engine, make_sessionmaker
 from yizhan.mailstore.directory import load_directory, save_person
@@ -682,7 +681,7 @@ def test_garbage_commands_get_500_and_the_session_continues(gateway: Running) ->
     assert code == 250, reply
 
 
-# --- DATA as pipelining clients and smugglers send it (daemon.smtp_data) --------------------
+# --- DATA as pipelining clients and smugglers send it (daemon.gateway.data) --------------------
 
 
 def converse(gateway: Running, script: bytes) -> list[bytes]:

@@ -1,4 +1,4 @@
-"""Tests for daemon.smtp_data (DATA read in blocks) and the gateway's reading of envelope paths.
+"""Tests for daemon.gateway.data (DATA read in blocks) and the gateway's reading of envelope paths.
 
 The reader is checked against the rule of RFC 5321 written out plainly (:func:`by_the_rfc`),
 on messages cut into pieces at every possible place, as they arrive from a network; the path
@@ -16,8 +16,8 @@ from aiosmtpd.smtp import SMTP
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from yizhan.daemon.smtp import GatewaySMTP
-from yizhan.daemon.smtp_data import DataRefusal, read_data, unstuff
+from yizhan.daemon.gateway.data import DataRefusal, read_data, unstuff
+from yizhan.daemon.gateway.protocol import GatewaySMTP
 
 # aiosmtpd's StreamReader limit, and so the gateway's.
 LINE_LIMIT = 1001

@@ -17,8 +17,9 @@ from email.utils import parsedate_to_datetime
 from sqlalchemy import select
 
 from tests.daemon.test_flows import Daemon, one, reply, show_document, text
+from yizhan.daemon.jobs.reminders import run_reminders
+from yizhan.daemon.jobs.supervision import run_supervision_report
 from yizhan.daemon.outbound import OutboundWorker
-from yizhan.daemon.scheduler import run_reminders, run_supervision_report
 from yizhan.mailstore.models import JobRun, OutboundMessage
 from yizhan.routing.calendar import WorkCalendar
 

@@ -476,7 +476,7 @@ def load_rules(config: Config) -> Rules:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("rules", f"{path} is not valid TOML: {exc}") from exc
     try:
-        # The [content] table is the gateway's (daemon/content.py), not the workflows'.
+        # The [content] table is the gateway's (daemon/screening/), not the workflows'.
         return rules_from_dict({k: v for k, v in data.items() if k != "content"})
     except RulesError as exc:
         raise ConfigError("rules", f"{path}: {exc}") from exc

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from yizhan.daemon.config import Config, load_rules
-from yizhan.daemon.content_rules import load_content_rules
+from yizhan.daemon.rules_file import load_content_rules
 from yizhan.mailstore import outbox
 from yizhan.mailstore.db import make_engine, make_sessionmaker
 from yizhan.mailstore.models import OutboundMessage, Person

@@ -22,8 +22,8 @@ from sqlalchemy.orm import Session
 from yizhan.daemon import intake
 from yizhan.daemon.context import Context
 from yizhan.daemon.effects import Effects
+from yizhan.daemon.extract.message import attached_files
 from yizhan.daemon.files import attach_files, brings_files, document_files
-from yizhan.daemon.inspect import attached_files
 from yizhan.daemon.tools import MailFile, ToolDesk
 from yizhan.mailstore import audit
 from yizhan.mailstore import leave as leave_store

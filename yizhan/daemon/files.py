@@ -20,7 +20,7 @@ from typing import Final
 
 from sqlalchemy.orm import Session
 
-from yizhan.daemon.inspect import attached_files
+from yizhan.daemon.extract.message import attached_files
 from yizhan.mailstore.models import Document, Inbound
 from yizhan.mailstore.rawstore import RawStore
 

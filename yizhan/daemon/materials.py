@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from yizhan.daemon.desk import Incoming, Sender
-from yizhan.daemon.inspect import attached_files
+from yizhan.daemon.extract.message import attached_files
 from yizhan.daemon.search import Finder, Found, Hit
 from yizhan.mailstore.documents import apply_decision, create_document
 from yizhan.mailstore.models import Document

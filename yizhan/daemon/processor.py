@@ -19,14 +19,12 @@ from email.utils import getaddresses
 
 from sqlalchemy.orm import Session
 
-from yizhan.daemon.content import (
-    check_accepted,
-    content_rules_version,
-    it_people,
-    quarantine_accepted,
-)
 from yizhan.daemon.context import Context
 from yizhan.daemon.desk import DOCUMENT_MODULES, Desk, Incoming
+from yizhan.daemon.rules_file import content_rules_version
+from yizhan.daemon.screening.check import check_accepted
+from yizhan.daemon.screening.notices import it_people
+from yizhan.daemon.screening.quarantine import quarantine_accepted
 from yizhan.mailstore import audit, pending
 from yizhan.mailstore.directory import load_directory
 from yizhan.mailstore.models import Inbound

@@ -26,10 +26,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from yizhan.daemon.content import it_people, load_content_rules
 from yizhan.daemon.desk import Desk, Incoming, Sender, trail_lines
+from yizhan.daemon.extract.message import read_message
 from yizhan.daemon.files import attach_files, document_files, files_mail
-from yizhan.daemon.inspect import read_message
+from yizhan.daemon.rules_file import load_content_rules
+from yizhan.daemon.screening.notices import it_people
 from yizhan.mailstore import audit
 from yizhan.mailstore import search as index_store
 from yizhan.mailstore.documents import doc_target, find_document, load_state

@@ -17,9 +17,10 @@ from email.message import EmailMessage
 
 from sqlalchemy.orm import Session
 
-from yizhan.daemon.content import it_people
 from yizhan.daemon.context import Context
-from yizhan.daemon.inspect import attached_files, sniff
+from yizhan.daemon.extract.files import sniff
+from yizhan.daemon.extract.message import attached_files
+from yizhan.daemon.screening.notices import it_people
 from yizhan.mailstore import audit
 from yizhan.mailstore import tools as store
 from yizhan.routing.content.kinds import TYPES, extension

@@ -44,8 +44,10 @@ __all__ = [
     "DovecotError",
     "DovecotSupervisor",
     "check_version",
+    "dovecot_usable",
     "master_password",
     "passdb_secret",
+    "running_dovecot",
 ]
 
 log = logging.getLogger("yizhan.dovecot")
@@ -337,6 +339,26 @@ class DovecotSupervisor:
         deadline = time.monotonic() + 5
         while _port_busy(self.listen) and time.monotonic() < deadline:
             time.sleep(0.05)
+
+
+def dovecot_usable(config: Config) -> str | None:
+    """Why Yizhan's own Dovecot cannot run here (not installed, not 2.3, no user), or None."""
+    try:
+        check_version()
+        layout_for(config)
+    except DovecotError as exc:
+        return str(exc)
+    return None
+
+
+def running_dovecot(config: Config) -> int | None:
+    """The pid of the Dovecot of ``config``'s data directory, if one is running now."""
+    try:
+        layout = layout_for(config)
+        pid = int(layout.pid_file.read_text(encoding="ascii").split()[0])
+    except (DovecotError, OSError, ValueError, IndexError):
+        return None
+    return pid if _alive(pid) and _is_dovecot(pid, layout) else None
 
 
 def layout_for(config: Config) -> DovecotLayout:

@@ -28,15 +28,15 @@ from email.utils import getaddresses
 from typing import Final
 
 from yizhan.daemon.context import Context
-from yizhan.daemon.imap.responses import fetched_literals
-from yizhan.daemon.imap.session import ImapFailure, ImapSession
-from yizhan.daemon.smtp import (
+from yizhan.daemon.gateway.senders import (
     AUTH_NONE,
     HeaderError,
     address_belongs,
     parse_headers,
     relay_identity,
 )
+from yizhan.daemon.imap.responses import fetched_literals
+from yizhan.daemon.imap.session import ImapFailure, ImapSession
 from yizhan.mailstore import imap_filings
 from yizhan.mailstore.directory import load_directory
 from yizhan.mailstore.inbound import InboundWriter, StoreFailed

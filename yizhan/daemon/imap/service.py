@@ -16,7 +16,12 @@ from collections.abc import Callable
 
 from yizhan.daemon.context import Context
 from yizhan.daemon.imap.courier import ImapFiling
-from yizhan.daemon.imap.dovecot import DovecotError, DovecotSupervisor
+from yizhan.daemon.imap.dovecot import (
+    DovecotError,
+    DovecotSupervisor,
+    dovecot_usable,
+    running_dovecot,
+)
 from yizhan.daemon.imap.dovecot_conf import PASSDB_PATH
 from yizhan.daemon.imap.fetch import FetchWorker
 from yizhan.daemon.imap.pool import SessionPool, imap_target
@@ -30,9 +35,14 @@ log = logging.getLogger("yizhan.imap")
 
 def filing_for(ctx: Context) -> ImapFiling | None:
     """IMAP filing for a process that only delivers (``yizhan jobs run``), or None; its
-    sessions end with each round."""
+    sessions end with each round.
+
+    Yizhan's own Dovecot runs only inside ``yizhan serve``: with no daemon running, mail is
+    delivered into the Maildirs as without Dovecot (INBOX; the next ``serve`` gives the files
+    to Dovecot's user), rather than waiting in the queue for a daemon.
+    """
     target = imap_target(ctx.config)
-    if target is None:
+    if target is None or (target.own and running_dovecot(ctx.config) is None):
         return None
     return ImapFiling(ctx.config, SessionPool(target, keep_seconds=0), clock=ctx.clock)
 
@@ -44,6 +54,12 @@ class ImapService:
         self.ctx = ctx
         self.on_dovecot_start = on_dovecot_start
         target = imap_target(ctx.config)
+        self.unusable = dovecot_usable(ctx.config) if ctx.config.imap.listen else None
+        if self.unusable is not None:
+            # Without a Dovecot to run, mail is delivered into the Maildirs as before.
+            log.error("no IMAP: %s; mail for people goes into their Maildirs", self.unusable)
+            if target is not None and target.own:
+                target = None
         self.pool = SessionPool(target) if target is not None else None
         self.filing = (
             ImapFiling(ctx.config, self.pool, clock=ctx.clock) if self.pool is not None else None
@@ -64,7 +80,7 @@ class ImapService:
         """Start what is configured; the tasks end when ``stop`` is set, Dovecot last."""
         config = self.ctx.config
         listen = config.imap.listen
-        if listen is not None:
+        if listen is not None and self.unusable is None:
             host = config.admin_listen.host
             host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
             url_host = f"[{host}]" if ":" in host else host

@@ -4,8 +4,8 @@ mine rules 一(六), 一(八)).
 One module per rule, each a small class with ``name``, ``description``, ``article`` and
 ``check(inspection, rules) -> Verdict | None`` (:class:`~.model.ContentRule`); the policy is
 the table in :mod:`.table`, configured by the ``[content]`` table of the rules file
-(:mod:`.config`). Pure: ``daemon.inspect`` and ``daemon.clamd`` gather the facts, and
-``daemon.content`` runs the table at the SMTP gateway.
+(:mod:`.config`). Pure: ``daemon.extract`` and ``daemon.screening.clamd`` gather the facts, and
+``daemon.screening`` runs the table at the SMTP gateway.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 A zip bomb (a small archive that expands to gigabytes, or archives nested inside archives)
 would stop the scanner and the system (mine rules 一(八): 嚴禁利用各種黑客軟件攻擊辦公自動化
-服務器). ``daemon.inspect`` walks archives without expanding past the limits and reports what it
+服務器). ``daemon.extract`` walks archives without expanding past the limits and reports what it
 found; this rule compares it with ``[content.archives]``. Encrypted members cannot be scanned.
 """
 

@@ -1,7 +1,7 @@
 """Refuses attachments by what their bytes are: programs, macros, disallowed or unreadable types.
 
 Mine rules 一(八) forbids viruses and hacking tools, 第十一條 keeps mail for work. The type is
-the sniffed one (``daemon.inspect`` reads magic bytes and zip members), so a program renamed
+the sniffed one (``daemon.extract`` reads magic bytes and zip members), so a program renamed
 ``報告.pdf`` is still a program; the name and declared type only add suspicion, never trust.
 Programs and macros pass only when the IT department publishes them as tools: their SHA-256 is
 listed in ``[content] tools`` or belongs to a published tool, or an IT staff member sends them

@@ -1,7 +1,7 @@
 """The table of file types: what each type the sniffer names is, and which names and MIME types
 make a file executable whatever its bytes say.
 
-``daemon.inspect`` names a type from a file's bytes (magic numbers, the members of a zip); the
+``daemon.extract`` names a type from a file's bytes (magic numbers, the members of a zip); the
 rules look the type up here. The IT department allows types by these keys in the rules file
 (``[content.types] allowed``) and sets size limits by kind (``[content.sizes]``).
 """

@@ -1,8 +1,9 @@
 """The facts the content rules judge (:class:`Inspection`) and what they return (:class:`Verdict`).
 
-The daemon reads a message (``daemon.inspect``), has its attachments scanned (``daemon.clamd``)
-and fills these dataclasses; the rules only look at them, so each rule is tested on literal
-facts. Nothing here holds attachment bytes: what the rules need was extracted already.
+The daemon reads a message (``daemon.extract``), has its attachments scanned
+(``daemon.screening.clamd``) and fills these dataclasses; the rules only look at them, so each
+rule is tested on literal facts. Nothing here holds attachment bytes: what the rules need was
+extracted already.
 """
 
 from __future__ import annotations

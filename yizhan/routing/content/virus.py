@@ -1,7 +1,8 @@
 """Refuses messages in which clamd found a virus.
 
 Mine rules 一(八): 不能將帶有病毒的文件和資料在辦公自動化上發布; 第十一條 keeps mail for work.
-The scan itself is done by ``daemon.clamd`` before the rules run; this rule reads its findings.
+The scan itself is done by ``daemon.screening.clamd`` before the rules run; this rule reads its
+findings.
 """
 
 from __future__ import annotations

@@ -10,38 +10,34 @@ department), else as the console.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as dt
 import json
 import sys
 import unicodedata
 from collections.abc import Sequence
 
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect
 
+from yizhan.cli.base import Verbs
 from yizhan.daemon.config import ConfigError, load_config
-from yizhan.daemon.content import quarantine_of
 from yizhan.daemon.context import Context
-from yizhan.mailstore import audit
+from yizhan.daemon.screening.quarantine import delete_entry, quarantine_of, release_entry
 from yizhan.mailstore.directory import load_directory
-from yizhan.mailstore.inbound import InboundWriter, StoreFailed
-from yizhan.mailstore.models import Inbound
+from yizhan.mailstore.inbound import StoreFailed
 from yizhan.mailstore.quarantine import QuarantineEntry, QuarantineError
 
 __all__ = [
     "CONSOLE",
-    "add_quarantine_parser",
+    "add_parser",
     "cmd_quarantine",
-    "delete_entry",
     "format_entries",
-    "release_entry",
 ]
 
 #: The actor recorded when no ``--by`` is given (as for other console verbs).
 CONSOLE = "console"
 
 
-def add_quarantine_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(verbs: Verbs) -> None:
     """Add ``quarantine list|release|delete`` to the ``yizhan`` verbs."""
     quarantine = verbs.add_parser(
         "quarantine", help="mail refused after acceptance, held for the IT department"
@@ -87,31 +83,6 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
         return 1
 
 
-def release_entry(ctx: Context, entry_id: str, *, by: str) -> QuarantineEntry:
-    """Accept a held message again (durably, as the gateway would), then record the decision.
-
-    Safe to repeat after a crash: a message already accepted again under this entry is found
-    by its peer (``quarantine:<id>``) and not stored twice.
-    """
-    store = quarantine_of(ctx.config)
-    entry = store.held(entry_id)
-    peer = f"quarantine:{entry.id}"
-    with ctx.sessions() as session:
-        inbound_id = session.scalar(select(Inbound.id).where(Inbound.peer == peer))
-    if inbound_id is None:
-        inbound_id = asyncio.run(_store_again(ctx, store.read(entry.id), entry, peer))
-    entry = store.mark_released(entry.id, by=by, now=ctx.clock(), released_as=inbound_id)
-    _audit(ctx, entry, by, "quarantine.release")
-    return entry
-
-
-def delete_entry(ctx: Context, entry_id: str, *, by: str) -> QuarantineEntry:
-    """Delete a held message's bytes; the record and the audit entry say who and when."""
-    entry = quarantine_of(ctx.config).delete(entry_id, by=by, now=ctx.clock())
-    _audit(ctx, entry, by, "quarantine.delete")
-    return entry
-
-
 def format_entries(entries: Sequence[QuarantineEntry], tz: dt.tzinfo, *, as_json: bool) -> str:
     """The listing: a table for people, or JSON."""
     if as_json:
@@ -139,21 +110,6 @@ def format_entries(entries: Sequence[QuarantineEntry], tz: dt.tzinfo, *, as_json
     return "\n".join(lines)
 
 
-async def _store_again(ctx: Context, data: bytes, entry: QuarantineEntry, peer: str) -> int:
-    writer = InboundWriter(ctx)
-    try:
-        return await writer.store(
-            data=data,
-            mail_from=entry.mail_from,
-            rcpt_tos=entry.rcpt_tos,
-            sender_account=entry.sender_account,
-            auth_method=entry.auth_method,
-            peer=peer,
-        )
-    finally:
-        await writer.aclose()
-
-
 def _decider(ctx: Context, account: str | None) -> str:
     if not account:
         return CONSOLE
@@ -164,26 +120,6 @@ def _decider(ctx: Context, account: str | None) -> str:
     if person is None or person.state != "active" or person.unit not in it_units:
         raise QuarantineError(f"{account} is not an active member of the IT department")
     return person.account
-
-
-def _audit(ctx: Context, entry: QuarantineEntry, by: str, action: str) -> None:
-    with ctx.sessions.begin() as session:
-        audit.record(
-            session,
-            at=ctx.clock(),
-            actor=by,
-            action=action,
-            target=entry.id,
-            detail={
-                "rule": entry.rule,
-                "mail_from": entry.mail_from,
-                "rcpt_tos": list(entry.rcpt_tos),
-                "sender_account": entry.sender_account,
-                "sha256": entry.sha256,
-                "message_id": entry.message_id,
-                "released_as": entry.released_as,
-            },
-        )
 
 
 def _width(text: str) -> int:

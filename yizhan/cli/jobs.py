@@ -15,11 +15,12 @@ import sys
 
 from sqlalchemy import inspect
 
+from yizhan.cli.base import Verbs
 from yizhan.daemon.config import ConfigError, load_config
 from yizhan.daemon.context import Context
 from yizhan.daemon.imap.service import filing_for
+from yizhan.daemon.jobs.table import run_due_jobs
 from yizhan.daemon.outbound import OutboundWorker
-from yizhan.daemon.scheduler import run_due_jobs
 from yizhan.mailstore.db import upgrade
 
 
@@ -40,7 +41,7 @@ def parse_now(text: str) -> dt.datetime:
     return moment
 
 
-def add_jobs_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(verbs: Verbs) -> None:
     """Add ``jobs run --now TIME`` to the ``yizhan`` verbs."""
     jobs = verbs.add_parser("jobs", help="scheduled jobs").add_subparsers(
         dest="jobs_verb", metavar="ACTION", required=True

@@ -19,6 +19,8 @@ import struct
 from dataclasses import dataclass
 from typing import Final
 
+from yizhan.routing.content import ContentRules
+
 __all__ = [
     "CHUNK",
     "Clamd",
@@ -26,6 +28,7 @@ __all__ = [
     "ScanResult",
     "ScannerUnavailable",
     "parse_reply",
+    "scanner_for",
 ]
 
 #: Bytes per INSTREAM chunk.
@@ -175,3 +178,13 @@ async def _read_reply(reader: asyncio.StreamReader) -> bytes:
             break
         reply += chunk
     return reply
+
+
+def scanner_for(rules: ContentRules) -> Clamd | None:
+    """The clamd client the rules name, or None when scanning is switched off."""
+    settings = rules.scanner
+    if not settings.enabled:
+        return None
+    return Clamd(
+        socket=settings.socket, host=settings.host, port=settings.port, timeout=settings.timeout
+    )

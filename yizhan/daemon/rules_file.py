@@ -1,6 +1,6 @@
 """Reads the content rules (the ``[content]`` table of ``<data_dir>/rules.toml``), cached.
 
-Kept apart from :mod:`yizhan.daemon.content` so that the context can consult the rules when it
+Kept apart from :mod:`yizhan.daemon.screening` so that the context can consult the rules when it
 queues mail (第十七條) without depending on the gateway's check.
 """
 

@@ -1,4 +1,8 @@
-"""Runs the daemon: starts every part, wires them together, and stops them cleanly on SIGTERM.
+"""The ``serve`` verb's body: starts every part of the daemon and the admin page, wires them
+together, and stops them cleanly on SIGTERM.
+
+It lives at the top, with the other verbs, because it is the one place that joins the daemon
+(``yizhan.daemon``) and the admin page (``yizhan.admin``), which builds on the daemon.
 
 Start-up order follows the durable stages: leftovers from a crash are cleaned and recovered
 first (unacknowledged temp files removed; accepted but unprocessed messages and unsent
@@ -17,11 +21,11 @@ import uvicorn
 
 from yizhan.admin.app import create_app
 from yizhan.daemon.context import Context
+from yizhan.daemon.gateway.server import start_smtp
 from yizhan.daemon.imap.service import ImapService
+from yizhan.daemon.jobs.scheduler import start_scheduler
 from yizhan.daemon.outbound import OutboundWorker
 from yizhan.daemon.processor import Processor
-from yizhan.daemon.scheduler import start_scheduler
-from yizhan.daemon.smtp import start_smtp
 from yizhan.mailstore.inbound import InboundWriter
 from yizhan.mailstore.pending import release_leases
 

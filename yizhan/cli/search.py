@@ -13,18 +13,19 @@ import sys
 
 from sqlalchemy import select
 
+from yizhan.cli.base import Verbs
 from yizhan.daemon.config import ConfigError, load_config
 from yizhan.daemon.context import Context
 from yizhan.daemon.desk import Desk
 from yizhan.mailstore.models import Document
 
-__all__ = ["BATCH", "add_search_parser", "cmd_search", "reindex"]
+__all__ = ["BATCH", "add_parser", "cmd_search", "reindex"]
 
 #: Documents indexed per transaction.
 BATCH = 200
 
 
-def add_search_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(verbs: Verbs) -> None:
     """Add ``search reindex`` to the ``yizhan`` verbs."""
     search = verbs.add_parser("search", help="the document search index").add_subparsers(
         dest="search_verb", metavar="ACTION", required=True

@@ -1,0 +1,347 @@
+"""The SMTP gateway: decides at each SMTP step whether Yizhan takes a message, then stores it.
+
+Staff submit with AUTH (only after STARTTLS, or from loopback); the organisation's MTA, listed in
+``smtp.trusted_relays``, hands over mail without AUTH and vouches for the sender in its
+Authentication-Results header. Recipients are checked at RCPT (``routing.addresses``); the
+envelope and header senders must belong to the authenticated account, and acting in another
+person's name is refused and written to the audit trail (第七條). A message gets 250 only when
+:class:`~yizhan.mailstore.inbound.InboundWriter` has its bytes and its row on disk.
+
+The hooks stay thin (STYLE 8): every reply is a constant below, blocking work (argon2, the
+database) runs in worker threads, and the decisions that need no I/O are pure functions at the
+bottom of this module. aiosmtpd finds hooks by name; here they are registered explicitly
+(:meth:`Gateway.hooks`) and the handler has no ``handle_*`` or ``auth_*`` names to be found.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
+
+from yizhan.daemon.config import Config
+from yizhan.daemon.context import Context
+from yizhan.daemon.gateway.directory_cache import DIRECTORY_RECHECK, DirectoryCache
+from yizhan.daemon.gateway.peers import peer_host, peer_text, shown
+from yizhan.daemon.gateway.replies import (
+    ERR_451_INTERNAL,
+    ERR_451_STORE,
+    ERR_530_AUTH,
+    ERR_535_AUTH,
+    ERR_550_NOT_YOURS,
+    ERR_550_NULL_SENDER,
+    ERR_553_ADDRESS,
+    ERR_554_HEADERS,
+    OK_235_AUTH,
+    OK_250_RCPT,
+    OK_250_SENDER,
+    OK_250_STORED,
+)
+from yizhan.daemon.gateway.senders import (
+    AUTH_NONE,
+    AUTH_SMTP,
+    HeaderError,
+    TrustedRelays,
+    address_belongs,
+    address_problem,
+    parse_headers,
+    relay_identity,
+)
+from yizhan.daemon.rules_file import content_rules_version
+from yizhan.daemon.screening.check import check_message
+from yizhan.mailstore import audit
+from yizhan.mailstore.accounts import LoginResult, VerifiedPasswords, authenticate
+from yizhan.mailstore.inbound import InboundWriter, StoreFailed, message_id_of
+from yizhan.routing.addresses import AddressTable, Refusal
+
+log = logging.getLogger("yizhan.smtp")
+auth_log = logging.getLogger("yizhan.smtp.auth")
+security_log = logging.getLogger("yizhan.security")
+
+
+class GatewaySession(Session):
+    """One SMTP connection's state; ``account`` is set by a successful AUTH."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop)
+        self.account: str | None = None
+
+    # aiosmtpd sets login_data after every AUTH and its setter logs a deprecation warning
+    # each time; this plain property keeps the log for what matters.
+    @property
+    def login_data(self) -> Any:
+        return self._login_data
+
+    @login_data.setter
+    def login_data(self, value: Any) -> None:
+        self._login_data = value
+
+
+Hook = Callable[..., Awaitable[str]]
+
+
+class Gateway:
+    """The SMTP hooks and the AUTH check of one listener; see the module docstring."""
+
+    def __init__(
+        self,
+        ctx: Context,
+        writer: InboundWriter,
+        *,
+        directory: DirectoryCache,
+        relays: TrustedRelays,
+    ) -> None:
+        self.ctx = ctx
+        self.config: Config = ctx.config
+        self.writer = writer
+        self.directory = directory
+        self.relays = relays
+        self.table = AddressTable(ctx.config.domain, ctx.config.addresses)
+        self.verified_passwords = VerifiedPasswords()
+
+    def hooks(self) -> dict[str, Hook]:
+        """The aiosmtpd hooks by command; the only ones the gateway has."""
+        return {"MAIL": self.on_mail, "RCPT": self.on_rcpt, "DATA": self.on_data}
+
+    async def on_mail(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
+        """MAIL FROM: who may send, and as whom."""
+        state = _state(session)
+        peer = peer_text(session.peer)
+        trusted = self.relays.trusts(peer_host(session.peer))
+        if state.account is None and not trusted:
+            log.info("%s: MAIL FROM <%s> refused: not authenticated", peer, shown(address))
+            return ERR_530_AUTH
+        if address == "<>":
+            if not trusted:
+                log.info("%s: null sender refused from an untrusted peer", peer)
+                return ERR_550_NULL_SENDER
+        else:
+            problem = address_problem(address)
+            if problem:
+                return ERR_553_ADDRESS.format(reason=problem)
+            if state.account is not None and not await self._belongs(address, state.account):
+                await self._impersonation(
+                    state.account, address, peer=peer, where="MAIL FROM", message_id=None
+                )
+                return ERR_550_NOT_YOURS.format(
+                    where="MAIL FROM", address=shown(address), account=state.account
+                )
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return OK_250_SENDER
+
+    async def on_rcpt(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        """RCPT TO: only addresses of a kind, cmd@, a reply token or a known person."""
+        problem = address_problem(address)
+        if problem:
+            return ERR_553_ADDRESS.format(reason=problem)
+        found = self.table.classify(address, await self.directory.get())
+        if isinstance(found, Refusal) and found.status in ("5.1.1", "5.2.1"):
+            # Perhaps the person was added or reinstated a moment ago.
+            fresh = await self.directory.get(max_age=DIRECTORY_RECHECK)
+            found = self.table.classify(address, fresh)
+        if isinstance(found, Refusal):
+            log.info("%s: RCPT TO refused: %s", peer_text(session.peer), shown(found.reason))
+            return shown(str(found))
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return OK_250_RCPT
+
+    async def on_data(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        """End of DATA: check the header senders, store durably, and only then say 250."""
+        try:
+            return await self._data(_state(session), envelope)
+        except Exception:
+            # Never let an unexpected error become aiosmtpd's "500 Error: (…)" with internals;
+            # the message was not stored, so a temporary failure is the truthful answer.
+            log.exception("%s: DATA failed", peer_text(session.peer))
+            return ERR_451_INTERNAL
+
+    async def check_password(self, session: Session, login: bytes, password: bytes) -> AuthResult:
+        """AUTH: check credentials with the account policy, in a worker thread."""
+        peer = peer_text(session.peer)
+        try:
+            login_text, password_text = login.decode("utf-8"), password.decode("utf-8")
+        except UnicodeDecodeError:
+            return _auth_refused("the user name and password must be UTF-8")
+        account = await self._account_for_login(login_text)
+        result = await asyncio.to_thread(self._authenticate, account, password_text)
+        if not result.ok:
+            auth_log.warning("%s: AUTH as %r refused: %s", peer, shown(account), result.reason)
+            return _auth_refused(result.reason)
+        auth_log.info("%s: AUTH as %s", peer, result.account)
+        _state(session).account = result.account
+        return AuthResult(success=True, auth_data=result.account, message=OK_235_AUTH)
+
+    async def _data(self, state: GatewaySession, envelope: Envelope) -> str:
+        data = envelope.original_content
+        assert data is not None and envelope.mail_from is not None
+        peer = peer_text(state.peer)
+        message_id = message_id_of(data)
+        try:
+            facts = parse_headers(data)
+        except HeaderError as exc:
+            log.info("%s: refused from %s: %s", message_id, peer, exc)
+            return ERR_554_HEADERS.format(reason=shown(str(exc)))
+        if state.account is not None:
+            account: str | None = state.account
+            method = AUTH_SMTP
+        elif self.relays.trusts(peer_host(state.peer)):
+            directory = await self.directory.get()
+            account, method = relay_identity(
+                facts.auth_results, facts.from_addresses, directory, self.config.domain
+            )
+        else:
+            return ERR_530_AUTH
+        if account is None:
+            method = AUTH_NONE
+        else:
+            for address in facts.from_addresses:
+                if not await self._belongs(address, account):
+                    await self._impersonation(
+                        account, address, peer=peer, where="From:", message_id=message_id
+                    )
+                    return ERR_550_NOT_YOURS.format(
+                        where="From:", address=shown(address), account=account
+                    )
+        mail_from = "" if envelope.mail_from == "<>" else envelope.mail_from
+        # Content rules (issue 7; 第十一條, 第十四條, 第十七條, 第二十二條): refused before storing.
+        # The version is taken first: should the file change meanwhile, the processor judges
+        # the message again under the newer rules.
+        rules_version = content_rules_version(self.config.rules_file)
+        verdict = await check_message(
+            self.ctx,
+            data,
+            rcpt_tos=envelope.rcpt_tos,
+            sender_account=account,
+            mail_from=mail_from,
+            directory=await self.directory.get(),
+        )
+        if verdict is not None:
+            return verdict.smtp_reply()
+        try:
+            inbound_id = await self.writer.store(
+                data=data,
+                mail_from=mail_from,
+                rcpt_tos=envelope.rcpt_tos,
+                sender_account=account,
+                auth_method=method,
+                peer=peer,
+                content_rules=rules_version,
+            )
+        except StoreFailed as exc:
+            log.error("%s: not accepted from %s: %s", message_id, peer, exc)
+            return ERR_451_STORE.format(reason=shown(str(exc)))
+        if log.isEnabledFor(logging.INFO):
+            self._log_accepted(message_id, inbound_id, account, mail_from, method, peer, envelope)
+        return OK_250_STORED.format(id=inbound_id)
+
+    def _log_accepted(
+        self,
+        message_id: str | None,
+        inbound_id: int,
+        account: str | None,
+        mail_from: str,
+        method: str,
+        peer: str,
+        envelope: Envelope,
+    ) -> None:
+        log.info(
+            "%s: accepted as inbound #%d from %s (%s, %s) for %s, %d bytes",
+            message_id,
+            inbound_id,
+            account or shown(mail_from) or "<>",
+            method,
+            peer,
+            ", ".join(shown(r) for r in envelope.rcpt_tos),
+            len(envelope.original_content or b""),
+        )
+
+    async def _belongs(self, address: str, account: str) -> bool:
+        domain = self.config.domain
+        if address_belongs(address, account, await self.directory.get(), domain):
+            return True
+        # The person's own mailbox may have been changed a moment ago; a refusal here is
+        # recorded as impersonation, so it is decided on the directory as it is now.
+        fresh = await self.directory.get(max_age=0.0)
+        return address_belongs(address, account, fresh, domain)
+
+    async def _account_for_login(self, login: str) -> str:
+        # Mail clients often log in with the full address; either of a person's two
+        # addresses names their account.
+        login = login.strip()
+        if "@" not in login:
+            return login.lower()
+        person = (await self.directory.get()).person_by_address(login, self.config.domain)
+        return person.account if person else login.lower()
+
+    def _authenticate(self, account: str, password: str) -> LoginResult:
+        # The counters (failures, lockout, last login) are committed whatever the outcome.
+        with self.ctx.sessions.begin() as session:
+            return authenticate(
+                session,
+                account,
+                password,
+                now=self.ctx.clock(),
+                policy=self.ctx.login_policy,
+                verified=self.verified_passwords,
+            )
+
+    async def _impersonation(
+        self, account: str, claimed: str, *, peer: str, where: str, message_id: str | None
+    ) -> None:
+        security_log.warning(
+            "%s: %s claimed <%s> in %s from %s; refused (article 7)",
+            message_id,
+            account,
+            shown(claimed),
+            where,
+            peer,
+        )
+        detail = {"claimed": shown(claimed), "peer": peer, "where": where}
+        if message_id:
+            detail["message_id"] = message_id
+        try:
+            await asyncio.to_thread(self._record, account, shown(claimed)[:200], detail)
+        except Exception:
+            # The refusal stands even if the trail cannot be written; the log keeps it.
+            security_log.exception(
+                "%s: could not audit the impersonation by %s", message_id, account
+            )
+
+    def _record(self, actor: str, target: str, detail: dict[str, str]) -> None:
+        with self.ctx.sessions.begin() as session:
+            audit.record(
+                session,
+                at=self.ctx.clock(),
+                actor=actor,
+                action="impersonation",
+                target=target,
+                detail=detail,
+            )
+
+
+def _state(session: Session) -> GatewaySession:
+    assert isinstance(session, GatewaySession)
+    return session
+
+
+def _auth_refused(reason: str) -> AuthResult:
+    return AuthResult(success=False, handled=False, message=ERR_535_AUTH.format(reason=reason))

@@ -1,0 +1,32 @@
+"""The SMTP replies of the gateway, as constants (ASCII: a client that did not ask for
+SMTPUTF8 may not read anything else)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- Replies --------------------------------------------------------------------------------------
+# Kept ASCII: a client that did not ask for SMTPUTF8 may not read anything else.
+
+OK_235_AUTH: Final = "235 2.7.0 Authentication successful"
+OK_250_SENDER: Final = "250 2.1.0 Sender OK"
+OK_250_RCPT: Final = "250 2.1.5 Recipient OK"
+OK_250_STORED: Final = "250 2.0.0 OK: stored as inbound #{id}"
+ERR_421_BUSY: Final = "421 4.7.0 {host} Too many connections; try again later"
+ERR_451_STORE: Final = "451 4.3.0 The message was not accepted: {reason}; try again later"
+ERR_451_INTERNAL: Final = "451 4.3.0 Temporary server error; try again later"
+ERR_501_BASE64: Final = "501 5.5.2 Cannot decode the base64 credentials"
+ERR_501_DATA: Final = "501 5.5.4 Syntax: DATA"
+ERR_501_PLAIN: Final = "501 5.5.2 AUTH PLAIN needs authzid NUL login NUL password"
+ERR_503_NO_RCPT: Final = "503 5.5.1 Error: need RCPT command"
+ERR_530_AUTH: Final = "530 5.7.0 Authentication required"
+ERR_535_AUTH: Final = "535 5.7.8 Authentication failed: {reason}"
+ERR_550_NOT_YOURS: Final = (
+    "550 5.7.1 {where} <{address}> is not an address of account {account}; "
+    "sending in another person's name is refused and recorded (article 7)"
+)
+ERR_550_NULL_SENDER: Final = (
+    "550 5.7.1 The null sender <> is accepted only from the organisation's mail server"
+)
+ERR_553_ADDRESS: Final = "553 5.1.7 The address is not valid: {reason}"
+ERR_554_HEADERS: Final = "554 5.6.0 The message headers cannot be used: {reason}"

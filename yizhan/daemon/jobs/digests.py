@@ -1,0 +1,116 @@
+"""To-do digests (第八條): at each person's windows on working days, what waits for them, with
+one-click reply links."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from yizhan.daemon.context import Context
+from yizhan.daemon.jobs.mail import local_time, person_name, send_job_mail, step_label
+from yizhan.daemon.jobs.slots import digest_slot, run_slot, work_calendar
+from yizhan.mailstore.directory import load_directory
+from yizhan.mailstore.documents import waiting_steps
+from yizhan.mailstore.models import (
+    Document,
+    JobRun,
+    Step,
+)
+from yizhan.mailstore.settings import settings_of
+from yizhan.routing.calendar import WorkCalendar
+from yizhan.routing.digests import digest_due, reply_links, windows_for
+from yizhan.routing.directory import Directory, PersonInfo
+from yizhan.routing.settings import DIGEST
+from yizhan.routing.tokens import make_token
+
+
+def run_digests(ctx: Context, now: dt.datetime, calendar: WorkCalendar | None = None) -> int:
+    """To-do digests (第八條) for everyone whose window has come and who has something waiting."""
+    cal = calendar or work_calendar(ctx)
+    slot = digest_slot(now, cal)
+
+    def work(session: Session, slot: dt.datetime) -> int:
+        previous = session.scalar(
+            select(func.max(JobRun.slot)).where(JobRun.job == "digests", JobRun.slot < slot)
+        )
+        directory = load_directory(session)
+        people = [p for p in directory.people.values() if p.state == "active"]
+        chosen = settings_of(session, DIGEST, [p.account for p in people])
+        queued = 0
+        for person in sorted(people, key=lambda p: p.account):
+            windows = windows_for(person.roles, chosen.get(person.account))
+            if not digest_due(windows, slot, previous, cal):
+                continue
+            steps = waiting_steps(session, person.account)
+            if steps:
+                queued += _digest_mail(ctx, session, directory, cal, person, steps, slot, now)
+        return queued
+
+    return run_slot(ctx, "digests", slot, now, work)
+
+
+def _digest_mail(
+    ctx: Context,
+    session: Session,
+    directory: Directory,
+    cal: WorkCalendar,
+    person: PersonInfo,
+    steps: Sequence[Step],
+    slot: dt.datetime,
+    now: dt.datetime,
+) -> int:
+    language = person.language or ctx.config.language
+    documents = {
+        d.id: d
+        for d in session.scalars(
+            select(Document).where(Document.id.in_({s.document_id for s in steps}))
+        )
+    }
+    items = []
+    for step in steps:
+        document = documents.get(step.document_id)
+        if document is None:
+            continue
+        links: tuple[Any, ...] = ()
+        if step.action != "none":
+            token = make_token(
+                ctx.config.secret, document_id=document.id, step_id=step.id, account=person.account
+            )
+            links = reply_links(
+                token=token,
+                domain=ctx.config.domain,
+                title=document.title,
+                action=step.action,
+                language=language,
+            )
+        items.append(
+            {
+                "document_id": document.id,
+                "title": document.title,
+                "number": document.number,
+                "urgency": document.urgency,
+                "step": step_label(ctx, document.kind, step.name),
+                "action": step.action,
+                "due": local_time(step.due_at, cal) if step.due_at else "",
+                "overdue": step.due_at is not None and step.due_at < now,
+                "on_behalf_of": person_name(directory, step.on_behalf_of)
+                if step.on_behalf_of
+                else None,
+                "links": links,
+            }
+        )
+    if not items:
+        return 0
+    return send_job_mail(
+        ctx,
+        session,
+        source=f"digest:{person.account}:{slot.isoformat()}",
+        template="digest.txt",
+        person=person,
+        headers={},
+        variables={"items": items, "when": local_time(slot, cal), "domain": ctx.config.domain},
+    )

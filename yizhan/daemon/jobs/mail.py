@@ -1,0 +1,83 @@
+"""How a job's mail is made and queued once, and how jobs name people, steps and times in it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from email.utils import formataddr
+from typing import Any, Final
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from yizhan.daemon.context import Context
+from yizhan.mailstore.models import (
+    OutboundMessage,
+)
+from yizhan.routing.calendar import WorkCalendar
+from yizhan.routing.directory import Directory, PersonInfo
+from yizhan.templates.render import render_mail
+
+# Every mail a job sends is machine-made (RFC 3834), so that clients do not auto-reply to it.
+AUTO_SUBMITTED: Final = {"Auto-Submitted": "auto-generated"}
+
+
+def send_job_mail(
+    ctx: Context,
+    session: Session,
+    *,
+    source: str,
+    template: str,
+    person: PersonInfo,
+    headers: dict[str, str],
+    variables: dict[str, Any],
+    document_id: int | None = None,
+) -> int:
+    """Queue one job mail to ``person``; 0 when ``source`` was queued before, else 1."""
+    if queued_already(session, source):
+        return 0
+    domain = ctx.config.domain
+    address = person.mailbox(domain)
+    mail = render_mail(
+        template,
+        person.language or ctx.config.language,
+        sender=formataddr(("驛站", f"cmd@{domain}")),
+        to=formataddr((person.name, address)),
+        headers={**AUTO_SUBMITTED, **headers},
+        **variables,
+    )
+    # Queued at the wall clock's now, so the outbound worker sends it at once even when the
+    # job ran for another time (``yizhan jobs run --now``).
+    ctx.queue(
+        session,
+        source=source,
+        message=ctx.sign(mail),
+        rcpts=[address],
+        now=ctx.clock(),
+        document_id=document_id,
+    )
+    return 1
+
+
+def queued_already(session: Session, source: str) -> bool:
+    return (
+        session.scalar(select(OutboundMessage.id).where(OutboundMessage.source == source))
+        is not None
+    )
+
+
+def step_label(ctx: Context, kind: str, name: str) -> str:
+    """A step as people call it (審核, 簽發 …), from the rules in force; its name if not found."""
+    flow = ctx.rules.flow(kind)
+    labels = {s.name: s.label for s in flow.steps} if flow is not None else {}
+    return labels.get(name, name)
+
+
+def person_name(directory: Directory, account: str | None) -> str:
+    if account is None:
+        return "-"
+    person = directory.people.get(account)
+    return person.name if person is not None else account
+
+
+def local_time(moment: dt.datetime, cal: WorkCalendar) -> str:
+    return moment.astimezone(cal.tz).strftime("%Y-%m-%d %H:%M")

@@ -1,0 +1,97 @@
+"""Periodic slots (a digest window, a day, a week), each run once by whichever daemon takes it
+first: (job, slot) is inserted into job_runs in the transaction that does the work."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+from collections.abc import Callable
+from typing import Final
+
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from yizhan.daemon.context import Context
+from yizhan.mailstore.models import (
+    JobRun,
+)
+from yizhan.routing.calendar import WorkCalendar
+from yizhan.routing.digests import allowed_windows
+
+log = logging.getLogger("yizhan.scheduler")
+
+# Who is named as owner of a job run, for the admin reading ``job_runs``.
+_OWNER: Final = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def digest_slot(now: dt.datetime, calendar: WorkCalendar) -> dt.datetime | None:
+    """The digest window run at ``now``: the latest half hour of the working day, if any."""
+    local = now.astimezone(calendar.tz)
+    if not calendar.is_working_day(local.date()):
+        return None
+    floor = local.replace(minute=0 if local.minute < 30 else 30, second=0, microsecond=0)
+    return floor if floor.time() in allowed_windows(calendar) else None
+
+
+def daily_slot(
+    now: dt.datetime, calendar: WorkCalendar, moment: dt.time, *, working_days_only: bool
+) -> dt.datetime | None:
+    """Today's ``moment`` once it has come; a slot missed on a day is not run the next day."""
+    local = now.astimezone(calendar.tz)
+    if working_days_only and not calendar.is_working_day(local.date()):
+        return None
+    slot = dt.datetime.combine(local.date(), moment, tzinfo=calendar.tz)
+    return slot if slot <= local else None
+
+
+def weekly_slot(now: dt.datetime, calendar: WorkCalendar, moment: dt.time) -> dt.datetime | None:
+    """``moment`` on the first working day of ``now``'s week, once it has come."""
+    local = now.astimezone(calendar.tz)
+    monday = local.date() - dt.timedelta(days=local.weekday())
+    for offset in range(7):
+        day = monday + dt.timedelta(days=offset)
+        if calendar.is_working_day(day):
+            slot = dt.datetime.combine(day, moment, tzinfo=calendar.tz)
+            return slot if slot <= local else None
+    return None
+
+
+def run_slot(
+    ctx: Context,
+    job: str,
+    slot: dt.datetime | None,
+    now: dt.datetime,
+    work: Callable[[Session, dt.datetime], int],
+) -> int:
+    """Run ``work`` for ``slot`` unless some daemon already has; returns mails queued."""
+    if slot is None:
+        return 0
+    with ctx.sessions.begin() as session:
+        values = {"job": job, "slot": slot, "ran_at": now, "owner": _OWNER, "count": 0}
+        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        # Another daemon inserting the same slot makes this wait for its commit, then do
+        # nothing: the slot is taken.
+        taken = session.execute(
+            insert(JobRun).values(**values).on_conflict_do_nothing().returning(JobRun.job)
+        ).first()
+        if taken is None:
+            return 0
+        count = work(session, slot)
+        row = session.get(JobRun, (job, slot))
+        if row is not None:
+            row.count = count
+    if count:
+        log.info("%s for %s: %d mail(s)", job, slot.isoformat(), count)
+    return count
+
+
+def work_calendar(ctx: Context) -> WorkCalendar:
+    """The bureau's working days in its time zone (``yizhan.timezone``, Asia/Shanghai), with
+    the holidays and working days of the config's ``[calendar]``."""
+    return ctx.config.work_calendar()
+
+
+JobBody = Callable[[Context, dt.datetime, WorkCalendar | None], int]
