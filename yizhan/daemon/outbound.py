@@ -161,6 +161,10 @@ class OutboundWorker:
             return 0
         courier = await self._courier()
         try:
+            # A courier may do the round's work up front (IMAP files several people at once).
+            prepare = getattr(courier, "prepare", None)
+            if prepare is not None:
+                await prepare(claims)
             for group in _by_message(claims):
                 outcomes = await courier.send(group)
                 await self.record(outcomes)

@@ -218,6 +218,10 @@ class DovecotSupervisor:
             # Dovecot's log process may hold the pipe a moment longer; its last lines can go.
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(self._pump, 0.2)
+        # The pipe's transport is closed now, on this loop, not whenever it is collected.
+        transport = getattr(process, "_transport", None)
+        if transport is not None:
+            transport.close()
 
     async def _read_output(self, process: asyncio.subprocess.Process) -> None:
         assert process.stdout is not None

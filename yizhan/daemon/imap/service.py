@@ -65,6 +65,8 @@ class ImapService:
             ImapFiling(ctx.config, self.pool, clock=ctx.clock) if self.pool is not None else None
         )
         self.tidier = Tidier(ctx, self.pool) if self.pool is not None else None
+        if self.filing is not None and self.tidier is not None:
+            self.filing.on_request_filed = self.tidier.wake
         self.supervisor: DovecotSupervisor | None = None
         # aioimaplib logs every unexpected line (a server's BYE at shutdown) at INFO.
         logging.getLogger("aioimaplib").setLevel(logging.WARNING)
