@@ -149,6 +149,7 @@ class DovecotSupervisor:
                         break
                     self.ready.clear()
                     log.error("Dovecot exited (%s); restarting", self._process.returncode)
+                    await self._stop()
                     if time.monotonic() - started > 60:
                         backoff = 1.0
                 with contextlib.suppress(TimeoutError):
@@ -204,16 +205,17 @@ class DovecotSupervisor:
 
     async def _stop(self) -> None:
         process, self._process = self._process, None
-        if process is None or process.returncode is not None:
+        if process is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(process.wait(), 10)
-        except TimeoutError:
+        if process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
+                process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), 10)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await process.wait()
         if self._pump is not None:
             # Dovecot's log process may hold the pipe a moment longer; its last lines can go.
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
