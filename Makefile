@@ -24,6 +24,7 @@ $(STAMP): pyproject.toml scripts/system-packages.sh
 ## run: set up, initialise ./var, load the demo bureau, start the daemon in the foreground
 run: $(STAMP)
 	scripts/clamd.sh
+	scripts/mailservers.sh
 	$(BIN)/yizhan init
 	@# The demo scans attachments with the clamd just started (a production clamd keeps its
 	@# own socket; see docs/content-rules.md).
@@ -43,10 +44,11 @@ unit: $(STAMP)
 	YIZHAN_TEST_DB=sqlite $(BIN)/pytest -q
 	YIZHAN_TEST_DB=postgresql YIZHAN_TEST_PG=$(PG_URL) $(BIN)/pytest -q
 
-## services: start what the tests talk to (PostgreSQL on 127.0.0.1:5432, clamd)
+## services: start what the tests talk to (PostgreSQL on 127.0.0.1:5432, clamd), install Dovecot
 services:
 	@scripts/services.sh
 	@scripts/clamd.sh
+	@scripts/mailservers.sh
 
 ## bench: the accept-rate benchmark (Yizhan against a bare fsyncing aiosmtpd sink)
 bench: $(STAMP)

@@ -75,6 +75,8 @@ def make_config(tmp_path: Path, database_url: str, **sections: dict[str, Any]) -
         "database": {"url": database_url},
         "smtp": {"listen": "127.0.0.1:0"},
         "admin": {"listen": "127.0.0.1:0"},
+        # No Dovecot unless a test asks for one (tests/daemon/imap start their own).
+        "imap": {"listen": ""},
     }
     for name, values in sections.items():
         raw.setdefault(name, {}).update(values)

@@ -64,7 +64,8 @@ def test_sigkill_while_sending_loses_nothing_and_delivers_once(
     config.write_text(
         f'[yizhan]\ndata_dir = "{tmp_path / "var"}"\n'
         f'[database]\nurl = "{database_url}"\n'
-        f'[smtp]\nlisten = "127.0.0.1:{port}"\n[admin]\nlisten = "127.0.0.1:0"\n',
+        f'[smtp]\nlisten = "127.0.0.1:{port}"\n[admin]\nlisten = "127.0.0.1:0"\n'
+        '[imap]\nlisten = ""\n',
         encoding="utf-8",
     )
     env = {**os.environ, "YIZHAN_CONFIG": str(config)}

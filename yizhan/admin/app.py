@@ -32,6 +32,7 @@ from yizhan.admin import (
     rules_pages,
     unit_pages,
 )
+from yizhan.admin.dovecot_auth import dovecot_auth_routes
 from yizhan.admin.web import Site
 from yizhan.daemon.context import Context
 from yizhan.mailstore.models import Delivery, Inbound
@@ -78,6 +79,7 @@ def create_app(ctx: Context) -> Starlette:
         *audit_pages.routes(site),
         *unit_pages.routes(site),
         *help_page.routes(site),
+        *dovecot_auth_routes(ctx),
     ]
     return Starlette(routes=routes, middleware=[Middleware(BaseHTTPMiddleware, dispatch=_headers)])
 

@@ -18,6 +18,7 @@ from sqlalchemy import inspect
 from yizhan.cli.base import Verbs
 from yizhan.daemon.config import ConfigError, load_config
 from yizhan.daemon.context import Context
+from yizhan.daemon.imap.service import filing_for
 from yizhan.daemon.jobs.table import run_due_jobs
 from yizhan.daemon.outbound import OutboundWorker
 from yizhan.mailstore.db import upgrade
@@ -80,7 +81,8 @@ def jobs_run(now_text: str | None) -> str:
             raise JobsError("the database is not initialised; run `yizhan init` first")
         upgrade(ctx.engine)
         counts = run_due_jobs(ctx, now)
-        delivered = asyncio.run(OutboundWorker(ctx).run_until_empty())
+        worker = OutboundWorker(ctx, filing=filing_for(ctx))
+        delivered = asyncio.run(worker.run_until_empty())
     finally:
         ctx.close()
     done = ", ".join(f"{name} {n}" for name, n in counts.items())

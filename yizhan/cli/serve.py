@@ -22,6 +22,7 @@ import uvicorn
 from yizhan.admin.app import create_app
 from yizhan.daemon.context import Context
 from yizhan.daemon.gateway.server import start_smtp
+from yizhan.daemon.imap.service import ImapService
 from yizhan.daemon.jobs.scheduler import start_scheduler
 from yizhan.daemon.outbound import OutboundWorker
 from yizhan.daemon.processor import Processor
@@ -76,11 +77,19 @@ async def run_daemon(
     if stale:
         log.info("removed %d unacknowledged temporary files left by a crash", stale)
 
-    outbound = OutboundWorker(ctx)
-    processor = Processor(ctx, on_queued=outbound.wake)
+    imap = ImapService(ctx)
+    outbound = OutboundWorker(ctx, filing=imap.filing)
+    imap.on_dovecot_start = outbound.wake
+
+    def queued() -> None:
+        # Mail to send, and steps that may have changed: the IMAP folders follow (issue 13).
+        outbound.wake()
+        imap.wake()
+
+    processor = Processor(ctx, on_queued=queued)
     writer = InboundWriter(ctx, on_committed=lambda _ids: processor.wake())
     smtp = await start_smtp(ctx, writer)
-    scheduler = start_scheduler(ctx, on_queued=outbound.wake)
+    scheduler = start_scheduler(ctx, on_queued=queued)
     admin_listen = ctx.config.admin_listen
     admin = _AdminServer(
         uvicorn.Config(
@@ -96,6 +105,10 @@ async def run_daemon(
         asyncio.create_task(outbound.run(stop), name="outbound"),
         asyncio.create_task(admin.serve(), name="admin"),
     ]
+    # Dovecot asks the admin page about logins, so IMAP starts once it has its port.
+    workers += imap.start(
+        stop, admin_port=await _bound_port(admin, admin_listen.port), writer=writer
+    )
     print(
         f"yizhan: SMTP on {ctx.config.smtp.listen.host}:{smtp.port}, "
         f"admin page on http://{admin_listen}/, data in {ctx.config.data_dir}",
@@ -111,3 +124,16 @@ async def run_daemon(
     await writer.aclose()
     admin.should_exit = True
     await asyncio.gather(*workers, return_exceptions=True)
+    await imap.close()
+
+
+async def _bound_port(server: uvicorn.Server, configured: int) -> int:
+    """The port the admin page listens on (``[admin] listen`` may say 0)."""
+    for _ in range(400):
+        if server.started and server.servers:
+            for listener in server.servers:
+                for sock in listener.sockets:
+                    return int(sock.getsockname()[1])
+        await asyncio.sleep(0.025)
+    log.error("the admin page did not start listening; IMAP logins will fail until it does")
+    return configured

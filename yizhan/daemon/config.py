@@ -125,6 +125,36 @@ class ToolsConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ImapConfig:
+    """IMAP (issue 13): Yizhan's own Dovecot, or an existing one Yizhan files into."""
+
+    #: Where Yizhan's own Dovecot listens; None: no Dovecot of its own.
+    listen: HostPort | None = HostPort(host="127.0.0.1", port=1143)
+    #: An existing Dovecot to file into as a master user instead; None: none.
+    server: HostPort | None = None
+    master_user: str = ""
+    master_password_file: Path | None = None
+    #: Dovecot's delay before answering a failed login, in seconds (0 for tests).
+    auth_failure_delay: int = 2
+
+
+@dataclass(frozen=True, kw_only=True)
+class FetchConfig:
+    """Fetch mode (issue 13): mail for Yizhan is read from a mailbox instead of routed to it."""
+
+    server: HostPort | None = None
+    account: str = ""
+    password_file: Path | None = None
+    folder: str = "INBOX"
+    processed_folder: str = "Yizhan/Processed"
+    #: The authserv-id of the Authentication-Results the server's MTA adds; "" trusts none.
+    authserv_id: str = ""
+    #: How often to look when the server has no IDLE, in seconds.
+    poll_seconds: int = 60
+    ssl: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
 class Config:
     """The whole, validated configuration."""
 
@@ -143,6 +173,8 @@ class Config:
     signing: SigningConfig
     calendar: CalendarConfig = CalendarConfig()
     tools: ToolsConfig = field(default_factory=ToolsConfig)
+    imap: ImapConfig = field(default_factory=ImapConfig)
+    fetch: FetchConfig = field(default_factory=FetchConfig)
     #: Where mail links to the admin page (``[admin] public_url``), ending in "/".
     admin_public_url: str = "http://127.0.0.1:8080/"
 
@@ -211,6 +243,17 @@ _SECTIONS: dict[str, set[str]] = {
     "addresses": set(DEFAULT_ADDRESSES),
     "signing": {"gnupg_home", "require_signature"},
     "tools": {"max_download"},
+    "imap": {"listen", "server", "master_user", "master_password_file", "auth_failure_delay"},
+    "fetch": {
+        "server",
+        "account",
+        "password_file",
+        "folder",
+        "processed_folder",
+        "authserv_id",
+        "poll_seconds",
+        "ssl",
+    },
 }
 
 
@@ -355,7 +398,8 @@ def parse_config(raw: dict[str, Any], *, source: Path | None = None) -> Config:
 
     admin = raw.get("admin", {})
     admin_listen = _listen(admin, "admin.listen", "127.0.0.1:8080")
-    public_url = _str(admin, "admin.public_url", f"http://{admin_listen}/")
+    public_host = "127.0.0.1" if admin_listen.host in ("0.0.0.0", "::") else admin_listen.host
+    public_url = _str(admin, "admin.public_url", f"http://{public_host}:{admin_listen.port}/")
     if not public_url.startswith(("http://", "https://")) or " " in public_url:
         raise ConfigError("admin.public_url", f"{public_url!r} must be an http:// or https:// URL")
 
@@ -376,6 +420,51 @@ def parse_config(raw: dict[str, Any], *, source: Path | None = None) -> Config:
         signing=signing,
         calendar=calendar,
         tools=tools,
+        imap=_imap(raw.get("imap", {})),
+        fetch=_fetch(raw.get("fetch", {})),
+    )
+
+
+def _imap(table: dict[str, Any]) -> ImapConfig:
+    listen = _str(table, "imap.listen", "127.0.0.1:1143")
+    server = _str(table, "imap.server", "")
+    master_user = _str(table, "imap.master_user", "")
+    password_file = _str(table, "imap.master_password_file", "")
+    if server and not (master_user and password_file):
+        raise ConfigError(
+            "imap.server", "needs imap.master_user and imap.master_password_file to file into it"
+        )
+    own = _listen(table, "imap.listen", "127.0.0.1:1143") if listen else None
+    if own is not None and own.port == 0:
+        raise ConfigError("imap.listen", 'needs a port, e.g. 127.0.0.1:1143 (or "" for none)')
+    return ImapConfig(
+        listen=own,
+        server=_listen(table, "imap.server", "imap.example:143") if server else None,
+        master_user=master_user,
+        master_password_file=Path(password_file) if password_file else None,
+        auth_failure_delay=_int(table, "imap.auth_failure_delay", 2, low=0, high=15),
+    )
+
+
+def _fetch(table: dict[str, Any]) -> FetchConfig:
+    server = _str(table, "fetch.server", "")
+    account = _str(table, "fetch.account", "")
+    password_file = _str(table, "fetch.password_file", "")
+    if server and not (account and password_file):
+        raise ConfigError("fetch.server", "needs fetch.account and fetch.password_file")
+    folder = _str(table, "fetch.folder", "INBOX")
+    processed = _str(table, "fetch.processed_folder", "Yizhan/Processed")
+    if not folder or not processed or folder == processed:
+        raise ConfigError("fetch.processed_folder", "must be a folder other than fetch.folder")
+    return FetchConfig(
+        server=_listen(table, "fetch.server", "imap.example:143") if server else None,
+        account=account,
+        password_file=Path(password_file) if password_file else None,
+        folder=folder,
+        processed_folder=processed,
+        authserv_id=_str(table, "fetch.authserv_id", ""),
+        poll_seconds=_int(table, "fetch.poll_seconds", 60, low=1),
+        ssl=_bool(table, "fetch.ssl", False),
     )
 
 

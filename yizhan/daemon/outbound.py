@@ -15,7 +15,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -29,6 +29,7 @@ from aiosmtplib import (
     SMTPResponseException,
     SMTPSenderRefused,
 )
+from sqlalchemy.orm import Session
 
 from yizhan.daemon.context import Context
 from yizhan.mailstore import maildir, outbox
@@ -66,6 +67,8 @@ class Outcome:
     detail: str = ""
     #: For ``fail``: the RFC 3463 status the sender is told.
     status: str = ""
+    #: For ``sent``: more to record in the transaction that marks it sent (an IMAP filing).
+    on_record: Callable[[Session], None] | None = None
 
 
 class _Courier(Protocol):
@@ -74,6 +77,14 @@ class _Courier(Protocol):
     async def send(self, group: Sequence[Claimed]) -> list[Outcome]: ...
 
     async def close(self) -> None: ...
+
+
+class Filing(Protocol):
+    """Files people's mail into their IMAP folders (``yizhan.daemon.imap.courier``)."""
+
+    def courier(self, directory: Directory, *, others: _Courier | None) -> _Courier:
+        """A courier for one round; mail for anyone else goes to ``others`` (the relay)."""
+        ...
 
 
 class OutboundWorker:
@@ -87,8 +98,11 @@ class OutboundWorker:
         lease: dt.timedelta = LEASE,
         idle_seconds: float = IDLE_SECONDS,
         smtp_timeout: float = SMTP_TIMEOUT_SECONDS,
+        filing: Filing | None = None,
     ) -> None:
         self.ctx = ctx
+        #: With Dovecot configured, people's mail is filed over IMAP instead (issue 13).
+        self.filing = filing
         self.batch = batch
         self.lease = lease
         self.idle_seconds = idle_seconds
@@ -147,6 +161,10 @@ class OutboundWorker:
             return 0
         courier = await self._courier()
         try:
+            # A courier may do the round's work up front (IMAP files several people at once).
+            prepare = getattr(courier, "prepare", None)
+            if prepare is not None:
+                await prepare(claims)
             for group in _by_message(claims):
                 outcomes = await courier.send(group)
                 await self.record(outcomes)
@@ -201,6 +219,8 @@ class OutboundWorker:
                 if o.result == "sent":
                     if outbox.mark_sent(session, c.delivery_id, now):
                         log.info("%s: delivered to %s", c.message_id, c.rcpt)
+                        if o.on_record is not None:
+                            o.on_record(session)
                     continue
                 status, diagnostic = o.status, o.detail
                 if o.result == "retry":
@@ -239,8 +259,11 @@ class OutboundWorker:
         return min(max(wait, MIN_SLEEP_SECONDS), self.idle_seconds)
 
     async def _courier(self) -> _Courier:
-        if self.ctx.config.relay.host:
-            return _RelayCourier(self)
+        relay = _RelayCourier(self) if self.ctx.config.relay.host else None
+        if self.filing is not None:
+            return self.filing.courier(await asyncio.to_thread(self._directory), others=relay)
+        if relay is not None:
+            return relay
         directory = await asyncio.to_thread(self._directory)
         return _MaildirCourier(self.ctx.config.maildir_root, directory, self.ctx.config.domain)
 

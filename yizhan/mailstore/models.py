@@ -509,3 +509,51 @@ class RulesVersion(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     text: Mapped[str] = mapped_column(Text)
     note: Mapped[str] = mapped_column(Text, default="")
+
+
+class ImapFiling(Base):
+    """One message Yizhan filed into a person's IMAP folder (issue 13), and where it is now.
+
+    Written in the transaction that marks its delivery sent, so a filed message is always
+    known; the tidy pass moves a request (``step_id``) whose step no longer waits from
+    公文/待辦 to 公文/已辦, and the repair job puts back what an outage lost. ``state`` is
+    ``filed`` while the message is where ``folder`` and ``uid`` say, ``gone`` once the person
+    moved or deleted it themselves.
+    """
+
+    __tablename__ = "imap_filings"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[int] = mapped_column(BigId, unique=True)
+    message_pk: Mapped[int] = mapped_column(BigId)
+    message_id: Mapped[str] = mapped_column(String(998))
+    account: Mapped[str] = mapped_column(String(64), index=True)
+    folder: Mapped[str] = mapped_column(String(200))
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    uid: Mapped[int] = mapped_column(BigInteger)
+    step_id: Mapped[int | None] = mapped_column(BigId, default=None, index=True)
+    document_id: Mapped[int | None] = mapped_column(BigId, default=None)
+    state: Mapped[str] = mapped_column(String(12), default="filed")
+    filed_at: Mapped[dt.datetime]
+    updated_at: Mapped[dt.datetime]
+
+    __table_args__ = (Index("ix_imap_filings_folder_state", "folder", "state"),)
+
+
+class FetchedMessage(Base):
+    """One message fetch mode read from a mailbox (issue 13), so it is processed once.
+
+    Written before the message is stored (``inbound_id`` empty) and completed after, so a
+    crash in between is recognised: the message's bytes (``sha256``) are looked for among the
+    inbound rows made after ``inbound_floor``.
+    """
+
+    __tablename__ = "fetched_messages"
+
+    source: Mapped[str] = mapped_column(String(300), primary_key=True)
+    uidvalidity: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    uid: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    inbound_floor: Mapped[int] = mapped_column(BigInteger)
+    inbound_id: Mapped[int | None] = mapped_column(BigId, default=None)
+    fetched_at: Mapped[dt.datetime]

@@ -2,7 +2,7 @@
 its pages need with a hundred thousand documents.
 
 Revision ID: 0015
-Revises: 0013
+Revises: 0014
 Create Date: 2026-11-27 10:00:00.000000
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from yizhan.mailstore.models import UtcDateTime
 
 revision = "0015"
-down_revision = "0013"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
