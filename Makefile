@@ -39,6 +39,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check yizhan tests $(wildcard bench)
 	$(BIN)/ruff format --check yizhan tests $(wildcard bench)
 	$(BIN)/mypy yizhan
+	$(BIN)/lint-imports
 
 unit: $(STAMP)
 	YIZHAN_TEST_DB=sqlite $(BIN)/pytest -q

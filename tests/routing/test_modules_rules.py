@@ -11,9 +11,9 @@ from yizhan.routing import bulletins
 from yizhan.routing.bulletins import audience, bulletin_facts, parse_expiry, parse_scope
 from yizhan.routing.calendar import WorkCalendar
 from yizhan.routing.changes import Change, is_clerk_change, parse_change
+from yizhan.routing.closing import CLOSE_EFFECTS
 from yizhan.routing.documents import DocumentState
 from yizhan.routing.drafts import parse_draft
-from yizhan.routing.effects import CLOSE_EFFECTS
 from yizhan.routing.leave import (
     LeaveRecord,
     LeaveRequest,

@@ -6,10 +6,10 @@ import argparse
 import json
 
 from yizhan.cli.base import CliError, Verbs, opened
-from yizhan.daemon.desk import document_json, document_summary
 from yizhan.mailstore.directory import load_directory
 from yizhan.mailstore.documents import find_document, load_state
 from yizhan.mailstore.pending import set_aside
+from yizhan.templates.presentation import document_json, document_summary
 
 
 def cmd_doc_show(args: argparse.Namespace) -> None:

@@ -1,6 +1,6 @@
 """The ``yizhan jobs run --now TIME`` verb: runs every scheduled job due at TIME once, then exits.
 
-For catching up by hand and for tests (DESIGN.md). TIME is ISO 8601 with an offset
+For catching up by hand and for tests. TIME is ISO 8601 with an offset
 (``2026-12-01T09:00+08:00``); a time without one is refused, since it would be read in the
 server's zone. The jobs decide with TIME; the mail they queue is queued at the wall clock and
 delivered before the verb exits (with a daemon running, whichever claims it first sends it).

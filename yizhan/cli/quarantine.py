@@ -25,6 +25,7 @@ from yizhan.daemon.screening.quarantine import delete_entry, quarantine_of, rele
 from yizhan.mailstore.directory import load_directory
 from yizhan.mailstore.inbound import StoreFailed
 from yizhan.mailstore.quarantine import QuarantineEntry, QuarantineError
+from yizhan.routing.duties import Duty, duties_in
 
 __all__ = [
     "CONSOLE",
@@ -115,11 +116,9 @@ def _decider(ctx: Context, account: str | None) -> str:
         return CONSOLE
     with ctx.sessions() as session:
         directory = load_directory(session)
-    person = directory.people.get(account.lower())
-    it_units = {u.id for u in directory.units_of_kind("it")}
-    if person is None or person.state != "active" or person.unit not in it_units:
+    if Duty.IT not in duties_in(directory, account.lower()):
         raise QuarantineError(f"{account} is not an active member of the IT department")
-    return person.account
+    return account.lower()
 
 
 def _width(text: str) -> int:

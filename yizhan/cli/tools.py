@@ -12,7 +12,7 @@ from yizhan.cli.base import CONSOLE, CliError, Verbs, opened
 
 def cmd_tool_add(args: argparse.Namespace) -> None:
     """Publish a file as a tool, as the IT department does by mail (TOOLS ADD at cmd@)."""
-    from yizhan.daemon.tools import publish_file
+    from yizhan.daemon.desk.tools import publish_file
 
     try:
         data = args.file.read_bytes()

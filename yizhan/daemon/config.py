@@ -22,7 +22,8 @@ from sqlalchemy.exc import ArgumentError
 from yizhan.routing.calendar import WorkCalendar
 from yizhan.routing.rules import DEFAULT_RULES, Rules, RulesError, rules_from_dict
 
-#: Default local parts of the kind addresses (DESIGN.md): pinyin first, then the English alias.
+#: Default local parts of the kind addresses (README, the table of addresses): pinyin first,
+#: then the English alias.
 DEFAULT_ADDRESSES: dict[str, tuple[str, ...]] = {
     "fawen": ("fawen", "outgoing"),
     "shouwen": ("shouwen", "incoming"),

@@ -8,7 +8,7 @@ raw-store directories once (the renames), then inserts all their rows in one tra
 Messages that arrive meanwhile wait, and the first of them leads the next group as soon as the
 directories are fsynced, so that its fsync overlaps this group's commit. Only then is each
 sender told its row id. Under load one commit serves many messages, which is what makes durable
-acceptance nearly as cheap as writing the files (DESIGN.md, Durability).
+acceptance nearly as cheap as writing the files (docs/architecture.md, "Durability").
 
 A failure fails only the messages of its group, and a row the database refuses fails only its
 own message; their files are removed, and the senders get a temporary error and send again.

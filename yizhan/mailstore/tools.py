@@ -2,7 +2,7 @@
 
 Every publication and removal is one change in the caller's transaction, with its audit entry
 (mine rules 一(五)): who, which version, its size and SHA-256. ``routing.tools`` decides what
-the commands mean; ``daemon.tools`` sniffs the file and answers by mail.
+the commands mean; ``daemon.desk.tools`` sniffs the file and answers by mail.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Pure: the domain, the configured local parts (``addresses``: kind → local parts, the pinyin
 name first) and the directory are passed in. A recipient Yizhan will not take gets a
-:class:`Refusal` that says why, in words fit for an SMTP reply (DESIGN.md, addresses table).
+:class:`Refusal` that says why, in words fit for an SMTP reply (README, the table of addresses).
 Local parts are compared without regard to case; a reply token keeps its case, since it is
 checked later against its HMAC.
 """

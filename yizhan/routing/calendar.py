@@ -29,7 +29,7 @@ import chinese_calendar
 
 __all__ = ["CLERK_WINDOWS", "STAFF_WINDOWS", "URGENCY_LIMITS", "WorkCalendar"]
 
-#: To-do digest times for clerks, on working days (DESIGN.md, "Time limits").
+#: To-do digest times for clerks, on working days (第八條).
 CLERK_WINDOWS: Final = (dt.time(8, 30), dt.time(10, 30), dt.time(13, 30), dt.time(15, 30))
 #: To-do digest times for everyone else.
 STAFF_WINDOWS: Final = (dt.time(8, 30), dt.time(13, 30))

@@ -1,7 +1,7 @@
 """Recognises the command a person wrote.
 
 A command is the first non-empty line of a reply above the quoted original, or the subject when
-the body has no text (DESIGN.md, "Commands"). It opens with one of the words in ``VERB_WORDS``,
+the body has no text (docs/modules.md). It opens with one of the words in ``VERB_WORDS``,
 in Simplified Chinese, Traditional Chinese or English; what follows is its argument.
 """
 
@@ -53,8 +53,8 @@ class Verb(enum.StrEnum):
     UNKNOWN = "unknown"
 
 
-#: The words that open each command, exactly as DESIGN.md lists them; English is matched
-#: without regard to case.
+#: The words that open each command, exactly as README and docs/modules.md list them; English
+#: is matched without regard to case.
 VERB_WORDS: Final[Mapping[Verb, tuple[str, ...]]] = MappingProxyType(
     {
         Verb.APPROVE: ("APPROVE", "同意", "批准"),

@@ -1,7 +1,8 @@
 """The organisation as plain data: units, people, roles, and the questions rules ask of them.
 
-Built from an organisation file (TOML, see DESIGN.md) or from the database by ``mailstore``;
-nothing here reads either. 第五條: every unit names a leader in charge and a clerk (綜合人員).
+Built from an organisation file (TOML, as yizhan/demo/bureau.toml) or from the database by
+``mailstore``; nothing here reads either. 第五條: every unit names a leader in charge and a
+clerk (綜合人員).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Reads a new document from the mail that starts it.
 
-A new document is a mail to its kind's address (DESIGN.md, "A new document is a mail…"). The
+A new document is a mail to its kind's address (README, "Working by mail"). The
 subject is its title, with tags such as [特急] taken out; the body may open with a block of
 ``key: value`` lines, ended by a blank line, in Simplified Chinese, Traditional Chinese or
 English. Nothing here checks the values against the organisation except :func:`resolve_units`,

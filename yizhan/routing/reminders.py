@@ -1,6 +1,6 @@
 """Decides which reminder is due when: the escalation ladder of a waiting step (催辦, 督查督辦).
 
-A step with a deadline earns reminders on the rungs of :data:`LADDER`, a data table (STYLE 4)
+A step with a deadline earns reminders on the rungs of :data:`LADDER`, a data table
 that the scheduler's sweep reads through :func:`plan_reminder`:
 
 ==========  ==========================================  ===================================

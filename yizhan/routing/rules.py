@@ -86,7 +86,7 @@ ACTOR_KINDS: Final = ("role", "signoff_leader", "person", "author")
 FLOW_UNIT_SELECTORS: Final = ("own", "bureau", "scope", "scope_others", "instructed")
 _PER_UNIT_SELECTORS: Final = frozenset({"scope", "scope_others", "instructed"})
 
-#: The effects a flow may end with (``Flow.on_close``); ``routing.effects.CLOSE_EFFECTS`` builds
+#: The effects a flow may end with (``Flow.on_close``); ``routing.closing.CLOSE_EFFECTS`` builds
 #: them, and a test keeps the two the same.
 CLOSE_EFFECT_NAMES: Final = frozenset(
     {"publish_bulletin", "record_leave", "apply_change", "publish_news"}
@@ -269,7 +269,7 @@ class Actor:
       (the first unit of that kind, e.g. ``kind:office``), or, one person per unit, ``scope``,
       ``scope_others`` or ``instructed`` (see :data:`FLOW_UNIT_SELECTORS`);
     - ``signoff_leader``: the bureau leader in charge of the document's unit (its ``leader``),
-      else the bureau's unit_head, else any bureau_leader (DESIGN.md, organisation file);
+      else the bureau's unit_head, else any bureau_leader (the organisation file's ``leader``);
     - ``person``: the named ``account``;
     - ``author``: the document's author.
     """
@@ -356,7 +356,7 @@ class Flow:
     ``needs_scope`` refuses a document addressed to no unit; ``close_template`` is the mail the
     author gets when the flow ends; ``revise_deadline`` the working days the author has to
     revise a returned document; ``on_close`` the effect the flow ends with (one of
-    ``routing.effects.CLOSE_EFFECTS``: publish a bulletin or a news item, record a leave, change
+    ``routing.closing.CLOSE_EFFECTS``: publish a bulletin or a news item, record a leave, change
     the directory).
     """
 

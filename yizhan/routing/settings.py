@@ -6,7 +6,7 @@ windows (half hours of the working day); ``SET language zh_CN|zh_TW|en`` chooses
 of Yizhan's mail; ``SET xinxi on|off`` subscribes to the news items the office publishes
 (信息宣傳, 第二條), which nobody gets until they subscribe. Keys and values may be written in
 Chinese (``設置 摘要 關閉``, ``設置 信息訂閱 是``). The transition
-is pure (STYLE 7): current settings in, changes and the answer out; ``mailstore.settings``
+is pure: current settings in, changes and the answer out; ``mailstore.settings``
 keeps them.
 """
 
@@ -173,7 +173,7 @@ def apply_set(
 def _key_setting(value: str, signature_key: str | None) -> SetOutcome:
     """SET key: how to register or replace the key for signed replies, or take it back.
 
-    Sign-off and sealing need a signed reply (DESIGN.md, who may act), so a person registers
+    Sign-off and sealing need a signed reply (第十八條), so a person registers
     the public key of their mail client; the key itself travels in a mail, not in a SET line.
     """
     current = f"當前密鑰 Current key: {signature_key or '未登記 none'}\n"

@@ -1,4 +1,4 @@
-"""Makes and checks the reply tokens in ``r+TOKEN@domain`` (DESIGN.md, "Reply tokens").
+"""Makes and checks the reply tokens in ``r+TOKEN@domain`` (README, "Working by mail").
 
 A token binds a document, a step and the person asked with an HMAC-SHA256 under the instance
 secret, so a reply to it needs no lookup to know what it answers, and a token cannot be made

@@ -13,7 +13,7 @@ programs reach staff only this way, never as ordinary attachments):
 
 ``GET`` followed by a document reference (``GET #12``, ``GET 12``, ``GET 遼檢辦〔2026〕5號``) is
 not a tool: :func:`tool_request` leaves it to the documents' own handler. Pure: the desk gives
-the text of the message, ``daemon.tools`` does the storing and sending.
+the text of the message, ``daemon.desk.tools`` does the storing and sending.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The workflow engine: from a document, a command and the time, decides what happens next.
 
-Each public function is a pure transition (STYLE 7): it takes the directory, the rules
+Each public function is a pure transition: it takes the directory, the rules
 (:mod:`yizhan.routing.rules`), the document as the store holds it, the time and a ``due``
 function (the calendar's: ``due(now, working_days, urgency)``), and returns a
 :class:`~yizhan.routing.documents.Decision` that the store applies in one transaction. Nothing
@@ -24,11 +24,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
+from yizhan.routing.closing import effect_on_close
 from yizhan.routing.commands import VERB_WORDS, Command, Verb
 from yizhan.routing.directory import Directory, PersonInfo
 from yizhan.routing.documents import Decision, DocumentState, Notice, StepState, TrailEntry
 from yizhan.routing.edits import read_edit
-from yizhan.routing.effects import Effect, effect_on_close
+from yizhan.routing.effects import Effect
 from yizhan.routing.numbering import parse_number
 from yizhan.routing.rules import (
     AUTHOR,
@@ -528,7 +529,7 @@ def signoff_leader(directory: Directory, unit_id: str) -> tuple[str, str] | None
     """The bureau leader who signs off ``unit_id``'s documents, and why it is them.
 
     The unit's ``leader`` (分管局領導) if active; else the bureau's unit_head; else the first
-    bureau_leader (DESIGN.md, organisation file). None when there is no bureau leader at all.
+    bureau_leader (the organisation file's ``leader``). None when there is no bureau leader at all.
     """
     unit = directory.units.get(unit_id)
     if unit is not None and unit.leader is not None:

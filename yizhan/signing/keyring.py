@@ -140,7 +140,7 @@ class SealPassphrase:
     __hash__ = None  # type: ignore[assignment]
 
     def __reduce__(self) -> Any:
-        # Pickling would write the passphrase out in the clear (STYLE: no pickles on disk).
+        # Pickling would write the passphrase out in the clear (nothing secret is pickled to disk).
         raise TypeError("a SealPassphrase cannot be pickled")
 
 

@@ -10,8 +10,4 @@ it happens inside the processor's transaction. docs/architecture.md draws the wh
 
 from yizhan.daemon.desk.parts import Desk
 
-# yizhan/cli/documents.py (``yizhan doc show``) imports these from here; they live in
-# templates.presentation: remove this import once it names that module.
-from yizhan.templates.presentation import document_json, document_summary
-
-__all__ = ["Desk", "document_json", "document_summary"]
+__all__ = ["Desk"]

@@ -7,7 +7,7 @@ envelope and header senders must belong to the authenticated account, and acting
 person's name is refused and written to the audit trail (第七條). A message gets 250 only when
 :class:`~yizhan.mailstore.inbound.InboundWriter` has its bytes and its row on disk.
 
-The hooks stay thin (STYLE 8): every reply is a constant below, blocking work (argon2, the
+The hooks stay thin: every reply is a constant below, blocking work (argon2, the
 database) runs in worker threads, and the decisions that need no I/O are pure functions at the
 bottom of this module. aiosmtpd finds hooks by name; here they are registered explicitly
 (:meth:`Gateway.hooks`) and the handler has no ``handle_*`` or ``auth_*`` names to be found.

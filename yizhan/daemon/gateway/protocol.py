@@ -66,7 +66,7 @@ class GatewaySMTP(SMTP):
         )
         self.gateway = gateway
         self._gate = gate
-        # Explicit registration (STYLE, "avoid 3"): aiosmtpd looked for handle_* names on the
+        # Explicit registration, not discovery by name: aiosmtpd looked for handle_* names on the
         # handler and found none; these are the hooks, and tests check that each one runs.
         self._handle_hooks = gateway.hooks()
 

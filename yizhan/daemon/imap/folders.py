@@ -1,4 +1,4 @@
-"""Decides which of a person's folders a message Yizhan sends them belongs in (DESIGN.md).
+"""Decides which of a person's folders a message Yizhan sends them belongs in (README, "IMAP").
 
 A message that asks the person to act (``X-Yizhan-Action`` other than ``none``, with a genuine
 ``Reply-To: r+TOKEN@``) goes to 公文/待辦 while its step waits, and to 公文/已辦 once the step

@@ -1,4 +1,4 @@
-"""Keeps each person's 公文/待辦 equal to the steps waiting for them (DESIGN.md, Folders).
+"""Keeps each person's 公文/待辦 equal to the steps waiting for them (README, "IMAP").
 
 The tidy pass moves every filed request whose step waits no longer (done by the person,
 their delegate, an escalation or a withdrawal) to 公文/已辦, flagged \\Seen; it runs when the

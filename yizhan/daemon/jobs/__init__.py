@@ -5,7 +5,8 @@ that decides with ``now`` (the clock a test can set), does its work in database 
 and returns how many mails it queued. Mail goes through the outbound queue with a ``source``
 key per (job, subject, recipient), so nothing is queued twice.
 
-Two kinds of due work, both safe with several daemons on one database (DESIGN.md):
+Two kinds of due work, both safe with several daemons on one database (docs/architecture.md,
+"Durability"):
 
 * Rows with an indexed due time. A waiting step's ``next_reminder_at`` says when the reminder
   sweep next looks at it; the sweep claims due steps a batch at a time with ``SELECT … FOR

@@ -10,7 +10,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from yizhan.daemon.context import Context
-from yizhan.daemon.jobs.audiences import it_staff
 from yizhan.daemon.jobs.mail import local_time, queued_already, send_job_mail
 from yizhan.daemon.jobs.slots import daily_slot, run_slot, weekly_slot, work_calendar
 from yizhan.mailstore import audit
@@ -20,6 +19,7 @@ from yizhan.mailstore.models import (
     Person,
 )
 from yizhan.routing.calendar import WorkCalendar
+from yizhan.routing.duties import it_people
 from yizhan.routing.reminders import (
     password_days_left,
     password_warning,
@@ -76,7 +76,7 @@ def run_password_warnings(
                     "changed": local_time(changed, cal),
                     "expires": local_time(changed + max_age, cal),
                     "max_age": max_age.days,
-                    "it": "、".join(p.name for p in it_staff(directory)) or "-",
+                    "it": "、".join(p.name for p in it_people(directory)) or "-",
                 },
             )
             audit.record(
@@ -125,7 +125,7 @@ def run_unused_accounts(
             for account, person in rows
         ]
         queued = 0
-        for it_person in it_staff(directory):
+        for it_person in it_people(directory):
             queued += send_job_mail(
                 ctx,
                 session,

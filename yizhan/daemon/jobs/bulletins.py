@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from yizhan.daemon.context import Context
-from yizhan.daemon.jobs.audiences import office_staff
+from yizhan.daemon.desk.mailer import Mailer
 from yizhan.daemon.jobs.mail import local_time, person_name, send_job_mail
 from yizhan.daemon.jobs.slots import daily_slot, run_slot, work_calendar
 from yizhan.mailstore import audit
@@ -24,6 +24,7 @@ from yizhan.mailstore.models import (
 from yizhan.routing import bulletins
 from yizhan.routing.calendar import WorkCalendar
 from yizhan.routing.documents import DocumentState
+from yizhan.routing.duties import office_staff
 from yizhan.routing.rules import CLOSED
 
 BULLETIN_EXPIRY_AT: Final = dt.time(0, 5)
@@ -74,7 +75,7 @@ def run_bulletin_expiry(
                 source=f"bulletin-expired:{document.id}",
                 template="bulletin_expired.txt",
                 person=author,
-                headers=_bulletin_headers(document),
+                headers=Mailer(ctx).document_headers(document),
                 variables={
                     "id": document.id,
                     "title": document.title,
@@ -183,12 +184,3 @@ def run_bulletin_cleanup(
         return queued
 
     return run_slot(ctx, "bulletin_cleanup", slot, now, work)
-
-
-def _bulletin_headers(document: Document) -> dict[str, str]:
-    return {
-        "X-Yizhan-Doc": str(document.id),
-        "X-Yizhan-Kind": "gonggao",
-        "X-Yizhan-State": document.state,
-        "X-Yizhan-Action": "none",
-    }

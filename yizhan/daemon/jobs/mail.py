@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from email.utils import formataddr
 from typing import Any, Final
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from yizhan.daemon.context import Context
-from yizhan.mailstore.models import (
-    OutboundMessage,
-)
+from yizhan.daemon.desk.mailer import Mailer
+from yizhan.mailstore.models import OutboundMessage
 from yizhan.routing.calendar import WorkCalendar
 from yizhan.routing.directory import Directory, PersonInfo
-from yizhan.templates.render import render_mail
 
 # Every mail a job sends is machine-made (RFC 3834), so that clients do not auto-reply to it.
 AUTO_SUBMITTED: Final = {"Auto-Submitted": "auto-generated"}
@@ -32,27 +29,19 @@ def send_job_mail(
     variables: dict[str, Any],
     document_id: int | None = None,
 ) -> int:
-    """Queue one job mail to ``person``; 0 when ``source`` was queued before, else 1."""
+    """Queue one job mail to ``person`` through the desk's Mailer; 0 when ``source`` was queued
+    before (by this daemon or another), else 1."""
     if queued_already(session, source):
         return 0
-    domain = ctx.config.domain
-    address = person.mailbox(domain)
-    mail = render_mail(
-        template,
-        person.language or ctx.config.language,
-        sender=formataddr(("驛站", f"cmd@{domain}")),
-        to=formataddr((person.name, address)),
-        headers={**AUTO_SUBMITTED, **headers},
-        **variables,
-    )
-    # Queued at the wall clock's now, so the outbound worker sends it at once even when the
-    # job ran for another time (``yizhan jobs run --now``).
-    ctx.queue(
+    # Queued at the wall clock's now (the Mailer's default), so the outbound worker sends it at
+    # once even when the job ran for another time (``yizhan jobs run --now``).
+    Mailer(ctx).send(
         session,
         source=source,
-        message=ctx.sign(mail),
-        rcpts=[address],
-        now=ctx.clock(),
+        to=person,
+        template=template,
+        variables=variables,
+        headers={**AUTO_SUBMITTED, **headers},
         document_id=document_id,
     )
     return 1

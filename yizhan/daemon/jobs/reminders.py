@@ -12,14 +12,13 @@ import datetime as dt
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from email.utils import format_datetime
 from typing import Any, Final
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from yizhan.daemon.context import Context
-from yizhan.daemon.jobs.audiences import heads_of, office_staff
+from yizhan.daemon.desk.mailer import Mailer
 from yizhan.daemon.jobs.mail import local_time, person_name, send_job_mail, step_label
 from yizhan.daemon.jobs.slots import work_calendar
 from yizhan.mailstore import audit
@@ -35,6 +34,7 @@ from yizhan.routing.delegation import Delegation, resolve
 from yizhan.routing.digests import reply_links
 from yizhan.routing.directory import Directory, PersonInfo
 from yizhan.routing.documents import DocumentState
+from yizhan.routing.duties import heads_of, office_staff
 from yizhan.routing.reminders import (
     Audience,
     Reminder,
@@ -246,18 +246,9 @@ class _Sweep:
         language = self._language(person)
         domain = ctx.config.domain
         assert step.due_at is not None
-        headers = {
-            "X-Yizhan-Doc": str(document.id),
-            "X-Yizhan-Kind": document.kind,
-            "X-Yizhan-State": document.state,
-            "X-Yizhan-Step": step.name,
-            "X-Yizhan-Action": step.action if role == "person" else "none",
-            "X-Yizhan-Deadline": format_datetime(step.due_at.astimezone(cal.tz)),
-        }
-        if document.number:
-            headers["X-Yizhan-Number"] = document.number
-        if document.urgency:
-            headers["X-Yizhan-Urgency"] = document.urgency
+        headers = Mailer(ctx).document_headers(
+            document, step, step.action if role == "person" else "none"
+        )
         links: tuple[Any, ...] = ()
         if role == "person":
             token = make_token(

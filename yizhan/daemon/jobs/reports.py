@@ -10,7 +10,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from yizhan.daemon.context import Context
-from yizhan.daemon.jobs.audiences import office_staff
 from yizhan.daemon.jobs.mail import local_time, person_name, send_job_mail, step_label
 from yizhan.daemon.jobs.slots import daily_slot, run_slot, work_calendar
 from yizhan.mailstore import audit
@@ -20,6 +19,7 @@ from yizhan.mailstore.models import (
     Step,
 )
 from yizhan.routing.calendar import WorkCalendar
+from yizhan.routing.duties import office_staff
 from yizhan.routing.reminders import (
     overdue_working_days,
 )

@@ -9,7 +9,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from yizhan.daemon.context import Context
-from yizhan.daemon.jobs.audiences import office_staff
 from yizhan.daemon.jobs.mail import local_time, send_job_mail
 from yizhan.daemon.jobs.slots import run_slot, weekly_slot, work_calendar
 from yizhan.mailstore import audit
@@ -19,6 +18,7 @@ from yizhan.mailstore.models import (
     Document,
 )
 from yizhan.routing.calendar import WorkCalendar
+from yizhan.routing.duties import office_staff
 from yizhan.routing.supervision import KIND as SUPERVISION
 from yizhan.routing.supervision import report_item
 

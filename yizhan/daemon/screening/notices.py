@@ -6,19 +6,19 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
-from email.message import EmailMessage
-from email.utils import formataddr
 
 from sqlalchemy.orm import Session
 
 from yizhan.daemon.context import Context
+from yizhan.daemon.desk.mailer import Mailer
+from yizhan.daemon.desk.request import answer_headers
 from yizhan.mailstore import audit
 from yizhan.mailstore.inbound import message_id_of
 from yizhan.routing.content import (
     Verdict,
 )
-from yizhan.routing.directory import Directory, PersonInfo
-from yizhan.templates.render import render_mail
+from yizhan.routing.directory import Directory
+from yizhan.routing.duties import it_people
 
 log = logging.getLogger("yizhan.content")
 
@@ -39,7 +39,6 @@ def report_refusal(
 ) -> None:
     """The audit entry, the reply to the sender and the IT notice, in the caller's session."""
     now = ctx.clock()
-    domain = ctx.config.domain
     digest = hashlib.sha256(raw).hexdigest()
     message_id = message_id_of(raw)
     source = f"content:{digest[:40]}"
@@ -65,6 +64,7 @@ def report_refusal(
         target=verdict.rule,
         detail=detail,
     )
+    mailer = Mailer(ctx)
     # The answer goes to the verified From address of an authenticated sender, else to the
     # envelope sender; never to <> (no answers to bounces).
     to = (sender_address if sender_account else "") or mail_from
@@ -76,75 +76,39 @@ def report_refusal(
             if quarantine_id
             else ""
         )
-        headers = {"Auto-Submitted": "auto-replied"}
-        if message_id:
-            headers["In-Reply-To"] = headers["References"] = message_id
-        reply = render_mail(
-            "reply.txt",
-            person.language if person else None,
-            sender=formataddr(("驛站", f"cmd@{domain}")),
-            to=to,
-            headers=headers,
-            subject=subject or "(no subject)",
-            text=f"{verdict.reason_zh}\n\n{verdict.reason_en}\n\n"
-            f"（規則 rule: {verdict.rule}；{verdict.article}）{held}",
-        )
-        ctx.queue(
+        mailer.send(
             session,
             source=f"{source}:reply",
-            message=_signed(ctx, reply),
-            rcpts=[to],
+            to=to,
+            template="reply.txt",
+            language=person.language if person else None,
+            headers=answer_headers(message_id),
+            variables={
+                "subject": subject or "(no subject)",
+                "text": f"{verdict.reason_zh}\n\n{verdict.reason_en}\n\n"
+                f"（規則 rule: {verdict.rule}；{verdict.article}）{held}",
+            },
             now=now,
         )
     if not verdict.notify_it:
         return
     for it_person in it_people(directory):
-        address = it_person.mailbox(domain)
-        notice = render_mail(
-            "content_notice.txt",
-            it_person.language,
-            sender=formataddr(("驛站", f"cmd@{domain}")),
-            to=address,
-            headers={"Auto-Submitted": "auto-generated"},
-            rule=verdict.rule,
-            article=verdict.article or "-",
-            sender_name=sender,
-            recipients=", ".join(rcpt_tos) or "-",
-            subject=subject or "(no subject)",
-            message_id=message_id or "-",
-            reason_zh=verdict.reason_zh,
-            reason_en=verdict.reason_en,
-            quarantine_id=quarantine_id or "",
-        )
-        ctx.queue(
+        mailer.send(
             session,
             source=f"{source}:it:{it_person.account}",
-            message=_signed(ctx, notice),
-            rcpts=[address],
+            to=it_person,
+            template="content_notice.txt",
+            headers={"Auto-Submitted": "auto-generated"},
+            variables={
+                "rule": verdict.rule,
+                "article": verdict.article or "-",
+                "sender_name": sender,
+                "recipients": ", ".join(rcpt_tos) or "-",
+                "subject": subject or "(no subject)",
+                "message_id": message_id or "-",
+                "reason_zh": verdict.reason_zh,
+                "reason_en": verdict.reason_en,
+                "quarantine_id": quarantine_id or "",
+            },
             now=now,
         )
-
-
-def it_people(directory: Directory) -> list[PersonInfo]:
-    """Who hears of refusals: the heads of the IT units, else everyone active in them."""
-    units = directory.units_of_kind("it")
-    heads = [p for u in units for p in directory.members(u.id, "unit_head")]
-    if heads:
-        return heads
-    return sorted(
-        (
-            p
-            for p in directory.people.values()
-            if p.state == "active" and any(p.unit == u.id for u in units)
-        ),
-        key=lambda p: p.account,
-    )
-
-
-def _signed(ctx: Context, mail: EmailMessage) -> EmailMessage | bytes:
-    try:
-        return ctx.sign(mail)
-    except Exception:
-        # An unsigned notice is better than none; the log says why it is unsigned.
-        log.exception("signing a content notice failed; it goes unsigned")
-        return mail
