@@ -1,12 +1,12 @@
 """Keeps the outbound queue: each message to send, and where its delivery to each recipient stands.
 
 A message is queued in the caller's transaction, together with the decision that caused it (a
-transactional outbox, docs/architecture.md, "Durability"); its ``source`` key makes queueing it
-a second time a no-op. Each recipient gets a :class:`~yizhan.mailstore.models.Delivery` that
-moves from ``queued`` to ``sent``, or to ``bounced`` (a delivery status notification went to the sender)
-or ``failed`` (there was no sender to tell). Workers claim due deliveries with a lease, and
-with ``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several daemons can share the queue.
-A finished delivery is never changed again.
+transactional outbox, docs/architecture.md, "Durability"); its ``source`` key makes queueing it a
+second time a no-op. Each recipient gets a :class:`~yizhan.mailstore.models.Delivery` that moves
+from ``queued`` to ``sent``, or to ``bounced`` (a delivery status notification went to the sender)
+or ``failed`` (there was no sender to tell). Workers claim due deliveries with a lease, and with
+``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several daemons can share the queue. A
+finished delivery is never changed again.
 """
 
 from __future__ import annotations

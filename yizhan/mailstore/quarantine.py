@@ -1,13 +1,13 @@
 """Keeps messages refused after acceptance, with the reason, until the IT department decides.
 
-Nothing accepted is lost (docs/architecture.md, "Durability"): a message that a rule refuses
-after its 250 (a later check, a rule changed since) is set aside here, not dropped. Each one is
-two files in ``<data_dir>/quarantine/``: ``<id>.eml`` (the raw bytes) and ``<id>.json`` (versioned JSON:
-envelope, rule, reasons, and what became of it). Both are written to ``tmp/`` first, fsynced
-and renamed, and the directory fsynced (Mailman ``core/switchboard.py``); the JSON is written
-last, so an entry exists once its bytes do. Release and delete rewrite the JSON the same way;
-delete also removes the bytes (the IT department deletes classified material for good), and
-the JSON stays as the record. Who decided is in the JSON and in the audit trail.
+Nothing accepted is lost (docs/architecture.md, "Durability"): a message that a rule refuses after
+its 250 (a later check, a rule changed since) is set aside here, not dropped. Each one is two files
+in ``<data_dir>/quarantine/``: ``<id>.eml`` (the raw bytes) and ``<id>.json`` (versioned JSON:
+envelope, rule, reasons, and what became of it). Both are written to ``tmp/`` first, fsynced and
+renamed, and the directory fsynced (Mailman ``core/switchboard.py``); the JSON is written last, so
+an entry exists once its bytes do. Release and delete rewrite the JSON the same way; delete also
+removes the bytes (the IT department deletes classified material for good), and the JSON stays as
+the record. Who decided is in the JSON and in the audit trail.
 """
 
 from __future__ import annotations
