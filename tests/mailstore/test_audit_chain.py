@@ -145,7 +145,7 @@ def test_an_edited_row_whose_hash_was_recomputed_without_the_key_is_named(ctx: C
         row = conn.execute(
             select(*auditchain.CONTENT, *auditchain.CHAIN).where(auditchain.AUDIT.c.id == victim)
         ).one()
-        forged = ChainRow.of({**row._mapping, "actor": "mallory"})
+        forged = ChainRow._make(row)._replace(actor="mallory")
         digest = hashlib.sha256(canonical(forged, 2, row.prev_hash)).hexdigest()
         conn.execute(
             update(RAW_AUDIT).where(RAW_AUDIT.c.id == victim).values(actor="mallory", hash=digest)
@@ -515,3 +515,43 @@ def test_a_fresh_engine_sees_sealed_rows(ctx: Context) -> None:
             assert conn.scalar(select(func.count()).where(AuditEntry.seq.is_(None))) == 0
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("target", "on_behalf_of", "detail"),
+    [
+        (None, None, {}),
+        ("doc:7", "lijun", {"opinion": '同意\n"引號"', "z": [1, 2.5, None, True], "a": {"b": 1}}),
+        ("名/\\x", None, {"emoji": "🙂", "ctl": "\x00\x1f", "big": 2**70, "neg": -0.0}),
+    ],
+)
+def test_the_canonical_form_is_sorted_compact_ascii_json(
+    target: str | None, on_behalf_of: str | None, detail: dict[str, object]
+) -> None:
+    # The seal covers exactly the JSON a reader would write down from the documentation.
+    at = dt.datetime(2026, 11, 27, 10, 0, 0, 5, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+    row = ChainRow(
+        id=12,
+        at=at,
+        actor="wangfang",
+        action="doc.approve",
+        target=target,
+        on_behalf_of=on_behalf_of,
+        detail=detail,
+        seq=None,
+        prev_hash=None,
+        hash=None,
+    )
+    fields = {
+        "seq": 3,
+        "id": 12,
+        "at": "2026-11-27T02:00:00.000005+00:00",
+        "actor": "wangfang",
+        "action": "doc.approve",
+        "target": target,
+        "on_behalf_of": on_behalf_of,
+        "detail": detail,
+        "prev_hash": "ab" * 32,
+    }
+    expected = json.dumps(fields, sort_keys=True, ensure_ascii=True, separators=(",", ":"))
+    assert canonical(row, 3, "ab" * 32) == expected.encode("ascii")

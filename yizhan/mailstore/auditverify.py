@@ -129,7 +129,7 @@ def verify(conn: Connection, key: bytes, *, anchor: Anchor | None = None) -> Ver
             .execution_options(yield_per=YIELD)
         )
 
-    rows = (ChainRow.of(r._mapping) for r in chained)
+    rows = (ChainRow._make(r) for r in chained)
     return walk(rows, head, key, unchained=unchained(), anchor=anchor)
 
 

@@ -201,7 +201,7 @@ def _reseal(
         head["hash"],
     ):
         raise BackupError("the backup's audit trail does not end at its recorded head")
-    fields = set(ChainRow.__dataclass_fields__)
+    fields = set(ChainRow._fields)
     sealed = auditchain.reseal(
         key, (ChainRow(**{k: v for k, v in r.items() if k in fields}) for r in chained)
     )
