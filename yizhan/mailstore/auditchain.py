@@ -177,8 +177,9 @@ class Head:
 
     @property
     def legacy_pending(self) -> bool:
-        """Whether rows older than the chain still wait to be chained."""
-        return self.seq == 0 and self.legacy_until is not None
+        """Whether rows older than the chain still wait to be chained (the head was never
+        moved, so it has no seal yet)."""
+        return self.seq == 0 and self.seal is None and self.legacy_until is not None
 
 
 def read_head(conn: Connection, *, lock: bool = False) -> Head:

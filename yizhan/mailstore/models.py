@@ -287,7 +287,8 @@ class Lease(Base):
 
 
 class AuditEntry(Base):
-    """One attributable action; rows are only ever inserted (triggers refuse the rest)."""
+    """One attributable action; rows are only ever inserted, then sealed once (triggers refuse
+    the rest)."""
 
     __tablename__ = "audit"
 
