@@ -60,10 +60,15 @@ def open_instance(config: Config | None = None) -> Context:
         ctx.close()
         raise CliError("the database is not initialised; run `yizhan init` first")
     upgrade(ctx.engine)
+    chain_legacy_audit(ctx)
+    return ctx
+
+
+def chain_legacy_audit(ctx: Context) -> None:
+    """Chain the audit rows written before the hash chain existed (once; then a no-op)."""
     if ctx.audit_key is not None:
         with ctx.engine.begin() as conn:
             auditchain.seal_legacy(conn, ctx.audit_key)
-    return ctx
 
 
 def audit_key(ctx: Context) -> bytes:

@@ -16,6 +16,8 @@ append-only triggers were dropped first. How:
   then moves the head and seals the head too. The lock is held for those few statements and the
   commit only, so transactions run in parallel and are serialised only while they append:
   commit order is chain order, and a reader's snapshot always holds a whole prefix of the chain.
+  (Writers run at PostgreSQL's default READ COMMITTED: the lock then waits for the previous
+  appender instead of failing a REPEATABLE READ transaction.)
 * The key is derived from ``yizhan.secret``, which is not in the database: someone with only
   database access can change rows but cannot compute seals that verify, nor move the head back
   over rows they deleted (the head's own seal covers its position).
