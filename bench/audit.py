@@ -7,7 +7,8 @@ temporary schema in ``$YIZHAN_TEST_PG``'s database, as the tests do), migrated l
   loaded in bulk; then ``auditverify.verify_database`` walks them all (streamed, one snapshot),
   timed once per run, with the rows a second it checks.
 * commit: ``--commits`` (500) transactions that each write two audit rows through
-  ``audit.record``, by ``--threads`` (1 and 4) threads at once, through Yizhan's session factory
+  ``audit.record``, by ``--threads`` (1 and 4; SQLite only 1, its writers take turns anyway)
+  threads at once, through Yizhan's session factory
   (the rows are sealed at commit, under the chain head's lock) and through a plain SQLAlchemy
   one (the rows stay unsealed: the cost without the chain). Printed: milliseconds a transaction
   (wall time / transactions).
