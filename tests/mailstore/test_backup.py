@@ -44,7 +44,15 @@ def test_backup_restores_into_a_new_instance(bureau: Context, tmp_path: Path) ->
         ctx = Context.open(make_config(other, url))
         try:
             upgrade(ctx.engine)
-            restore(ctx.engine, ctx.config.data_dir, ctx.config.signing.gnupg_home, target)
+            key = ctx.audit_key
+            assert key is not None
+            restore(
+                ctx.engine,
+                ctx.config.data_dir,
+                ctx.config.signing.gnupg_home,
+                target,
+                audit_key=key,
+            )
             with ctx.sessions.begin() as session:
                 assert session.get(Person, "wangfang") is not None
                 actions = session.scalars(select(AuditEntry.action)).all()
@@ -57,7 +65,13 @@ def test_backup_restores_into_a_new_instance(bureau: Context, tmp_path: Path) ->
                 assert before is not None and entry.id > before
             assert ctx.raw.read(stored.relative) == b"Subject: x\r\n\r\nbody\r\n"
             with pytest.raises(BackupError, match="not empty"):
-                restore(ctx.engine, ctx.config.data_dir, ctx.config.signing.gnupg_home, target)
+                restore(
+                    ctx.engine,
+                    ctx.config.data_dir,
+                    ctx.config.signing.gnupg_home,
+                    target,
+                    audit_key=key,
+                )
         finally:
             ctx.close()
 
@@ -66,4 +80,10 @@ def test_restore_refuses_an_incomplete_backup(ctx: Context, tmp_path: Path) -> N
     # A backup cut off before its manifest was written is not taken for a whole one.
     (tmp_path / "half").mkdir()
     with pytest.raises(BackupError, match="manifest"):
-        restore(ctx.engine, ctx.config.data_dir, ctx.config.signing.gnupg_home, tmp_path / "half")
+        restore(
+            ctx.engine,
+            ctx.config.data_dir,
+            ctx.config.signing.gnupg_home,
+            tmp_path / "half",
+            audit_key=b"k" * 32,
+        )

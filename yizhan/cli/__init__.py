@@ -11,6 +11,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from yizhan.cli import audit as audit_verbs
 from yizhan.cli import backup, documents, jobs, people, quarantine, seals, search, setup, tools
 from yizhan.cli.base import CliError, Verbs
 from yizhan.daemon.config import ConfigError
@@ -29,6 +30,7 @@ FAMILIES: tuple[Callable[[Verbs], None], ...] = (
     search.add_parser,
     tools.add_parser,
     backup.add_parser,
+    audit_verbs.add_parser,
     people.add_parser,
 )
 

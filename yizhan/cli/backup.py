@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from yizhan.cli.base import Verbs, audit_console, opened
+from yizhan.cli.base import Verbs, audit_console, audit_key, opened
 from yizhan.mailstore.backup import backup, restore
 
 
@@ -20,7 +20,13 @@ def cmd_backup(args: argparse.Namespace) -> None:
 def cmd_restore(args: argparse.Namespace) -> None:
     """Restore a backup into this (new, initialised, empty) instance."""
     with opened() as ctx:
-        counts = restore(ctx.engine, ctx.config.data_dir, ctx.config.signing.gnupg_home, args.dir)
+        counts = restore(
+            ctx.engine,
+            ctx.config.data_dir,
+            ctx.config.signing.gnupg_home,
+            args.dir,
+            audit_key=audit_key(ctx),
+        )
         audit_console(ctx, "restore", str(args.dir), counts)
     print(f"restored {sum(counts.values())} rows of {len(counts)} tables from {args.dir}")
 

@@ -14,7 +14,7 @@ from yizhan.daemon.config import (
     load_config,
 )
 from yizhan.daemon.context import Context
-from yizhan.mailstore import audit
+from yizhan.mailstore import audit, auditchain
 from yizhan.mailstore.db import upgrade
 
 #: The ``yizhan`` subcommands, to which each verb family adds its parsers.
@@ -51,10 +51,28 @@ def audit_console(ctx: Context, action: str, target: str, detail: Mapping[str, A
 
 
 def open_instance(config: Config | None = None) -> Context:
-    """Open the database, refusing to run on one that was never initialised."""
+    """Open the database, refusing to run on one that was never initialised.
+
+    Audit rows older than the hash chain are chained here, once, before the verb runs.
+    """
     ctx = Context.open(config or load())
     if not inspect(ctx.engine).has_table("alembic_version"):
         ctx.close()
         raise CliError("the database is not initialised; run `yizhan init` first")
     upgrade(ctx.engine)
+    chain_legacy_audit(ctx)
     return ctx
+
+
+def chain_legacy_audit(ctx: Context) -> None:
+    """Chain the audit rows written before the hash chain existed (once; then a no-op)."""
+    if ctx.audit_key is not None:
+        with ctx.engine.begin() as conn:
+            auditchain.seal_legacy(conn, ctx.audit_key)
+
+
+def audit_key(ctx: Context) -> bytes:
+    """The instance's audit chain key; without ``yizhan.secret`` there is none."""
+    if ctx.audit_key is None:
+        raise CliError("yizhan.secret is empty, so the audit trail has no key; run `yizhan init`")
+    return ctx.audit_key

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import inspect
 
-from yizhan.cli.base import CONSOLE, CliError, Verbs, load, opened
+from yizhan.cli.base import CONSOLE, CliError, Verbs, chain_legacy_audit, load, opened
 from yizhan.daemon.config import (
     config_path,
     load_rules,
@@ -51,6 +51,7 @@ def cmd_init(args: argparse.Namespace) -> None:
     ctx = Context.open(config)
     try:
         upgrade(ctx.engine)
+        chain_legacy_audit(ctx)
         ctx.raw.prepare()
         config.maildir_root.mkdir(parents=True, exist_ok=True)
     finally:

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from yizhan.daemon.config import Config
 from yizhan.daemon.rules_file import live_rules, load_content_rules
 from yizhan.mailstore import outbox
+from yizhan.mailstore.auditchain import key_from_secret
 from yizhan.mailstore.db import make_engine, make_sessionmaker
 from yizhan.mailstore.models import OutboundMessage, Person
 from yizhan.mailstore.rawstore import RawStore
@@ -60,11 +61,16 @@ class Context:
         return cls(
             config=config,
             engine=engine,
-            sessions=make_sessionmaker(engine),
+            sessions=make_sessionmaker(engine, audit_key=key_from_secret(config.secret)),
             raw=raw,
             clock=clock,
             rules=live_rules(config),
         )
+
+    @property
+    def audit_key(self) -> bytes | None:
+        """The key of the audit hash chain, from ``yizhan.secret`` (no database row holds it)."""
+        return key_from_secret(self.config.secret)
 
     @functools.cached_property
     def instance(self) -> str:

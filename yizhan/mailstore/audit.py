@@ -1,4 +1,10 @@
-"""Appends entries to the audit trail; nothing here updates or deletes one."""
+"""Appends entries to the audit trail; nothing here updates or deletes one.
+
+An entry is written at once, so the transaction that wrote it reads it back; when that
+transaction commits, the session seals it into the trail's hash chain (``auditchain``).
+``record`` is the way in: a row inserted any other way is not sealed, and ``yizhan audit verify``
+reports it as inserted behind Yizhan's back.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +30,7 @@ def record(
     on_behalf_of: str | None = None,
     detail: Mapping[str, Any] | None = None,
 ) -> AuditEntry:
-    """Add one entry to the trail in the caller's transaction."""
+    """Add one entry to the trail in the caller's transaction; sealed when it commits."""
     entry = AuditEntry(
         at=at,
         actor=actor,

@@ -12,6 +12,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from yizhan.mailstore import auditchain
+
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine; SQLite gets WAL, full fsync, foreign keys and a busy timeout."""
@@ -42,12 +44,26 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def _sqlite_begin(connection: Any) -> None:
     # Every transaction that may write takes the write lock up front, so two daemons never
     # deadlock upgrading shared locks; readers in WAL mode are not blocked by it.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    if connection.get_execution_options().get(SNAPSHOT):
+        connection.exec_driver_sql("BEGIN DEFERRED")
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    """A session factory whose objects stay readable after commit."""
-    return sessionmaker(engine, expire_on_commit=False)
+#: Execution option of a connection that only reads, in one snapshot, for long (``audit
+#: verify``): on SQLite it begins without the write lock, so writers are not held up.
+SNAPSHOT = "yizhan_snapshot"
+
+
+def make_sessionmaker(engine: Engine, *, audit_key: bytes | None = None) -> sessionmaker[Session]:
+    """A session factory whose objects stay readable after commit.
+
+    Each of its sessions seals the audit rows it inserted into the hash chain when it commits,
+    under ``audit_key`` (``auditchain.key_from_secret``); without a key it may only read them.
+    """
+    factory = sessionmaker(engine, expire_on_commit=False, info={auditchain.KEY_INFO: audit_key})
+    auditchain.install(factory)
+    return factory
 
 
 def alembic_config(engine: Engine) -> AlembicConfig:

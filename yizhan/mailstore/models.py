@@ -301,7 +301,8 @@ class Lease(Base):
 
 
 class AuditEntry(Base):
-    """One attributable action; rows are only ever inserted (triggers refuse the rest)."""
+    """One attributable action; rows are only ever inserted, then sealed once (triggers refuse
+    the rest)."""
 
     __tablename__ = "audit"
 
@@ -312,6 +313,27 @@ class AuditEntry(Base):
     target: Mapped[str | None] = mapped_column(String(200), default=None)
     on_behalf_of: Mapped[str | None] = mapped_column(String(64), default=None)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The hash chain (mailstore/auditchain.py): empty when inserted, set once when the
+    # inserting transaction commits; the triggers allow exactly that one update.
+    seq: Mapped[int | None] = mapped_column(BigInteger, unique=True, index=True, default=None)
+    prev_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    hash: Mapped[str | None] = mapped_column(String(64), default=None)
+
+
+class AuditHead(Base):
+    """The end of the audit hash chain: one row, locked by every commit that extends the chain."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+    # HMAC over (seq, hash): moving the head back over deleted rows needs the key.
+    seal: Mapped[str | None] = mapped_column(String(64), default=None)
+    # Which key sealed the chain (a digest of it, not the key), to tell a changed secret apart.
+    key_id: Mapped[str | None] = mapped_column(String(16), default=None)
+    # The highest audit id when the chain was introduced: older rows are chained once, in order.
+    legacy_until: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
     # A document's trail is read by its target; the admin page filters by person.
     __table_args__ = (
