@@ -319,6 +319,12 @@ class AuditEntry(Base):
     prev_hash: Mapped[str | None] = mapped_column(String(64), default=None)
     hash: Mapped[str | None] = mapped_column(String(64), default=None)
 
+    # A document's trail is read by its target; the admin page filters by person.
+    __table_args__ = (
+        Index("ix_audit_target_id", "target", "id"),
+        Index("ix_audit_actor_at", "actor", "at"),
+    )
+
 
 class AuditHead(Base):
     """The end of the audit hash chain: one row, locked by every commit that extends the chain."""
@@ -334,12 +340,6 @@ class AuditHead(Base):
     key_id: Mapped[str | None] = mapped_column(String(16), default=None)
     # The highest audit id when the chain was introduced: older rows are chained once, in order.
     legacy_until: Mapped[int | None] = mapped_column(BigInteger, default=None)
-
-    # A document's trail is read by its target; the admin page filters by person.
-    __table_args__ = (
-        Index("ix_audit_target_id", "target", "id"),
-        Index("ix_audit_actor_at", "actor", "at"),
-    )
 
 
 class DelegationRow(Base):
