@@ -41,9 +41,19 @@ lint: $(STAMP)
 	$(BIN)/mypy yizhan
 	$(BIN)/lint-imports
 
+# The two databases' runs go side by side, one a core: each test has its own data directory,
+# database (a schema on PostgreSQL), ports and Dovecot, so they share nothing but clamd. Each
+# run's output is kept in build/ and printed when both are done.
 unit: $(STAMP)
-	YIZHAN_TEST_DB=sqlite $(BIN)/pytest -q
-	YIZHAN_TEST_DB=postgresql YIZHAN_TEST_PG=$(PG_URL) $(BIN)/pytest -q
+	@mkdir -p build
+	@echo "pytest on SQLite and on PostgreSQL, side by side (output: build/test-*.log)"
+	@YIZHAN_TEST_DB=sqlite $(BIN)/pytest -q > build/test-sqlite.log 2>&1 & sqlite=$$!; \
+	YIZHAN_TEST_DB=postgresql YIZHAN_TEST_PG=$(PG_URL) $(BIN)/pytest -q \
+		> build/test-postgresql.log 2>&1; postgresql=$$?; \
+	wait $$sqlite; sqlite=$$?; \
+	echo "== SQLite"; cat build/test-sqlite.log; \
+	echo "== PostgreSQL"; cat build/test-postgresql.log; \
+	test $$sqlite -eq 0 && test $$postgresql -eq 0
 
 ## services: start what the tests talk to (PostgreSQL on 127.0.0.1:5432, clamd), install Dovecot
 services:
