@@ -79,7 +79,7 @@ clean:
 ## catalogs: refresh the Babel catalogs after changing a template (then translate the new entries)
 catalogs: $(STAMP)
 	mkdir -p build
-	$(BIN)/pybabel extract -F babel.cfg -k text:2 -o build/yizhan.pot .
+	$(BIN)/pybabel extract -F babel.cfg -k text:2 --no-location --sort-output -o build/yizhan.pot .
 	for lang in zh_CN zh_TW; do \
 		$(BIN)/pybabel update -i build/yizhan.pot -d yizhan/templates/locale -D yizhan -l $$lang \
 			--no-fuzzy-matching; done
