@@ -1,4 +1,8 @@
-"""The office's pages (第六條 the office runs the system): supervision and the seals' custodians.
+"""The office's pages (第六條 the office runs the system): bulletins, supervision, the seals.
+
+/bulletins lists the bulletins on the board; the office withdraws any of them there, which is
+the mail 撤回 id 理由 to gonggao@ sent for it (``by_mail``), so its readers are told as they are
+when the author withdraws (第二十三條).
 
 /supervision lists every open supervision task (督查督辦) with each unit's part, as the weekly
 report does (``routing.supervision.report_item``). /seals lists the units' seals and who keeps
@@ -18,23 +22,57 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from yizhan.admin.by_mail import send_as
 from yizhan.admin.web import N_, Site, Viewer, guard
 from yizhan.mailstore import audit
 from yizhan.mailstore.documents import load_state
-from yizhan.mailstore.models import Document
+from yizhan.mailstore.models import Document, Person
 from yizhan.routing.duties import Duty
+from yizhan.routing.rules import CLOSED
 from yizhan.routing.supervision import KIND as SUPERVISION
 from yizhan.routing.supervision import report_item
 
 __all__ = ["routes"]
 
-#: Open supervision tasks shown at once.
+#: Open supervision tasks, and bulletins on the board, shown at once.
 SUPERVISION_ROWS = 200
+BULLETIN_ROWS = 300
 
 
 def routes(site: Site) -> list[Route]:
-    """/supervision, /seals, /seals/{unit}/custodian (the office)."""
+    """/bulletins, /supervision, /seals (the office)."""
     office = [Duty.OFFICE]
+
+    async def bulletin_board(request: Request, viewer: Viewer, **extra: Any) -> Response:
+        def read(session: Session) -> list[tuple[Document, str]]:
+            rows = session.execute(
+                select(Document, Person.name)
+                .join(Person, Person.account == Document.author)
+                .where(Document.kind == "gonggao", Document.state == CLOSED)
+                .order_by(Document.id.desc())
+                .limit(BULLETIN_ROWS)
+            )
+            return [
+                (d, name)
+                for d, name in rows
+                if d.fields.get("published_at") and not d.fields.get("withdrawn_at")
+            ]
+
+        board = await site.db(read)
+        return site.render(request, viewer, "bulletins.html", board=board, **extra)
+
+    async def withdraw(request: Request, viewer: Viewer) -> Response:
+        document_id = int(request.path_params["document"])
+        form = await request.form()
+        reason = " ".join(str(form.get("reason", "")).split())[:200]
+        if not reason:
+            problem = site.text(viewer, N_("Say why the bulletin is withdrawn."))
+            return await bulletin_board(request, viewer, error=problem, status_code=400)
+        sent = await send_as(site, viewer, "gonggao", f"撤回 {document_id} {reason}")
+        answer = sent.answer or site.text(
+            viewer, N_("Sent to gonggao@; the answer will reach you by mail.")
+        )
+        return await bulletin_board(request, viewer, notice=answer)
 
     async def supervision(request: Request, viewer: Viewer) -> Response:
         now = site.now()
@@ -114,6 +152,12 @@ def routes(site: Site) -> list[Route]:
         return await seals(request, viewer, notice=notice)
 
     return [
+        Route("/bulletins", guard(site, bulletin_board, needs=office), methods=["GET"]),
+        Route(
+            "/bulletins/{document:int}/withdraw",
+            guard(site, withdraw, needs=office),
+            methods=["POST"],
+        ),
         Route("/supervision", guard(site, supervision, needs=office), methods=["GET"]),
         Route("/seals", guard(site, seals, needs=office), methods=["GET"]),
         Route("/seals/{unit}/custodian", guard(site, hand_over, needs=office), methods=["POST"]),
