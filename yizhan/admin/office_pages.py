@@ -25,7 +25,7 @@ from starlette.routing import Route
 from yizhan.admin.by_mail import send_as
 from yizhan.admin.web import N_, Site, Viewer, guard
 from yizhan.mailstore import audit
-from yizhan.mailstore.documents import load_state
+from yizhan.mailstore.documents import load_states
 from yizhan.mailstore.models import Document, Person
 from yizhan.routing.duties import Duty
 from yizhan.routing.rules import CLOSED
@@ -86,7 +86,7 @@ def routes(site: Site) -> list[Route]:
             ).all()
             directory = site.directory(session)
             tasks = [
-                report_item(load_state(session, d), directory, now, site.tz) for d in documents
+                report_item(s, directory, now, site.tz) for s in load_states(session, documents)
             ]
             tasks.sort(key=lambda t: (not t["overdue"], t["deadline"], t["id"]))
             return tasks
