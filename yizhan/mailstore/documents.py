@@ -139,6 +139,12 @@ def apply_decision(
         if step is not None:
             step.state, step.done_at = "cancelled", now
             step.next_reminder_at = None
+    for step_id, due_at in decision.extend_steps:
+        step = _waiting_step(session, document, step_id)
+        if step is not None:
+            # A new deadline starts the reminders and the escalation ladder afresh.
+            step.due_at, step.reminders_sent, step.escalation = due_at, 0, 0
+            step.next_reminder_at = first_reminder(now, due_at) if first_reminder else now
     opened = []
     for spec in decision.open_steps:
         next_reminder_at = None

@@ -1,0 +1,148 @@
+"""End-to-end: the office's hand on the wheel (issue 15), over SMTP on loopback.
+
+REASSIGN (轉辦), CANCEL (撤銷) and EXTEND (延期) at cmd@, from the office only (第六條), each
+told to the people concerned and kept in the trail; a refused one changes nothing.
+"""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+
+from sqlalchemy import select
+
+from tests.daemon.test_flows import Daemon, one, reply, show_document, text
+from yizhan.mailstore.models import AuditEntry, Step
+
+pytest_plugins = ["tests.daemon.test_flows"]
+
+AUTHOR, HEAD, OFFICE, CLERK = "xiewenbin", "liangguoqiang", "wangfang", "songjia"
+
+
+def report(d: Daemon) -> EmailMessage:
+    """An internal report by the author, waiting for their unit head: the head's request."""
+    d.send(AUTHOR, "qianbao@oa.example", "關於購置檢測設備的請示", "擬購置設備一台。")
+    d.inbox(AUTHOR)  # the author's confirmation
+    ask = one(d, HEAD)
+    assert ask["X-Yizhan-Action"] == "approve"
+    return ask
+
+
+def command(d: Daemon, account: str, line: str) -> str:
+    """Send ``line`` to cmd@ as ``account`` and return the answer's text."""
+    d.send(account, "cmd@oa.example", line, "")
+    return text(one(d, account))
+
+
+def steps(d: Daemon, doc_id: str) -> list[Step]:
+    with d.ctx.sessions() as session:
+        return list(
+            session.scalars(select(Step).where(Step.document_id == int(doc_id)).order_by(Step.id))
+        )
+
+
+def trail(d: Daemon, doc_id: str) -> list[str]:
+    with d.ctx.sessions() as session:
+        return list(
+            session.scalars(
+                select(AuditEntry.action)
+                .where(AuditEntry.target == f"doc:{doc_id}")
+                .order_by(AuditEntry.id)
+            )
+        )
+
+
+def test_the_office_reassigns_a_stuck_step(daemon: Daemon) -> None:
+    ask = report(daemon)
+    doc_id = ask["X-Yizhan-Doc"]
+
+    answer = command(daemon, OFFICE, f"轉辦 #{doc_id} 宋佳 梁處長出差一個月")
+    assert "轉辦" in answer and "宋佳" in answer
+
+    # The new person gets the request with its own reply address; the one who had it and the
+    # author are told why.
+    new = one(daemon, CLERK)
+    assert new["X-Yizhan-Action"] == "approve" and str(new["Reply-To"]).startswith("r+")
+    assert "梁處長出差一個月" in text(new)
+    told = one(daemon, HEAD)
+    assert told["X-Yizhan-Action"] == "none" and "梁處長出差一個月" in text(told)
+    assert "梁處長出差一個月" in text(one(daemon, AUTHOR))
+    assert "doc.reassign" in trail(daemon, doc_id)
+
+    # The old request is void: a reply to it is refused, and is not an impersonation.
+    reply(daemon, HEAD, ask, "同意")
+    assert "撤銷" in text(one(daemon, HEAD))
+    assert [s.state for s in steps(daemon, doc_id)] == ["cancelled", "waiting"]
+
+    # The new person acts, and the document goes on to the bureau leader.
+    reply(daemon, CLERK, new, "同意")
+    one(daemon, CLERK)
+    assert one(daemon, "sunlimin")["X-Yizhan-Action"] == "approve"
+
+
+def test_the_office_cancels_a_document(daemon: Daemon) -> None:
+    ask = report(daemon)
+    doc_id = ask["X-Yizhan-Doc"]
+
+    # A reason is required: refused without one, and nothing changes.
+    assert "理由" in command(daemon, OFFICE, f"撤銷 #{doc_id}")
+    assert show_document(daemon, doc_id)["state"] != "cancelled"
+
+    answer = command(daemon, OFFICE, f"CANCEL #{doc_id} sent twice by mistake")
+    assert "撤銷" in answer or "Cancelled" in answer
+    head_notice = one(daemon, HEAD)
+    assert head_notice["X-Yizhan-State"] == "cancelled"
+    assert "sent twice by mistake" in text(head_notice)
+    assert "sent twice by mistake" in text(one(daemon, AUTHOR))
+    assert show_document(daemon, doc_id)["state"] == "cancelled"
+    assert "doc.cancel" in trail(daemon, doc_id)
+
+    # The token of the cancelled document refuses, saying why.
+    reply(daemon, HEAD, ask, "同意")
+    refused = text(one(daemon, HEAD))
+    assert "撤銷" in refused and "sent twice by mistake" in refused
+    assert [s.state for s in steps(daemon, doc_id)] == ["cancelled"]
+
+    # Cancelling again changes nothing and says so.
+    assert "已撤銷" in command(daemon, OFFICE, f"撤销 #{doc_id} again")
+
+
+def test_the_office_extends_a_deadline(daemon: Daemon) -> None:
+    ask = report(daemon)
+    doc_id = ask["X-Yizhan-Doc"]
+    (before,) = steps(daemon, doc_id)
+
+    # A day off and an unreadable date are refused plainly; nothing moves.
+    assert "不是工作日" in command(daemon, OFFICE, f"延期 #{doc_id} 2099-01-03")
+    assert "看不懂日期" in command(daemon, OFFICE, f"延期 #{doc_id} someday")
+    assert steps(daemon, doc_id)[0].due_at == before.due_at
+
+    answer = command(daemon, OFFICE, f"EXTEND #{doc_id} 2099-01-05")
+    assert "2099-01-05 17:30" in answer
+    notice = one(daemon, HEAD)
+    assert "2099-01-05 17:30" in text(notice)
+    (after,) = steps(daemon, doc_id)
+    assert after.state == "waiting" and after.id == before.id
+    assert after.due_at is not None and after.due_at.astimezone(daemon.ctx.config.tzinfo).strftime(
+        "%Y-%m-%d %H:%M"
+    ) == "2099-01-05 17:30"
+    assert "doc.extend" in trail(daemon, doc_id)
+    # The original request still counts.
+    reply(daemon, HEAD, ask, "同意")
+    one(daemon, HEAD)
+    assert one(daemon, "sunlimin")["X-Yizhan-Action"] == "approve"
+
+
+def test_only_the_office_may_and_mistakes_are_answered(daemon: Daemon) -> None:
+    ask = report(daemon)
+    doc_id = ask["X-Yizhan-Doc"]
+    # Someone outside the office: refused, nothing changes.
+    for line in (f"轉辦 #{doc_id} 宋佳 理由", f"撤銷 #{doc_id} 理由", f"延期 #{doc_id} 2099-01-05"):
+        assert "只能由辦公室" in command(daemon, AUTHOR, line)
+    assert "找不到文件 #999999" in command(daemon, OFFICE, "撤銷 #999999 理由")
+    assert "找不到「無此人」" in command(daemon, OFFICE, f"轉辦 #{doc_id} 無此人 理由")
+    assert "理由" in command(daemon, OFFICE, f"转办 #{doc_id} 宋佳")
+    assert "無需轉辦" in command(daemon, OFFICE, f"轉辦 #{doc_id} {HEAD} 理由")
+    assert "看不懂命令" in command(daemon, OFFICE, "延期 明天")
+    (step,) = steps(daemon, doc_id)
+    assert step.assignee == HEAD and step.state == "waiting"
+    assert not {"doc.reassign", "doc.cancel", "doc.extend"} & set(trail(daemon, doc_id))
