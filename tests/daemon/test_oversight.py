@@ -122,9 +122,11 @@ def test_the_office_extends_a_deadline(daemon: Daemon) -> None:
     assert "2099-01-05 17:30" in text(notice)
     (after,) = steps(daemon, doc_id)
     assert after.state == "waiting" and after.id == before.id
-    assert after.due_at is not None and after.due_at.astimezone(daemon.ctx.config.tzinfo).strftime(
-        "%Y-%m-%d %H:%M"
-    ) == "2099-01-05 17:30"
+    assert (
+        after.due_at is not None
+        and after.due_at.astimezone(daemon.ctx.config.tzinfo).strftime("%Y-%m-%d %H:%M")
+        == "2099-01-05 17:30"
+    )
     assert "doc.extend" in trail(daemon, doc_id)
     # The original request still counts.
     reply(daemon, HEAD, ask, "同意")
