@@ -6,11 +6,15 @@ told to the people concerned and kept in the trail; a refused one changes nothin
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from email.message import EmailMessage
 
 from sqlalchemy import select
 
 from tests.daemon.test_flows import Daemon, one, reply, show_document, text
+from tests.daemon.test_modules import asked
 from yizhan.mailstore.models import AuditEntry, Step
 
 pytest_plugins = ["tests.daemon.test_flows"]
@@ -148,3 +152,65 @@ def test_only_the_office_may_and_mistakes_are_answered(daemon: Daemon) -> None:
     (step,) = steps(daemon, doc_id)
     assert step.assignee == HEAD and step.state == "waiting"
     assert not {"doc.reassign", "doc.cancel", "doc.extend"} & set(trail(daemon, doc_id))
+
+
+def yizhan(d: Daemon, *args: str) -> str:
+    """Run a `yizhan` verb as a program against the daemon's database; its output."""
+    config = d.ctx.config
+    path = config.data_dir / "cli.toml"
+    path.write_text(
+        f'[yizhan]\ndata_dir = "{config.data_dir}"\nsecret = "{config.secret}"\n'
+        f'[database]\nurl = "{config.database_url}"\n'
+        f'[signing]\ngnupg_home = "{config.signing.gnupg_home}"\n',
+        encoding="utf-8",
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "yizhan", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "YIZHAN_CONFIG": str(path)},
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_a_suspended_persons_steps_go_to_the_leader_above_them(daemon: Daemon) -> None:
+    # 第十條: IT suspends the unit head; their waiting step goes to the bureau leader in
+    # charge of the unit (the head is the top of the unit), who is told why.
+    ask = report(daemon)
+    doc_id = ask["X-Yizhan-Doc"]
+    assert "1 waiting step(s) handed over" in yizhan(daemon, "user", "suspend", HEAD)
+    # The verb queues the mail; the running daemon's courier takes it on its next round,
+    # which any processed mail starts at once.
+    command(daemon, OFFICE, "待辦")
+    new = one(daemon, "sunlimin")
+    assert new["X-Yizhan-Doc"] == doc_id and new["X-Yizhan-Action"] == "approve"
+    assert "停用" in text(new)
+    assert [(s.assignee, s.state) for s in steps(daemon, doc_id)] == [
+        (HEAD, "cancelled"),
+        ("sunlimin", "waiting"),
+    ]
+
+
+def test_a_moved_persons_steps_go_to_the_successor_named(daemon: Daemon) -> None:
+    # 第十條: the clerk asks to move the head with a named successor; once approved, the
+    # head's waiting step goes to the successor, told why, and the head hears of it.
+    ask = report(daemon)
+    doc_id = ask["X-Yizhan-Doc"]
+    daemon.send(
+        CLERK,
+        "biangeng@oa.example",
+        "調動",
+        f"操作：調動\n帳號：{HEAD}\n單位：衛生檢疫處\n角色：staff\n接任：韓雪\n\n",
+    )
+    one(daemon, CLERK)
+    reply(daemon, HEAD, asked(daemon, HEAD), "同意")
+    reply(daemon, "wuhaifeng", asked(daemon, "wuhaifeng"), "同意")
+    new = asked(daemon, "hanxue")
+    assert new["X-Yizhan-Doc"] == doc_id and "調離" in text(new)
+    assert [(s.assignee, s.state) for s in steps(daemon, doc_id)] == [
+        (HEAD, "cancelled"),
+        ("hanxue", "waiting"),
+    ]

@@ -27,11 +27,13 @@ __all__ = [
     "extend",
     "find_person",
     "is_office",
+    "leaving_reason",
     "parse_cancel",
     "parse_extend",
     "parse_reassign",
     "reassign",
     "refusal",
+    "successor",
 ]
 
 #: The notice templates of these decisions (labels in ``desk.notices``).
@@ -242,7 +244,11 @@ def reassign(
         f"{_name(directory, to.account)}；理由 reason: {reason}"
     )
     variables = {**_base(doc, opinion=opinion, by=actor), "due_at": step.due_at}
-    told = [step.assignee] + ([step.on_behalf_of] if step.on_behalf_of else [])
+    told = [
+        a
+        for a in (step.assignee, step.on_behalf_of)
+        if a and a in directory.people and directory.people[a].state == "active"
+    ]
     notices = [
         Notice(
             to=to.account,
@@ -253,7 +259,8 @@ def reassign(
         ),
         *(Notice(to=a, template=REASSIGNED, variables=variables) for a in told),
     ]
-    if doc.author not in {to.account, *told}:
+    author = directory.people.get(doc.author)
+    if author is not None and author.state == "active" and doc.author not in {to.account, *told}:
         notices.append(Notice(to=doc.author, template=REASSIGNED, variables=variables))
     return Decision(
         accepted=True,
@@ -382,3 +389,48 @@ def extend(
         reasons=(f"EXTEND by {actor} to {due_at.isoformat()}",),
         outcome="extend",
     )
+
+
+# --- A person leaves their post or their unit (第十條; mine rules 一(三)) ---------------------
+
+
+def successor(
+    directory: Directory, account: str, *, unit: str, named: str | None = None
+) -> PersonInfo | None:
+    """Who takes over the waiting steps of ``account``, who leaves ``unit``: the person
+    ``named`` in the change request if active, else the unit's head, else the bureau leader
+    in charge of the unit (第五條), else the bureau's head; never ``account`` itself."""
+
+    def usable(person: PersonInfo | None) -> bool:
+        return person is not None and person.state == "active" and person.account != account
+
+    chosen = directory.people.get(named or "")
+    if usable(chosen):
+        return chosen
+    for person in directory.members(unit, "unit_head"):
+        if usable(person):
+            return person
+    info = directory.units.get(unit)
+    leader = directory.people.get(info.leader) if info is not None and info.leader else None
+    if usable(leader):
+        return leader
+    for bureau in directory.units_of_kind("bureau"):
+        for person in directory.members(bureau.id, "unit_head"):
+            if usable(person):
+                return person
+    return None
+
+
+def leaving_reason(directory: Directory, account: str, why: str) -> str:
+    """The reason a handover gives, in both languages: ``why`` is suspended, revoked or moved."""
+    person = directory.people.get(account)
+    name = person.name if person else account
+    zh, en = _LEAVING.get(why, (why, why))
+    return f"{name}{zh}，其待辦轉交辦理 {name} {en}; their waiting work is handed over"
+
+
+_LEAVING: Final = {
+    "suspended": ("的帳號已停用", "was suspended"),
+    "revoked": ("已離崗，帳號已註銷", "left their post"),
+    "moved": ("已調離本單位", "moved to another unit"),
+}
