@@ -214,3 +214,25 @@ def test_a_moved_persons_steps_go_to_the_successor_named(daemon: Daemon) -> None
         (HEAD, "cancelled"),
         ("hanxue", "waiting"),
     ]
+
+
+def test_the_office_sees_every_document_and_a_clerk_their_units_items(daemon: Daemon) -> None:
+    # 第六條: the office may look up any document (not leave, which is HR's), by STATUS,
+    # SEARCH and GET; someone not on it may not. 第五條: a unit's clerk and head see the
+    # unit's open items; a member of staff is told they may not.
+    ask = report(daemon)
+    doc_id = ask["X-Yizhan-Doc"]
+    status = command(daemon, OFFICE, f"查詢 {doc_id}")
+    assert "關於購置檢測設備的請示" in status and "梁國強" in status
+    assert "無權" in command(daemon, "fenggang", f"查詢 {doc_id}")
+    assert "關於購置檢測設備的請示" in command(daemon, OFFICE, "搜索 購置 請示")
+    assert "關於購置檢測設備的請示" not in command(daemon, "fenggang", "搜索 購置 請示")
+    daemon.send(OFFICE, "cmd@oa.example", f"下載 #{doc_id}", "")
+    copy = one(daemon, OFFICE)
+    assert copy["X-Yizhan-Doc"] == doc_id and "擬購置設備一台" in text(copy)
+
+    items = command(daemon, CLERK, "待辦 本單位")
+    assert "1 open" in items and "關於購置檢測設備的請示" in items and "梁國強" in items
+    assert "1 open" in command(daemon, HEAD, "TODO unit")
+    assert "只有本單位的綜合人員和主要領導" in command(daemon, "hanxue", "待办 本单位")
+    assert "Nothing is open" in command(daemon, "xuna", "待辦 本單位")
