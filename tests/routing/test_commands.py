@@ -43,6 +43,10 @@ DESIGN_WORDS = {
     Verb.TOOLS: ["TOOLS", "工具"],
     Verb.GET: ["GET", "下載", "下载"],
     Verb.HELP: ["HELP", "幫助", "帮助"],
+    # The office's commands (DESIGN.md, "More commands"); 转办 is the simplified 轉辦.
+    Verb.REASSIGN: ["REASSIGN", "轉辦", "转办"],
+    Verb.CANCEL: ["CANCEL", "撤銷", "撤销"],
+    Verb.EXTEND: ["EXTEND", "延期"],
 }
 ALL_WORDS = [(verb, word) for verb, words in DESIGN_WORDS.items() for word in words]
 

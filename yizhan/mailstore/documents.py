@@ -16,7 +16,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from yizhan.mailstore import audit
-from yizhan.mailstore.models import AuditEntry, Document, NumberSequence, Step
+from yizhan.mailstore.models import AuditEntry, Document, NumberSequence, Person, Step
 from yizhan.routing.documents import Decision, DocumentState, StepState, TrailEntry
 from yizhan.routing.numbering import format_number, parse_number
 
@@ -156,6 +156,12 @@ def apply_decision(
         if step is not None:
             step.state, step.done_at = "cancelled", now
             step.next_reminder_at = None
+    for step_id, due_at in decision.extend_steps:
+        step = _waiting_step(session, document, step_id)
+        if step is not None:
+            # A new deadline starts the reminders and the escalation ladder afresh.
+            step.due_at, step.reminders_sent, step.escalation = due_at, 0, 0
+            step.next_reminder_at = first_reminder(now, due_at) if first_reminder else now
     opened = []
     for spec in decision.open_steps:
         next_reminder_at = None
@@ -242,6 +248,19 @@ def waiting_steps(session: Session, account: str) -> list[Step]:
             select(Step).where(Step.assignee == account, Step.state == "waiting").order_by(Step.id)
         )
     )
+
+
+def unit_waiting_steps(session: Session, unit: str) -> list[tuple[Step, Document]]:
+    """Steps waiting in ``unit``: addressed to it, or held by one of its people; oldest first."""
+    members = select(Person.account).where(Person.unit_id == unit)
+    rows = session.execute(
+        select(Step, Document)
+        .join(Document, Document.id == Step.document_id)
+        .where(Step.state == "waiting")
+        .where((Step.unit == unit) | Step.assignee.in_(members))
+        .order_by(Step.id)
+    )
+    return [(step, document) for step, document in rows]
 
 
 def _step_state(step: Step) -> StepState:

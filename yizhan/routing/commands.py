@@ -50,6 +50,9 @@ class Verb(enum.StrEnum):
     TOOLS = "tools"
     GET = "get"
     HELP = "help"
+    REASSIGN = "reassign"
+    CANCEL = "cancel"
+    EXTEND = "extend"
     UNKNOWN = "unknown"
 
 
@@ -75,6 +78,9 @@ VERB_WORDS: Final[Mapping[Verb, tuple[str, ...]]] = MappingProxyType(
         Verb.TOOLS: ("TOOLS", "工具"),
         Verb.GET: ("GET", "下載", "下载"),
         Verb.HELP: ("HELP", "幫助", "帮助"),
+        Verb.REASSIGN: ("REASSIGN", "轉辦", "转办"),
+        Verb.CANCEL: ("CANCEL", "撤銷", "撤销"),
+        Verb.EXTEND: ("EXTEND", "延期"),
     }
 )
 

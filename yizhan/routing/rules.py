@@ -53,6 +53,8 @@ URGENCIES: Final = ("特急", "加急")
 #: The document state after a REJECT that sends it back to its author, and the final state.
 RETURNED: Final = "returned"
 CLOSED: Final = "closed"
+#: A document the office ended (CANCEL, 第六條): nothing waits on it, its tokens refuse.
+CANCELLED: Final = "cancelled"
 
 #: ``reject_to`` value that sends a rejected document back to its author for revision.
 AUTHOR: Final = "author"

@@ -33,6 +33,7 @@ from yizhan.routing.effects import Effect
 from yizhan.routing.numbering import parse_number
 from yizhan.routing.rules import (
     AUTHOR,
+    CANCELLED,
     CLOSED,
     COMPLETING_VERB,
     CONTENT_RULES,
@@ -1164,10 +1165,18 @@ def _find_step(
             f"This step was already done by {who} at {when}.",
             f"step {step.id} already done by {step.done_by}",
         )
+    if doc.state == CANCELLED:
+        reason = str(doc.fields.get("cancelled_reason", ""))
+        raise _Refused(
+            f"此文件已由辦公室撤銷（{reason}），原待辦通知作廢，無需辦理。\n"
+            f"This document was cancelled by the office ({reason}); its requests are void.",
+            f"document {doc.id} is cancelled",
+        )
     if step.state == "cancelled" or doc.state == CLOSED:
         raise _Refused(
-            "此待辦事項已撤銷（公文已退回、轉交或辦結），請以最新通知為準。\n"
-            "This step was withdrawn (returned, forwarded or closed); see the latest notice.",
+            "此待辦事項已撤銷（公文已退回、轉交、轉辦或辦結），請以最新通知為準。\n"
+            "This step was withdrawn (returned, forwarded, reassigned or closed); "
+            "see the latest notice.",
             f"step {step.id} is {step.state}",
         )
     if step.name == REVISE_STEP:

@@ -54,6 +54,9 @@ _LABELS: Final = {
     "supervision": ("督辦", "Supervision"),
     "progress": ("辦理進展", "Progress"),
     "part_done": ("請確認辦結", "Confirm completion"),
+    "reassigned": ("已轉辦", "Reassigned"),
+    "cancelled": ("已撤銷", "Cancelled"),
+    "extended": ("期限已延長", "Deadline extended"),
 }
 
 
