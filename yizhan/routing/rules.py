@@ -60,6 +60,10 @@ AUTHOR: Final = "author"
 #: The step that asks the author to revise a returned document (action ``handle``).
 REVISE_STEP: Final = "revise"
 
+#: The step that sends a copy a receiving clerk refused back out (退回, 第二十一條; action
+#: ``handle``, with the unit of the refused copy): ``routing.receipt``.
+REDISTRIBUTE_STEP: Final = "redistribute"
+
 #: The command that completes a step of each action; ``number`` steps complete by themselves.
 COMPLETING_VERB: Final[Mapping[str, Verb]] = MappingProxyType(
     {
@@ -413,7 +417,7 @@ class RulesError(ValueError):
 # document; FORWARD hands the step to another person.
 APPROVAL: Final = (Verb.APPROVE, Verb.REJECT, Verb.FORWARD, Verb.COMMENT)
 SEALING: Final = (Verb.SEAL, Verb.REJECT, Verb.FORWARD, Verb.COMMENT)
-RECEIPT: Final = (Verb.RECEIVED, Verb.FORWARD, Verb.COMMENT)
+RECEIPT: Final = (Verb.RECEIVED, Verb.REJECT, Verb.FORWARD, Verb.COMMENT)
 HANDLING: Final = (Verb.DONE, Verb.FORWARD, Verb.COMMENT)
 SUPERVISED: Final = (Verb.PROGRESS, Verb.DONE, Verb.FORWARD, Verb.COMMENT)
 NUMBERING: Final[tuple[Verb, ...]] = ()

@@ -54,6 +54,7 @@ _LABELS: Final = {
     "supervision": ("督辦", "Supervision"),
     "progress": ("辦理進展", "Progress"),
     "part_done": ("請確認辦結", "Confirm completion"),
+    "receipt_refused": ("簽收退回", "Receipt refused"),
 }
 
 
