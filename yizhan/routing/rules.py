@@ -817,12 +817,40 @@ DUBAN: Final = Flow(
     ),
 )
 
+# 報修 at baoxiu@ (第十二條; mine rules 二(一)): a problem report goes to the IT department
+# (信息化處) as a step to handle within one working day (a rules file may change the days);
+# the summary of its DONE goes back to the reporter, and reminders and escalation apply as to
+# any step. Its head answers for it first, else whoever works there (as ``duties.it_people``).
+BAOXIU: Final = Flow(
+    kind="baoxiu",
+    label="報修",
+    article="第十二條",
+    content_rules=("no_classified",),
+    close_template="result",
+    steps=(
+        StepRule(
+            name="handle",
+            label="處理",
+            state="handling",
+            action="handle",
+            actor=role("unit_head", "unit_leader", "clerk", "staff", units="kind:it"),
+            commands=HANDLING,
+            deadline=1,
+            urgent_deadlines={"加急": 0, "特急": 0},
+            article="第十二條",
+        ),
+    ),
+)
+
 #: The flows of the regulations, used unless ``<data_dir>/rules.toml`` overrides a kind.
 DEFAULT_RULES: Final = Rules(
     flows=MappingProxyType(
         {
             f.kind: f
-            for f in (FAWEN, SHOUWEN, QIANBAO, HANJIAN, GONGGAO, XIUJIA, BIANGENG, XINXI, DUBAN)
+            for f in (
+                *(FAWEN, SHOUWEN, QIANBAO, HANJIAN, GONGGAO, XIUJIA, BIANGENG, XINXI, DUBAN),
+                BAOXIU,
+            )
         }
     )
 )
