@@ -64,6 +64,10 @@ REVISE_STEP: Final = "revise"
 #: ``handle``, with the unit of the refused copy): ``routing.receipt``.
 REDISTRIBUTE_STEP: Final = "redistribute"
 
+#: The bureau leader's decision on an objection to a document (異議, 第二十條 ¶2; action
+#: ``approve``): ``routing.objection``.
+OBJECTION_STEP: Final = "objection"
+
 #: The command that completes a step of each action; ``number`` steps complete by themselves.
 COMPLETING_VERB: Final[Mapping[str, Verb]] = MappingProxyType(
     {

@@ -28,9 +28,11 @@ from yizhan.routing.closing import effect_on_close
 from yizhan.routing.commands import VERB_WORDS, Command, Verb
 from yizhan.routing.directory import Directory, PersonInfo
 from yizhan.routing.documents import Decision, DocumentState, Notice, StepState, TrailEntry
+from yizhan.routing.duties import leader_in_charge
 from yizhan.routing.edits import read_edit
 from yizhan.routing.effects import Effect
 from yizhan.routing.numbering import parse_number
+from yizhan.routing.objection import decide_objection, object_to, objection_waiting
 from yizhan.routing.receipt import redistribute, refuse_receipt
 from yizhan.routing.rules import (
     AUTHOR,
@@ -38,6 +40,7 @@ from yizhan.routing.rules import (
     COMPLETING_VERB,
     CONTENT_RULES,
     DEFAULT_RULES,
+    OBJECTION_STEP,
     REDISTRIBUTE_STEP,
     RETURNED,
     REVISE_STEP,
@@ -264,7 +267,40 @@ def apply_command(
     try:
         if command.verb is Verb.COMMENT:
             return _comment(ctx, doc, command, actor, on_behalf_of)
+        if command.verb is Verb.OBJECT:
+            return object_to(
+                doc=doc,
+                reason=command.opinion,
+                actor=actor,
+                on_behalf_of=on_behalf_of,
+                variables=_variables(doc, None, opinion=command.opinion, by=actor),
+                directory=directory,
+                now=now,
+                due=due,
+            )
         step = _find_step(ctx, doc, step_id, command, actor, on_behalf_of)
+        if step.name == OBJECTION_STEP:
+            return decide_objection(
+                doc=doc,
+                step=step,
+                command=command,
+                actor=actor,
+                on_behalf_of=_acting_for(step, actor, on_behalf_of),
+                variables=_variables(doc, None, opinion="", by=actor),
+                revise_days=flow.revise_deadline,
+                directory=directory,
+                now=now,
+                due=due,
+            )
+        pending = objection_waiting(doc)
+        if pending is not None and command.verb is not Verb.FORWARD:
+            leader = _name(directory, pending.assignee)
+            raise _Refused(
+                f"本件有異議待{leader}裁決，裁決前暫停辦理；裁決後請再回覆。\n"
+                f"An objection to this document waits for {leader} to decide; nothing else "
+                "can be done on it until then. Reply again after the decision.",
+                "the document waits for an objection to be decided",
+            )
         if step.name == REDISTRIBUTE_STEP:
             return _redistribute(ctx, doc, step, command, actor, on_behalf_of)
         rule = _rule_of(flow, step)
@@ -547,22 +583,9 @@ def units_in_scope(fields: Mapping[str, Any]) -> list[str]:
 def signoff_leader(directory: Directory, unit_id: str) -> tuple[str, str] | None:
     """The bureau leader who signs off ``unit_id``'s documents, and why it is them.
 
-    The unit's ``leader`` (分管局領導) if active; else the bureau's unit_head; else the first
-    bureau_leader (the organisation file's ``leader``). None when there is no bureau leader at all.
+    See ``routing.duties.leader_in_charge``.
     """
-    unit = directory.units.get(unit_id)
-    if unit is not None and unit.leader is not None:
-        leader = directory.people.get(unit.leader)
-        if leader is not None and leader.state == "active" and "bureau_leader" in leader.roles:
-            return leader.account, f"the leader in charge of {unit_id}"
-    for bureau in directory.units_of_kind("bureau"):
-        heads = directory.members(bureau.id, "unit_head")
-        if heads:
-            return heads[0].account, f"{unit_id} has no leader in charge: the bureau's unit_head"
-    leaders = directory.with_role("bureau_leader")
-    if leaders:
-        return leaders[0].account, f"{unit_id} has no leader in charge: the first bureau_leader"
-    return None
+    return leader_in_charge(directory, unit_id)
 
 
 def named_units(directory: Directory, argument: str, text: str = "") -> list[str]:
@@ -1462,6 +1485,8 @@ def _check_waiting(flow: Flow, doc: DocumentState, waiting: list[StepState]) -> 
     problems = []
     for s in waiting:
         rule = flow.step(s.name)
+        if s.name == OBJECTION_STEP:
+            continue
         if s.name == REDISTRIBUTE_STEP:
             receiving = {r.state for r in flow.steps if r.action == "receive"}
             if doc.state not in receiving:

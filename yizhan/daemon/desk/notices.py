@@ -55,6 +55,9 @@ _LABELS: Final = {
     "progress": ("辦理進展", "Progress"),
     "part_done": ("請確認辦結", "Confirm completion"),
     "receipt_refused": ("簽收退回", "Receipt refused"),
+    "objection": ("異議待裁決", "Objection to decide"),
+    "objection_upheld": ("異議已支持", "Objection upheld"),
+    "objection_overruled": ("異議已駁回", "Objection overruled"),
 }
 
 
