@@ -34,6 +34,7 @@ DESIGN_WORDS = {
     Verb.FORWARD: ["FORWARD", "轉交", "转交"],
     Verb.READ: ["READ", "已閱", "已阅"],
     Verb.SEAL: ["SEAL", "用印"],
+    Verb.OBJECT: ["OBJECT", "異議", "异议"],
     Verb.DELEGATE: ["DELEGATE", "授權", "授权"],
     Verb.REVOKE: ["REVOKE", "收回授權", "收回授权"],
     Verb.STATUS: ["STATUS", "查詢", "查询"],

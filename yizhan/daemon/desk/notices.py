@@ -57,6 +57,10 @@ _LABELS: Final = {
     "reassigned": ("已轉辦", "Reassigned"),
     "cancelled": ("已撤銷", "Cancelled"),
     "extended": ("期限已延長", "Deadline extended"),
+    "receipt_refused": ("簽收退回", "Receipt refused"),
+    "objection": ("異議待裁決", "Objection to decide"),
+    "objection_upheld": ("異議已支持", "Objection upheld"),
+    "objection_overruled": ("異議已駁回", "Objection overruled"),
 }
 
 
