@@ -27,10 +27,16 @@ SENDER = "wangfang@bureau.example"
 
 
 @pytest.fixture
-def daemon(tmp_path: Path, database_url: str, system_key_home: Path) -> Iterator[Daemon]:
-    """The demo bureau running (no signed replies asked for)."""
+def daemon(
+    tmp_path: Path, database_url: str, system_key_home: Path, clamd_socket: str
+) -> Iterator[Daemon]:
+    """The demo bureau running (no signed replies asked for), scanning with the test clamd."""
     config = make_config(tmp_path, database_url, signing={"require_signature": []})
     seed_keyring(config, system_key_home)
+    config.rules_file.parent.mkdir(parents=True, exist_ok=True)
+    config.rules_file.write_text(
+        f'[content.scanner]\nsocket = "{clamd_socket}"\ntimeout = 20\n', encoding="utf-8"
+    )
     ctx = Context.open(config)
     upgrade(ctx.engine)
     running = start_daemon(ctx)
@@ -155,3 +161,69 @@ def test_a_processor_failure_is_answered_audited_and_told_to_it_at_once(
         assert row is not None and row.attempts == 1
     assert entry.target == inbound and entry.actor == "wangfang"
     assert "a bug the message trips" in entry.detail["reason"]
+
+
+def _nested(depth: int, kind: str) -> str:
+    """A body of ``depth`` multiparts (or mails in mails) around one line of text."""
+    body = "Content-Type: text/plain; charset=utf-8\r\n\r\n請審核。\r\n"
+    for level in range(depth):
+        if kind == "multipart":
+            body = (
+                f'Content-Type: multipart/mixed; boundary="b{level}"\r\n\r\n'
+                f"--b{level}\r\n{body}--b{level}--\r\n"
+            )
+        else:
+            body = f"Content-Type: message/rfc822\r\n\r\nSubject: {level}\r\n{body}"
+    return body
+
+
+def _malformed(content: str, subject: str = "關於工作安排的通知") -> bytes:
+    return (
+        f"From: {SENDER}\r\nTo: fawen@oa.example\r\nSubject: {subject}\r\n"
+        f"Message-ID: <{time.monotonic_ns()}@client.test>\r\nMIME-Version: 1.0\r\n{content}"
+    ).encode()
+
+
+# Tried as a new user would (issue 17, part 3): each once got 451, which a sending server
+# retries for days. Each now gets a definite answer.
+MALFORMED = {
+    "multipart without a boundary": _malformed(
+        "Content-Type: multipart/mixed\r\n\r\n--x\r\nContent-Type: text/plain\r\n\r\n請審核。\r\n"
+        "--x--\r\n"
+    ),
+    "multipart nested 60 deep": _malformed(_nested(60, "multipart")),
+    "multipart nested 1,000 deep": _malformed(_nested(1000, "multipart")),
+    "message/rfc822 nested 1,000 deep": _malformed(_nested(1000, "message")),
+    "message/rfc822 that is not a message": _malformed(
+        "Content-Type: multipart/mixed; boundary=z\r\n\r\n--z\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n\r\n請審核。\r\n--z\r\n"
+        "Content-Type: message/rfc822\r\n\r\njust some text, not a message\r\n--z--\r\n"
+    ),
+    "punycode encoded word": _malformed(
+        "Content-Type: text/plain; charset=utf-8\r\n\r\n請審核。\r\n",
+        subject="=?punycode?q?abc-def?=",
+    ),
+    "charset=undefined": _malformed("Content-Type: text/plain; charset=undefined\r\n\r\nabc\r\n"),
+}
+
+
+def send_any(d: Daemon, to: str, data: bytes) -> tuple[int, str]:
+    """Send ``data`` as 王芳; the DATA reply, whatever it is."""
+    with smtplib.SMTP("127.0.0.1", d.port, timeout=30) as client:
+        client.login("wangfang", PASSWORD)
+        client.mail(SENDER)
+        client.rcpt(to)
+        code, reply = client.data(data)
+    return code, reply.decode()
+
+
+@pytest.mark.parametrize("name", list(MALFORMED))
+def test_malformed_mime_gets_a_definite_answer(daemon: Daemon, name: str) -> None:
+    code, reply = send_any(daemon, "fawen@oa.example", MALFORMED[name])
+    assert code == 250 or 500 <= code < 600, reply
+    if code == 250:
+        # Accepted: processed and answered, never set aside.
+        daemon.inbox("wangfang", timeout=60)
+        assert inbound_state(daemon.ctx, reply) == "processed"
+    else:
+        assert "nested" in reply
