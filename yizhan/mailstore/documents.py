@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -230,11 +230,23 @@ def allocate_number(session: Session, prefix: str, year: int) -> int:
     return row.last
 
 
+#: The largest id a document can have (a 64-bit column); a bigger one written in a mail names
+#: no document, rather than making the database refuse the query.
+MAX_ID: Final = 2**63 - 1
+
+
+def document_by_id(session: Session, document_id: int) -> Document | None:
+    """The document with ``document_id``, or None (also for an id no column can hold)."""
+    if not 0 < document_id <= MAX_ID:
+        return None
+    return session.get(Document, document_id)
+
+
 def find_document(session: Session, ref: str) -> Document | None:
     """A document by its id (digits, optionally after #) or its number."""
     ref = ref.strip().lstrip("#")
-    if ref.isdigit():
-        return session.get(Document, int(ref))
+    if ref.isascii() and ref.isdigit():
+        return document_by_id(session, int(ref))
     # People type 【】 or [] for 〔〕 and leading zeros; look up the canonical form.
     parsed = parse_number(ref)
     number = format_number(*parsed) if parsed else ref

@@ -15,7 +15,7 @@ import datetime as dt
 from yizhan.daemon.desk.files import document_files
 from yizhan.daemon.desk.modules.base import DocumentModule, Prepared
 from yizhan.daemon.desk.request import Outcome, Request
-from yizhan.mailstore.documents import load_state
+from yizhan.mailstore.documents import document_by_id, load_state
 from yizhan.mailstore.models import Document
 from yizhan.routing import bulletins
 from yizhan.routing.commands import Verb
@@ -42,7 +42,7 @@ class Gonggao(DocumentModule):
         wanted = bulletins.parse_withdraw(line or request.subject)
         if wanted is None:
             return False
-        document = request.session.get(Document, wanted[0])
+        document = document_by_id(request.session, wanted[0])
         if document is None:
             request.reply(f"沒有公告 #{wanted[0]}。\nNo #{wanted[0]}.")
             return True
