@@ -9,7 +9,7 @@ PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 CLAMD_SOCKET ?= /tmp/yizhan-clamd/clamd.sock
 export YIZHAN_TEST_CLAMD ?= $(CLAMD_SOCKET)
 
-.PHONY: run test lint unit services bench catalogs clean screenshots bench-admin
+.PHONY: run test lint unit services bench catalogs clean screenshots bench-admin proofs
 
 $(STAMP): pyproject.toml scripts/system-packages.sh
 	scripts/system-packages.sh
@@ -36,8 +36,8 @@ run: $(STAMP)
 test: $(STAMP) services lint unit
 
 lint: $(STAMP)
-	$(BIN)/ruff check yizhan tests $(wildcard bench)
-	$(BIN)/ruff format --check yizhan tests $(wildcard bench)
+	$(BIN)/ruff check yizhan tests $(wildcard bench) $(wildcard proofs)
+	$(BIN)/ruff format --check yizhan tests $(wildcard bench) $(wildcard proofs)
 	$(BIN)/mypy yizhan
 	$(BIN)/lint-imports
 
@@ -64,6 +64,11 @@ services:
 ## bench: the accept-rate benchmark (Yizhan against a bare fsyncing aiosmtpd sink)
 bench: $(STAMP)
 	$(BIN)/python -m bench.accept
+
+## proofs: the crash suite (50 SIGKILLs under load, then each crash point) on SQLite and PostgreSQL
+proofs: $(STAMP) services
+	$(BIN)/python -m proofs.crash --kills 50
+	YIZHAN_TEST_PG=$(PG_URL) $(BIN)/python -m proofs.crash --kills 50 --postgresql
 
 ## bench-admin: every admin page's server time with 10,000 people and 100,000 documents
 bench-admin: $(STAMP)
