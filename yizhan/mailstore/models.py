@@ -266,8 +266,9 @@ class Step(Base):
     # When the reminder sweep next looks at this step; None once it is done or cancelled, so
     # the sweep's index holds only open steps and a sweep reads only what is due.
     next_reminder_at: Mapped[dt.datetime | None] = mapped_column(default=None, index=True)
-    # Reminders sent so far, and the highest escalation reached (0 the person, 1 their unit
-    # head, 2 the office); server defaults so that the migration fills existing rows.
+    # Reminders sent so far, and the highest escalation reached (0 the person, 1 their unit's
+    # clerk, 2 their unit head, 3 the office: ``routing.reminders.Audience``); server defaults
+    # so that the migration fills existing rows.
     reminders_sent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     escalation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 

@@ -1,0 +1,25 @@
+"""The unit's clerk joins the escalation ladder before the unit head (issue 15): the levels kept
+on ``steps.escalation`` above the person's move up one (1 head → 2, 2 office → 3), so that a
+step already escalated is not news to the same people again.
+
+Revision ID: 0017
+Revises: 0016
+Create Date: 2026-12-06 22:45:00.000000
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+revision = "0017"
+down_revision = "0016"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute("UPDATE steps SET escalation = escalation + 1 WHERE escalation >= 1")
+
+
+def downgrade() -> None:
+    op.execute("UPDATE steps SET escalation = escalation - 1 WHERE escalation >= 2")
