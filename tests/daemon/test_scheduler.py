@@ -378,7 +378,8 @@ def test_delegation_ends_at_its_date(bureau: Context, clock: Clock) -> None:
     ((_, notice),) = queued(bureau, "delegation:")
     assert to(notice) == HEAD and "收回授" in body(notice)
     assert run_delegation_expiry(bureau, clock.set(at("2026-09-24", 18))) == 0
-    assert run_delegation_expiry(bureau, clock.set(at("2026-09-25", 0, 1))) == 1
+    # The delegator is told the step came back, and the delegate that they no longer act.
+    assert run_delegation_expiry(bureau, clock.set(at("2026-09-25", 0, 1))) == 2
     assert run_delegation_expiry(bureau, clock.now) == 0
     with bureau.sessions() as session:
         step = session.scalars(select(Step)).one()

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -356,6 +357,9 @@ class DelegationRow(Base):
     ended_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     # How it ended: revoked by the delegator, or expired at its date.
     ended_by: Mapped[str | None] = mapped_column(String(20), default=None)
+    # False for one planned ahead (FROM date) until the scheduler begins it on its first day,
+    # handing the waiting steps over (issue 15).
+    begun: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
 
 class PersonSetting(Base):
