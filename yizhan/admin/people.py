@@ -151,6 +151,7 @@ def routes(site: Site) -> list[Route]:
 
         problem, password = await site.write(run)
         site.forget_directory()
+        site.queued()  # a handover's mails (第十條)
         if problem is not None:
             return await page(request, viewer, error=problem)
         return await page(
