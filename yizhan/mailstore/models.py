@@ -442,6 +442,9 @@ class AccountRecord(Base):
     document_id: Mapped[int | None] = mapped_column(BigId, default=None)
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime]
+    # Why it was made, for an account made without a change request (``yizhan user add
+    # --reason``, ``org import``, the admin page): mine rules 一(二).
+    reason: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class Tool(Base):
