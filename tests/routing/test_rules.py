@@ -62,6 +62,8 @@ def test_default_flows_follow_the_regulation() -> None:
         "biangeng": ["approve", "it_approve"],
         "xinxi": ["review", "edit"],
         "duban": ["progress", "confirm"],
+        # Mine rules 一(六): a material is reviewed by its filer's unit head before it is found.
+        "ziliao": ["review"],
     }
     assert DEFAULT_RULES.flows["fawen"].states == (
         "reviewing",

@@ -104,7 +104,7 @@ def _listed(
     (``seen`` holds the documents the viewer is on)."""
     if document.kind == materials.KIND:
         return directory is not None and materials.in_scope(
-            document.fields, document.author, viewer.account, directory
+            document.fields, document.author, viewer.account, directory, state=document.state
         )
     if document.id in seen:
         return True
