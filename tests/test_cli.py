@@ -93,6 +93,11 @@ def test_demo_loads_the_bureau_and_says_how_to_log_in(initialised: Path) -> None
     checked = yizhan(initialised, "check")
     assert checked.returncode == 0, checked.stderr
     assert "rules OK" in checked.stdout
+    # 第五條: each unit has a leader in charge and a clerk; the demo's departments have no
+    # unit_leader, and every unit has its clerk.
+    assert "unit inspection has no active unit_leader" in checked.stdout
+    assert "unit office has no active unit_leader" not in checked.stdout
+    assert "no active clerk" not in checked.stdout
     missing = yizhan(initialised, "doc", "show", "遼檢辦〔2026〕999號", "--json")
     assert missing.returncode != 0 and "no document" in missing.stderr
 

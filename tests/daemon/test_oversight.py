@@ -6,6 +6,7 @@ told to the people concerned and kept in the trail; a refused one changes nothin
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from sqlalchemy import select
 
 from tests.daemon.test_flows import Daemon, one, reply, show_document, text
 from tests.daemon.test_modules import asked
+from yizhan.daemon.jobs.table import run_due_jobs
 from yizhan.mailstore.models import AuditEntry, Step
 
 pytest_plugins = ["tests.daemon.test_flows"]
@@ -236,3 +238,41 @@ def test_the_office_sees_every_document_and_a_clerk_their_units_items(daemon: Da
     assert "1 open" in command(daemon, HEAD, "TODO unit")
     assert "只有本單位的綜合人員和主要領導" in command(daemon, "hanxue", "待办 本单位")
     assert "Nothing is open" in command(daemon, "xuna", "待辦 本單位")
+
+
+def test_a_delegation_planned_ahead_begins_and_ends_by_itself(daemon: Daemon) -> None:
+    # 第九條: the head plans a delegation from tomorrow; nothing moves today. Dates that
+    # overlap it are refused plainly. On its first day the scheduler hands the waiting step to
+    # the delegate (with the address to reply to) and tells both; after its last day the step
+    # comes back and both are told again.
+    tz = daemon.ctx.config.tzinfo
+    today = dt.datetime.now(tz).date()
+    first, last = today + dt.timedelta(days=1), today + dt.timedelta(days=2)
+    answer = command(daemon, HEAD, f"授權 宋佳 自 {first} 至 {last}")
+    assert "已安排授權" in answer and f"自 {first} 至 {last}" in answer
+    assert "重疊" in command(daemon, HEAD, f"DELEGATE hanxue FROM {last} UNTIL {last}")
+    assert "重疊" in command(daemon, HEAD, f"授權 韓雪 至 {first}")
+    assert "晚於結束日期" in command(daemon, HEAD, f"授權 宋佳 自 {last} 至 {first}")
+
+    ask = report(daemon)
+    doc_id = ask["X-Yizhan-Doc"]
+    assert [s.assignee for s in steps(daemon, doc_id)] == [HEAD]
+
+    begin = dt.datetime.combine(first, dt.time(0, 1), tzinfo=tz)
+    run_due_jobs(daemon.ctx, begin)
+    command(daemon, OFFICE, "待辦")  # any processed mail wakes the courier
+    (step,) = steps(daemon, doc_id)
+    assert (step.assignee, step.on_behalf_of) == (CLERK, HEAD)
+    started = text(one(daemon, CLERK))
+    assert "梁國強" in started and f"#{doc_id}" in started and "r+" in started
+    assert "宋佳" in text(one(daemon, HEAD))
+
+    # The delegate acts with the address the notice gave.
+    token = started.split("r+", 1)[1].split("@", 1)[0]
+    daemon.send(CLERK, f"r+{token}@oa.example", "Re: 請示", "同意")
+    one(daemon, CLERK)
+    assert one(daemon, "sunlimin")["X-Yizhan-Action"] == "approve"
+
+    run_due_jobs(daemon.ctx, dt.datetime.combine(last + dt.timedelta(days=1), dt.time(0, 1), tz))
+    command(daemon, OFFICE, "待辦")
+    assert "授权已结束" in text(one(daemon, CLERK))  # in the bureau's language, zh_CN

@@ -193,7 +193,8 @@ def test_a_week_of_reminders_over_a_holiday_until_the_step_is_done(
 ) -> None:
     # 催辦 and 督查督辦 for a 2-working-day review opened Tuesday 22 September: ahead on
     # Wednesday, due on Thursday, quiet over 中秋 (Friday) and the weekend, then daily with
-    # the unit head's leader and the office added; silent through 國慶; stops once approved.
+    # the unit's clerk, then the unit head's leader and the office added; silent through 國慶;
+    # stops once approved.
     document_id = open_report(bureau, clock.set(at("2026-09-22", 10)))
     sent: list[tuple[dt.datetime, set[str]]] = []
     day = dt.date(2026, 9, 22)
@@ -211,12 +212,13 @@ def test_a_week_of_reminders_over_a_holiday_until_the_step_is_done(
         day += dt.timedelta(days=1)
 
     head, office = "sunlimin", {"chenzhigang", "wangfang"}  # HEAD is a unit head himself
+    clerk = "songjia"  # the clerk of HEAD's unit chases it before anyone above (第五條)
     assert sent == [
         (at("2026-09-23", 14), {HEAD}),
         (at("2026-09-24", 8, 30), {HEAD}),
-        (at("2026-09-28", 8, 30), {HEAD}),
-        (at("2026-09-29", 8, 30), {HEAD, head}),
-        (at("2026-09-30", 8, 30), {HEAD, head, *office}),
+        (at("2026-09-28", 8, 30), {HEAD, clerk}),
+        (at("2026-09-29", 8, 30), {HEAD, clerk, head}),
+        (at("2026-09-30", 8, 30), {HEAD, clerk, head, *office}),
         # Approved on 8 October: the review's reminders stop, and the next step (the bureau
         # leader's, due Saturday 10th, a make-up working day) is reminded at half time.
         (at("2026-10-09", 14), {"sunlimin"}),
@@ -226,6 +228,8 @@ def test_a_week_of_reminders_over_a_holiday_until_the_step_is_done(
     assert first["X-Yizhan-Action"] == "approve"
     assert str(first["Reply-To"]).startswith("r+")
     assert "mailto:r+" in body(first) and "%E5%90%8C%E6%84%8F" in body(first)  # 同意
+    chased = mails[next(s for s in mails if s.endswith(f":3:{clerk}"))]
+    assert chased["X-Yizhan-Action"] == "none" and "综合人员收到此催办通知" in body(chased)
     escalated = mails[next(s for s in mails if s.endswith(":5:chenzhigang"))]
     assert escalated["X-Yizhan-Action"] == "none" and "Reply-To" not in escalated
     assert "第 3 個工作日" in body(escalated) or "第 3 个工作日" in body(escalated)
@@ -261,8 +265,9 @@ def test_two_daemons_send_each_reminder_exactly_once(
         other.close()
 
     reminders = queued(bureau, "remind:")
-    assert len(reminders) == 12 * 3
-    assert Counter(to(m) for _, m in reminders) == {HEAD: 36}
+    # Two reminders to the person, then the overdue one to them and to their unit's clerk.
+    assert len(reminders) == 12 * 4
+    assert Counter(to(m) for _, m in reminders) == {HEAD: 36, "songjia": 12}
     with bureau.sessions() as session:
         entries = session.scalars(select(AuditEntry).where(AuditEntry.action == "doc.remind"))
         assert Counter((e.target, e.detail["n"]) for e in entries) == {
@@ -276,7 +281,7 @@ def test_two_daemons_send_each_reminder_exactly_once(
 
 def test_a_daemon_that_was_down_catches_up_once(bureau: Context, clock: Clock) -> None:
     # The last run was on Thursday 24 September at 15:30; no daemon ran until Wednesday 30th
-    # at 11:10. The step gets one reminder (the current rung, to four people), the unit head
+    # at 11:10. The step gets one reminder (the current rung, to five people), the unit head
     # one digest (his 08:30 window), the office one overdue report (09:00); running again at
     # the same moment, or a little later, sends nothing more.
     open_report(bureau, clock.set(at("2026-09-22", 10)))
@@ -284,8 +289,8 @@ def test_a_daemon_that_was_down_catches_up_once(bureau: Context, clock: Clock) -
     before = {p: len(queued(bureau, p)) for p in ("remind:", "digest:", "overdue-report:")}
     now = clock.set(at("2026-09-30", 11, 10))
     counts = run_due_jobs(bureau, now)
-    assert counts["reminders"] == 4  # HEAD, sunlimin, chenzhigang, wangfang
-    assert len(queued(bureau, "remind:")) - before["remind:"] == 4
+    assert counts["reminders"] == 5  # HEAD, songjia (his clerk), sunlimin, chenzhigang, wangfang
+    assert len(queued(bureau, "remind:")) - before["remind:"] == 5
     assert len(queued(bureau, "digest:")) - before["digest:"] == 1
     assert len(queued(bureau, "overdue-report:")) - before["overdue-report:"] == 2
     assert sum(run_due_jobs(bureau, now).values()) == 0
@@ -373,7 +378,8 @@ def test_delegation_ends_at_its_date(bureau: Context, clock: Clock) -> None:
     ((_, notice),) = queued(bureau, "delegation:")
     assert to(notice) == HEAD and "收回授" in body(notice)
     assert run_delegation_expiry(bureau, clock.set(at("2026-09-24", 18))) == 0
-    assert run_delegation_expiry(bureau, clock.set(at("2026-09-25", 0, 1))) == 1
+    # The delegator is told the step came back, and the delegate that they no longer act.
+    assert run_delegation_expiry(bureau, clock.set(at("2026-09-25", 0, 1))) == 2
     assert run_delegation_expiry(bureau, clock.now) == 0
     with bureau.sessions() as session:
         step = session.scalars(select(Step)).one()
@@ -451,7 +457,7 @@ def test_the_scheduler_catches_up_when_it_starts(bureau: Context, clock: Clock) 
 
     jobs, reminders = asyncio.run(main())
     assert jobs == sorted(j.name for j in table.JOBS)
-    assert reminders == 1
+    assert reminders == 2  # the overdue one: the person and their unit's clerk
 
 
 def test_jobs_run_cli(
@@ -476,7 +482,7 @@ def test_jobs_run_cli(
     assert cmd_jobs_run(argparse.Namespace(now="2026-09-28T08:30")) == 1
     assert "has no UTC offset" in capsys.readouterr().err
     assert cmd_jobs_run(argparse.Namespace(now="2026-09-28T08:30+08:00")) == 0
-    assert "reminders 1" in capsys.readouterr().out
+    assert "reminders 2" in capsys.readouterr().out  # the person and their unit's clerk
     delivered = list((config.maildir_root / HEAD / "new").iterdir())
     assert len(delivered) == 2  # the reminder and the 08:30 digest
     with pytest.raises(JobsError, match="not an ISO 8601 time"):

@@ -228,13 +228,19 @@ def test_materials_are_filed_found_and_fetched_only_in_scope(
         "範圍：信息化處、綜合人員\n\n新版操作手冊，登錄與審批。",
         files=[("手冊.docx", content_files.docx(["第一章 用戶登錄", "第二章 公文審批"]))],
     )
-    filed = one(d, "mali")
-    # The confirmation names the material but carries none of it (nor its kind header, which
-    # would hold it inside the organisation like the material itself).
-    found = re.search(r"#(\d+)", text(filed))
-    assert found is not None and filed["X-Yizhan-Kind"] is None
-    material = found[1]
-    assert "已歸檔" in text(filed) and "信息化處、綜合人員" in text(filed)
+    # Mine rules 一(六): the filer's unit head reviews it first; until then nobody in its
+    # scope finds it. The head's request carries the file.
+    assert "審核" in text(one(d, "mali"))
+    review = one(d, "wuhaifeng")
+    material = str(review["X-Yizhan-Doc"])
+    assert review["X-Yizhan-Action"] == "approve" and files_of(review) == ["手冊.docx"]
+    send(d, "wangfang", "ziliao@oa.example", "搜索 審批", "")
+    assert listed(text(one(d, "wangfang"))) == []
+    send(d, "wangfang", "ziliao@oa.example", f"下載 {material}", "")
+    assert "不在資料" in text(one(d, "wangfang"))
+    reply(d, "wuhaifeng", review, "同意")
+    one(d, "wuhaifeng")
+    assert one(d, "mali")["X-Yizhan-State"] == "closed"
 
     send(d, "wangfang", "ziliao@oa.example", "搜索 審批", "")
     results = text(one(d, "wangfang"))

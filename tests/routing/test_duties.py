@@ -7,7 +7,7 @@ import dataclasses
 
 from tests.conftest import demo_org
 from yizhan.routing.directory import Directory, PersonInfo, parse_org
-from yizhan.routing.duties import heads_of, hr_officers, it_people, office_staff
+from yizhan.routing.duties import heads_of, hr_officers, it_people, office_staff, staffing_gaps
 
 DIRECTORY: Directory = parse_org(demo_org())
 
@@ -67,3 +67,16 @@ def test_heads_of_a_person_climb_to_the_leader_in_charge_then_the_bureau_head() 
     )
     assert accounts(heads_of(unled, "liangguoqiang")) == ["zhaojianguo"]
     assert heads_of(DIRECTORY, "nobody") == []
+
+
+def test_units_without_a_leader_in_charge_or_a_clerk_are_reported() -> None:
+    # 第五條: each unit has a 分管領導 and a 綜合人員. The demo's departments and branches
+    # without a unit_leader are named; a clerk who left leaves their unit without one.
+    gaps = staffing_gaps(without(DIRECTORY, "songjia"))
+    assert (
+        "單位 檢驗監管處（inspection）沒有綜合人員（第五條）: unit inspection has no active clerk"
+        in gaps
+    )
+    assert any(g.endswith("unit finance has no active unit_leader") for g in gaps)
+    assert not any("unit office" in g or "unit bureau" in g for g in gaps)
+    assert not any("no active clerk" in g for g in staffing_gaps(DIRECTORY))

@@ -26,7 +26,7 @@ from yizhan.routing.reminders import (
 
 TZ = ZoneInfo("Asia/Shanghai")
 CAL = WorkCalendar(tz=TZ)
-PERSON, HEAD, OFFICE = Audience.PERSON, Audience.UNIT_HEAD, Audience.OFFICE
+PERSON, CLERK, HEAD, OFFICE = Audience.PERSON, Audience.CLERK, Audience.UNIT_HEAD, Audience.OFFICE
 
 
 def at(day: str, hour: int = 10, minute: int = 0) -> dt.datetime:
@@ -58,18 +58,19 @@ def walk(
 def test_a_week_of_reminders_over_a_holiday() -> None:
     # A 2-working-day step opened Tuesday 22 September at 10:00 is due Thursday at 17:30.
     # Ahead: half the time (Wednesday 13:45) is later than Wednesday morning; due: Thursday
-    # morning; 中秋 Friday and the weekend pass in silence; then Monday (person), Tuesday
-    # (+ unit head), Wednesday (+ office), nothing during 國慶, Thursday 8 October again.
+    # morning; 中秋 Friday and the weekend pass in silence; then Monday (person and their
+    # unit's clerk), Tuesday (+ unit head), Wednesday (+ office), nothing during 國慶,
+    # Thursday 8 October again.
     opened, due = at("2026-09-22"), CAL.due(at("2026-09-22"), 2, None)
     assert due == at("2026-09-24", 17, 30)
     assert walk(opened, due, at("2026-10-09", 18)) == [
         (at("2026-09-23", 13, 45), "ahead", 0, {PERSON}),
         (at("2026-09-24", 8, 30), "due", 0, {PERSON}),
-        (at("2026-09-28", 8, 30), "overdue", 0, {PERSON}),
-        (at("2026-09-29", 8, 30), "escalated", 1, {PERSON, HEAD}),
-        (at("2026-09-30", 8, 30), "supervised", 2, {PERSON, HEAD, OFFICE}),
-        (at("2026-10-08", 8, 30), "supervised", 3, {PERSON, HEAD, OFFICE}),
-        (at("2026-10-09", 8, 30), "supervised", 4, {PERSON, HEAD, OFFICE}),
+        (at("2026-09-28", 8, 30), "overdue", 0, {PERSON, CLERK}),
+        (at("2026-09-29", 8, 30), "escalated", 1, {PERSON, CLERK, HEAD}),
+        (at("2026-09-30", 8, 30), "supervised", 2, {PERSON, CLERK, HEAD, OFFICE}),
+        (at("2026-10-08", 8, 30), "supervised", 3, {PERSON, CLERK, HEAD, OFFICE}),
+        (at("2026-10-09", 8, 30), "supervised", 4, {PERSON, CLERK, HEAD, OFFICE}),
     ]
 
 

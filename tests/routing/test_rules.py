@@ -63,6 +63,8 @@ def test_default_flows_follow_the_regulation() -> None:
         "xinxi": ["review", "edit"],
         "duban": ["progress", "confirm"],
         "baoxiu": ["handle"],
+        # Mine rules 一(六): a material is reviewed by its filer's unit head before it is found.
+        "ziliao": ["review"],
     }
     assert DEFAULT_RULES.flows["fawen"].states == (
         "reviewing",

@@ -29,6 +29,7 @@ from yizhan.admin import (
     help_page,
     it_pages,
     office_pages,
+    oversight,
     people,
     rules_pages,
     unit_pages,
@@ -45,9 +46,10 @@ CSP = (
 )
 
 
-def create_app(ctx: Context) -> Starlette:
-    """The admin application bound to one Yizhan context."""
-    site = Site(ctx)
+def create_app(ctx: Context, *, on_queued: Callable[[], None] | None = None) -> Starlette:
+    """The admin application bound to one Yizhan context; ``on_queued`` is called after a page
+    queued mail (the daemon's couriers then deliver it at once)."""
+    site = Site(ctx, on_queued=on_queued)
 
     def counts() -> dict[str, int]:
         with ctx.sessions() as session:
@@ -74,6 +76,7 @@ def create_app(ctx: Context) -> Starlette:
         *dashboard.routes(site),
         *account.routes(site),
         *documents.routes(site),
+        *oversight.routes(site),
         *people.routes(site),
         *it_pages.routes(site),
         *rules_pages.routes(site),

@@ -38,7 +38,7 @@ from yizhan.templates.official import official_document
 from yizhan.templates.official_html import render_official_html
 from yizhan.templates.official_pdf import CJKFontMissing, render_official_pdf
 
-__all__ = ["routes"]
+__all__ = ["document_page", "routes"]
 
 #: Hits a search lists, and candidates it looks at before saying there are more.
 MAX_HITS = 50
@@ -60,10 +60,7 @@ def routes(site: Site) -> list[Route]:
         return site.render(request, viewer, "documents.html", q=query, found=found, more=more)
 
     async def show(request: Request, viewer: Viewer) -> Response:
-        loaded = await site.db(lambda s: _load(site, s, viewer, request.path_params["id"]))
-        if loaded is None:
-            return forbidden()
-        return site.render(request, viewer, "document.html", **loaded)
+        return await document_page(site, request, viewer, request.path_params["id"])
 
     async def official(request: Request, viewer: Viewer) -> Response:
         fmt = str(request.path_params["fmt"])
@@ -89,6 +86,17 @@ def routes(site: Site) -> list[Route]:
     ]
 
 
+async def document_page(
+    site: Site, request: Request, viewer: Viewer, raw_id: Any, **extra: Any
+) -> Response:
+    """A document's page for ``viewer`` (403 if they may not see it), with ``extra`` (a notice
+    or an error)."""
+    loaded = await site.db(lambda s: _load(site, s, viewer, raw_id))
+    if loaded is None:
+        return forbidden()
+    return site.render(request, viewer, "document.html", **loaded, **extra)
+
+
 def _listed(
     document: Document, viewer: Viewer, seen: set[int], directory: Directory | None
 ) -> bool:
@@ -96,7 +104,7 @@ def _listed(
     (``seen`` holds the documents the viewer is on)."""
     if document.kind == materials.KIND:
         return directory is not None and materials.in_scope(
-            document.fields, document.author, viewer.account, directory
+            document.fields, document.author, viewer.account, directory, state=document.state
         )
     if document.id in seen:
         return True
@@ -228,6 +236,9 @@ def _load(site: Site, session: Session, viewer: Viewer, raw_id: Any) -> dict[str
         "attachments": [str(a) for a in document.fields.get("attachments", ())],
         "now": now,
         "is_office": Duty.OFFICE in viewer.duties,
+        "waiting": [
+            (s.id, s.name, names.get(s.assignee, s.assignee)) for s in steps if s.state == "waiting"
+        ],
     }
 
 

@@ -20,7 +20,7 @@ from starlette.routing import Route
 from yizhan.admin.web import Site, Viewer, guard
 from yizhan.daemon.desk.acting import hand_over_work, standing_request
 from yizhan.mailstore import accounts, audit
-from yizhan.mailstore.directory import import_directory, save_person
+from yizhan.mailstore.directory import import_directory, record_creation, save_person
 from yizhan.mailstore.models import Account, Person, Unit
 from yizhan.mailstore.web_sessions import end_sessions_of
 from yizhan.routing.directory import ROLES, OrgError, parse_org, person_from_fields
@@ -69,6 +69,7 @@ def routes(site: Site) -> list[Route]:
         email = str(form.get("email", "")).strip()
         if email:
             fields["email"] = email
+        reason = str(form.get("reason", "")).strip() or "admin page"
 
         def create(session: Session) -> tuple[str | None, str | None]:
             directory = site.directory(session)
@@ -86,6 +87,9 @@ def routes(site: Site) -> list[Route]:
                 return f"{person.email} already belongs to another person", None
             now = site.now()
             save_person(session, person, now=now)
+            record_creation(
+                session, person.account, created_by=viewer.account, reason=reason, now=now
+            )
             password = accounts.new_temporary_password()
             accounts.set_password(
                 session,
@@ -151,6 +155,7 @@ def routes(site: Site) -> list[Route]:
 
         problem, password = await site.write(run)
         site.forget_directory()
+        site.queued()  # a handover's mails (第十條)
         if problem is not None:
             return await page(request, viewer, error=problem)
         return await page(
@@ -177,7 +182,13 @@ def routes(site: Site) -> list[Route]:
 
         def load(session: Session) -> dict[str, int] | str:
             try:
-                return import_directory(session, directory, actor=viewer.account, now=site.now())
+                return import_directory(
+                    session,
+                    directory,
+                    actor=viewer.account,
+                    now=site.now(),
+                    reason="org import on the admin page",
+                )
             except OrgError as exc:
                 return "\n".join(exc.problems)
 

@@ -98,8 +98,15 @@ Handler = Callable[[Request, Viewer], Awaitable[Response]]
 class Site:
     """The admin site's shared state: the context, and a directory reloaded every few seconds."""
 
-    def __init__(self, ctx: Context, *, directory_max_age: float = 5.0) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        *,
+        directory_max_age: float = 5.0,
+        on_queued: Callable[[], None] | None = None,
+    ) -> None:
         self.ctx = ctx
+        self._on_queued = on_queued
         self.tz = ctx.config.tzinfo
         self.secure_cookies = not _loopback(ctx.config.admin_listen.host)
         self._directory: Directory | None = None
@@ -147,6 +154,11 @@ class Site:
     def desk(self) -> Desk:
         """The desk's parts, for what the page does as the mail commands do (built once)."""
         return Desk(self.ctx)
+
+    def queued(self) -> None:
+        """A page queued mail: wake the daemon's couriers, if it runs them."""
+        if self._on_queued is not None:
+            self._on_queued()
 
     def forget_directory(self) -> None:
         """The organisation changed: load it again at the next question."""

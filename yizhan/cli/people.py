@@ -14,8 +14,22 @@ from yizhan.cli.base import CONSOLE, CliError, Verbs, opened
 from yizhan.daemon.desk.acting import hand_over_work, standing_request
 from yizhan.daemon.desk.parts import Desk
 from yizhan.mailstore import accounts
-from yizhan.mailstore.directory import import_directory, load_directory, save_person
+from yizhan.mailstore.directory import (
+    import_directory,
+    load_directory,
+    record_creation,
+    save_person,
+)
 from yizhan.routing.directory import ROLES, parse_org, person_from_fields
+
+
+def operator() -> str:
+    """Who acts at the console: its login name, for the account file (mine rules 一(二))."""
+    try:
+        login = getpass.getuser()
+    except (KeyError, OSError):
+        login = "unknown"
+    return f"{CONSOLE}:{login}"[:64]
 
 
 def cmd_org_import(args: argparse.Namespace) -> None:
@@ -28,7 +42,13 @@ def cmd_org_import(args: argparse.Namespace) -> None:
         raise CliError(f"{args.file} is not valid TOML: {exc}") from exc
     directory = parse_org(data)
     with opened() as ctx, ctx.sessions.begin() as session:
-        counts = import_directory(session, directory, actor=CONSOLE, now=ctx.clock())
+        counts = import_directory(
+            session,
+            directory,
+            actor=operator(),
+            now=ctx.clock(),
+            reason=args.reason or f"org import {args.file.name}",
+        )
     print(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in counts.items()))
 
 
@@ -49,6 +69,10 @@ def cmd_user_add(args: argparse.Namespace) -> None:
             raise CliError(f"{person.email} already belongs to another person")
         now = ctx.clock()
         save_person(session, person, now=now)
+        # Who made the account and why, as an approved change request records it (一(二)).
+        record_creation(
+            session, person.account, created_by=operator(), reason=args.reason or "", now=now
+        )
         password = accounts.new_temporary_password()
         accounts.set_password(
             session,
@@ -138,6 +162,7 @@ def add_parser(verbs: Verbs) -> None:
     )
     p = org.add_parser("import", help="add or update units and people from a TOML file")
     p.add_argument("file", type=Path)
+    p.add_argument("--reason", help="why (recorded for each new account)")
     p.set_defaults(handler=cmd_org_import)
 
     user = verbs.add_parser("user", help="accounts").add_subparsers(
@@ -149,6 +174,7 @@ def add_parser(verbs: Verbs) -> None:
     p.add_argument("--unit", required=True, help="unit id or name")
     p.add_argument("--role", action="append", required=True, choices=ROLES, dest="roles")
     p.add_argument("--email", help="the person's own mailbox")
+    p.add_argument("--reason", help="why the account is made (recorded with who made it)")
     p.set_defaults(handler=cmd_user_add)
     p = user.add_parser("passwd", help="set a password (read from stdin when not a terminal)")
     p.add_argument("account")

@@ -96,7 +96,7 @@ async def run_daemon(
     admin_listen = ctx.config.admin_listen
     admin = _AdminServer(
         uvicorn.Config(
-            create_app(ctx),
+            create_app(ctx, on_queued=queued),
             host=admin_listen.host,
             port=admin_listen.port,
             log_level="warning",

@@ -21,6 +21,7 @@ from yizhan.mailstore import accounts, audit
 from yizhan.mailstore.db import upgrade
 from yizhan.mailstore.directory import import_directory, load_directory
 from yizhan.routing.directory import Directory, parse_org
+from yizhan.routing.duties import staffing_gaps
 from yizhan.routing.rules import check_rules
 from yizhan.signing.keyring import Keyring, SealInfo
 
@@ -155,6 +156,8 @@ def cmd_check(args: argparse.Namespace) -> None:
             directory = load_directory(session)
     finally:
         ctx.close()
+    for gap in staffing_gaps(directory):
+        print(gap)
     problems = check_rules(rules, directory) if directory.units else []
     if problems:
         raise CliError(f"{len(problems)} problem(s) in the rules: " + "; ".join(problems))

@@ -61,26 +61,33 @@ def start_delegation(session: Session, delegation: Delegation, *, now: dt.dateti
     """Store ``delegation`` (checked by ``routing.delegation.check_new_delegation``), replacing
     the delegator's earlier one, and give the delegate the delegator's waiting steps.
 
-    Returns how many waiting steps moved.
+    Returns how many waiting steps moved. A delegation planned ahead (starting later) is only
+    stored: the scheduler begins it on its first day (``jobs.delegations``), and it replaces
+    nothing (``routing.delegation`` refused it if it overlaps another).
     """
     account = delegation.delegator
-    end_delegations(session, account, now, how="replaced")
+    planned = delegation.starts_at > now
+    if not planned:
+        end_delegations(session, account, now, how="replaced", started_by=now)
     session.add(
         DelegationRow(
             delegator=account,
             delegate=delegation.delegate,
             starts_at=delegation.starts_at,
             until=delegation.until,
+            begun=not planned,
         )
     )
     audit.record(
         session,
         at=now,
         actor=account,
-        action="delegation.start",
+        action="delegation.plan" if planned else "delegation.start",
         target=delegation.delegate,
-        detail={"until": delegation.until.isoformat()},
+        detail={"from": delegation.starts_at.isoformat(), "until": delegation.until.isoformat()},
     )
+    if planned:
+        return 0
     return hand_over(session, account, delegation.delegate, on_behalf_of=account)
 
 
@@ -100,16 +107,21 @@ def revoke_delegation(session: Session, account: str, *, now: dt.datetime) -> Re
 
 
 def end_delegations(
-    session: Session, delegator: str, now: dt.datetime, *, how: str
+    session: Session,
+    delegator: str,
+    now: dt.datetime,
+    *,
+    how: str,
+    started_by: dt.datetime | None = None,
 ) -> list[DelegationRow]:
-    """End ``delegator``'s open delegations (``how``: replaced, revoked, expired); returns them."""
-    rows = list(
-        session.scalars(
-            select(DelegationRow).where(
-                DelegationRow.delegator == delegator, DelegationRow.ended_at.is_(None)
-            )
-        )
+    """End ``delegator``'s open delegations (``how``: replaced, revoked, expired), or only those
+    begun by ``started_by``; returns them."""
+    query = select(DelegationRow).where(
+        DelegationRow.delegator == delegator, DelegationRow.ended_at.is_(None)
     )
+    if started_by is not None:
+        query = query.where(DelegationRow.starts_at <= started_by)
+    rows = list(session.scalars(query))
     for row in rows:
         row.ended_at, row.ended_by = now, how
     return rows

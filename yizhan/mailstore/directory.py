@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from yizhan.mailstore import audit
-from yizhan.mailstore.models import Account, Person, Role, Unit
+from yizhan.mailstore.models import Account, AccountRecord, Person, Role, Unit
 from yizhan.routing.directory import (
     Directory,
     OrgError,
@@ -55,12 +55,18 @@ def load_directory(session: Session) -> Directory:
 
 
 def import_directory(
-    session: Session, directory: Directory, *, actor: str, now: dt.datetime
+    session: Session,
+    directory: Directory,
+    *,
+    actor: str,
+    now: dt.datetime,
+    reason: str = "org import",
 ) -> dict[str, int]:
     """Add or update every unit and person of ``directory``; people not named are kept.
 
     New people get an account with no password: they can log in once IT sets one
-    (``yizhan user passwd``). Returns counts of what was added and updated.
+    (``yizhan user passwd``); IT's account file records who created it and why (mine rules
+    一(二)). Returns counts of what was added and updated.
     """
     current = load_directory(session)
     merged_units = {**current.units, **directory.units}
@@ -88,8 +94,21 @@ def import_directory(
             counts["people_updated"] += 1
         else:
             counts["people_added"] += 1
+            record_creation(session, person.account, created_by=actor, reason=reason, now=now)
     audit.record(session, at=now, actor=actor, action="org.import", detail=counts)
     return counts
+
+
+def record_creation(
+    session: Session, account: str, *, created_by: str, reason: str, now: dt.datetime
+) -> None:
+    """IT's account file (mine rules 一(二)): who created ``account`` and why, as a change
+    request's approval records it; an account already on file keeps its record."""
+    if session.get(AccountRecord, account) is None:
+        session.add(
+            AccountRecord(account=account, created_by=created_by, reason=reason, created_at=now)
+        )
+        session.flush()
 
 
 def save_person(session: Session, person: PersonInfo, *, now: dt.datetime) -> Person:

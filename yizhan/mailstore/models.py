@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -266,8 +267,9 @@ class Step(Base):
     # When the reminder sweep next looks at this step; None once it is done or cancelled, so
     # the sweep's index holds only open steps and a sweep reads only what is due.
     next_reminder_at: Mapped[dt.datetime | None] = mapped_column(default=None, index=True)
-    # Reminders sent so far, and the highest escalation reached (0 the person, 1 their unit
-    # head, 2 the office); server defaults so that the migration fills existing rows.
+    # Reminders sent so far, and the highest escalation reached (0 the person, 1 their unit's
+    # clerk, 2 their unit head, 3 the office: ``routing.reminders.Audience``); server defaults
+    # so that the migration fills existing rows.
     reminders_sent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     escalation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
@@ -355,6 +357,9 @@ class DelegationRow(Base):
     ended_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     # How it ended: revoked by the delegator, or expired at its date.
     ended_by: Mapped[str | None] = mapped_column(String(20), default=None)
+    # False for one planned ahead (FROM date) until the scheduler begins it on its first day,
+    # handing the waiting steps over (issue 15).
+    begun: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
 
 class PersonSetting(Base):
@@ -437,6 +442,9 @@ class AccountRecord(Base):
     document_id: Mapped[int | None] = mapped_column(BigId, default=None)
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime]
+    # Why it was made, for an account made without a change request (``yizhan user add
+    # --reason``, ``org import``, the admin page): mine rules 一(二).
+    reason: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class Tool(Base):

@@ -100,7 +100,8 @@ def _fold(text: str) -> str:
 def parse_scope(refs: Iterable[str], directory: Directory) -> BulletinScope:
     """Read each 範圍 reference as a unit (id or name), a role word, or a person (account, name).
 
-    The bureau unit, or a word for everyone (``drafts.ALL_UNITS_WORDS``), is the whole bureau.
+    The bureau unit, a word for everyone (``drafts.ALL_UNITS_WORDS``), or every unit listed one
+    by one is the whole bureau.
     """
     units: list[str] = []
     roles: list[str] = []
@@ -130,6 +131,10 @@ def parse_scope(refs: Iterable[str], directory: Directory) -> BulletinScope:
         else:
             unknown.append(ref)
     bureau = [u.id for u in directory.units_of_kind("bureau")]
+    every = {u.id for u in directory.units.values() if u.kind != "bureau"}
+    if every and every <= set(units):
+        # Every unit named one by one is the whole bureau, and needs what it needs (第二十三條).
+        all_bureau = True
     if all_bureau:
         units = bureau[:1] or sorted(directory.units)
     return BulletinScope(

@@ -25,6 +25,7 @@ __all__ = [
     "command_from_message",
     "parse_command",
     "parse_delegate",
+    "parse_delegate_period",
     "subject_text",
 ]
 
@@ -232,3 +233,25 @@ def parse_delegate(argument: str) -> tuple[str, str] | None:
     if not name or not date:
         return None
     return name, date
+
+
+# "趙敏 自 2026-12-10 至 2026-12-20", "zhaomin FROM 2026-12-10 UNTIL 2026-12-20",
+# "趙敏 从 12月10日 到 12月20日": a delegation planned ahead (第九條).
+_DELEGATE_PERIOD: Final = re.compile(
+    r"^(?P<name>.*?\S)\s*(?:\bfrom\b|自|从|從)\s*(?P<start>\S.*?)\s*"
+    r"(?:\buntil\b|\btill\b|\bto\b|直至|直到|至|到)\s*(?P<end>\S.*)$",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def parse_delegate_period(argument: str) -> tuple[str, str, str] | None:
+    """Split ``name FROM date UNTIL date`` (``name 自 date 至 date``) into the delegate's name and
+    the first and last days as written; None when it is not of that form."""
+    found = _DELEGATE_PERIOD.match(argument.strip())
+    if found is None:
+        return None
+    name = found["name"].strip(_NAME_TRIM)
+    start, end = found["start"].strip(_DATE_TRIM), found["end"].strip(_DATE_TRIM)
+    if not name or not start or not end:
+        return None
+    return name, start, end

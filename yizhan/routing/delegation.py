@@ -141,11 +141,15 @@ def check_new_delegation(
     tz: ZoneInfo,
     *,
     domain: str | None = None,
+    from_text: str | None = None,
 ) -> Delegation | str:
     """The delegation a DELEGATE command asks for, or why it cannot be made.
 
     ``delegate_ref`` is an account, a real name (in either script) or a mail address (the
-    person's own mailbox, or ``account@domain`` when ``domain`` is given). The refusal is
+    person's own mailbox, or ``account@domain`` when ``domain`` is given). ``from_text`` is
+    the first day of a delegation planned ahead (DELEGATE name FROM date UNTIL date); it starts
+    at the beginning of that day, or now when that is today. One planned ahead may not overlap
+    another of the delegator's; one starting now replaces the one in force. The refusal is
     Chinese, then English, and says what to send instead.
     """
     _require_aware(now)
@@ -177,7 +181,28 @@ def check_new_delegation(
             f"結束日期 {until.date().isoformat()} 已經過去。請寫今天或以後的日期。\n"
             f"The end date {until.date().isoformat()} has passed; write today or a later day."
         )
-    latest = now.astimezone(tz).date() + dt.timedelta(days=MAX_DELEGATION_DAYS)
+    starts_at = now
+    if from_text is not None:
+        first = parse_until(from_text, now, tz)
+        if first is None:
+            return (
+                f"看不懂開始日期「{from_text}」。例如：{_DATE_FORMS}\n"
+                f"Cannot read the first day {from_text!r}, e.g. {_DATE_FORMS_EN}"
+            )
+        if first < now:
+            return (
+                f"開始日期 {first.date().isoformat()} 已經過去。請寫今天或以後的日期。\n"
+                f"The first day {first.date().isoformat()} has passed; write today or later."
+            )
+        if first.date() > until.date():
+            return (
+                f"開始日期 {first.date().isoformat()} 晚於結束日期 {until.date().isoformat()}。\n"
+                f"The first day {first.date().isoformat()} is after the last, "
+                f"{until.date().isoformat()}."
+            )
+        if first.date() > now.astimezone(tz).date():
+            starts_at = dt.datetime.combine(first.date(), dt.time.min, tzinfo=tz)
+    latest = starts_at.astimezone(tz).date() + dt.timedelta(days=MAX_DELEGATION_DAYS)
     if until.date() > latest:
         return (
             f"授權最長 {MAX_DELEGATION_DAYS} 天，即至 {latest.isoformat()}。"
@@ -185,6 +210,7 @@ def check_new_delegation(
             f"A delegation lasts at most {MAX_DELEGATION_DAYS} days, i.e. until "
             f"{latest.isoformat()}; for a longer absence your unit changes the post."
         )
+    delegations = list(delegations)
     loop = _chain_from(delegate.account, active(delegations, now))
     if delegator in loop:
         path = "→".join([delegator, *loop[: loop.index(delegator) + 1]])
@@ -194,7 +220,41 @@ def check_new_delegation(
             f"{delegate.account} has delegated in turn, so this would make a loop ({path}). "
             "Choose someone else, or ask them to REVOKE first."
         )
-    return Delegation(delegator=delegator, delegate=delegate.account, starts_at=now, until=until)
+    clash = _overlapping(delegator, starts_at, until, delegations, now)
+    if clash is not None:
+        other = directory.people.get(clash.delegate)
+        other_name = other.name if other is not None else clash.delegate
+        begins, ends = (d.astimezone(tz).date().isoformat() for d in (clash.starts_at, clash.until))
+        return (
+            f"您已授權 {other_name} 自 {begins} 至 {ends}，與這次授權的日期重疊。"
+            "請先發送「收回授權」，或另選不重疊的日期。\n"
+            f"You have already delegated to {clash.delegate} from {begins} until {ends}, which "
+            "overlaps these dates. Send REVOKE first, or choose dates that do not overlap."
+        )
+    return Delegation(
+        delegator=delegator, delegate=delegate.account, starts_at=starts_at, until=until
+    )
+
+
+def _overlapping(
+    delegator: str,
+    starts_at: dt.datetime,
+    until: dt.datetime,
+    delegations: Iterable[Delegation],
+    now: dt.datetime,
+) -> Delegation | None:
+    """A delegation of ``delegator`` the new one would overlap: any for a delegation planned
+    ahead, only one planned ahead for a delegation starting now (the one in force is
+    replaced)."""
+    planned = starts_at > now
+    for other in delegations:
+        if other.delegator != delegator or other.until < now:
+            continue
+        if not planned and other.starts_at <= now:
+            continue
+        if other.starts_at <= until and starts_at <= other.until:
+            return other
+    return None
 
 
 def _chain_from(account: str, holding: Mapping[str, Delegation]) -> list[str]:

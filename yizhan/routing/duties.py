@@ -25,6 +25,7 @@ __all__ = [
     "it_people",
     "leader_in_charge",
     "office_staff",
+    "staffing_gaps",
 ]
 
 
@@ -137,3 +138,20 @@ def duties_in(directory: Directory, account: str) -> frozenset[Duty]:
     """:func:`duties` of ``account`` looked up in ``directory``."""
     person = directory.people.get(account)
     return duties(person, directory.units.get(person.unit) if person else None)
+
+
+def staffing_gaps(directory: Directory) -> list[str]:
+    """Every unit (but the bureau itself) without an active unit_leader or clerk, one line each
+    in Chinese and English: 第五條 gives each unit a leader in charge (分管領導) and a clerk
+    (綜合人員), and the escalation ladder, TODO unit and change requests rely on them."""
+    lines = []
+    for unit in sorted(directory.units.values(), key=lambda u: u.id):
+        if unit.kind == "bureau":
+            continue
+        for role, zh in (("unit_leader", "分管領導"), ("clerk", "綜合人員")):
+            if not directory.members(unit.id, role):
+                lines.append(
+                    f"單位 {unit.name}（{unit.id}）沒有{zh}（第五條）: "
+                    f"unit {unit.id} has no active {role}"
+                )
+    return lines

@@ -42,6 +42,9 @@ __all__ = [
 #: The document kind of a filed material, and the state it rests in.
 KIND: Final = "ziliao"
 STATE: Final = "filed"
+#: The states in which a material is found by the people in its scope: filed at once, or
+#: ``closed`` (``rules.CLOSED``) after its filer's unit head approved it (mine rules 一(六)).
+FINDABLE: Final = frozenset({STATE, "closed"})
 #: How a role in a scope is named to people.
 ROLE_NAMES: Final = {
     "clerk": "綜合人員",
@@ -159,10 +162,20 @@ def _scope_of(fields: Mapping[str, Any]) -> tuple[list[str], list[str], list[str
     )
 
 
-def in_scope(fields: Mapping[str, Any], author: str, account: str, directory: Directory) -> bool:
-    """Whether ``account`` may see a material: its filer, or someone in its scope."""
+def in_scope(
+    fields: Mapping[str, Any],
+    author: str,
+    account: str,
+    directory: Directory,
+    *,
+    state: str | None = None,
+) -> bool:
+    """Whether ``account`` may see a material: its filer, or someone in its scope once it is
+    findable (``state`` filed, or closed after its unit head's review; None: findable)."""
     if account == author:
         return True
+    if state is not None and state not in FINDABLE:
+        return False
     units, roles, people = _scope_of(fields)
     return any(p.account == account for p in audience(directory, units, roles, people))
 

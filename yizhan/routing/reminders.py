@@ -9,7 +9,7 @@ rung        when (working mornings, the bureau's time)  who hears
 ahead       1 working day before the due day, or at     the person asked (or their delegate)
             half the time allowed if that is later
 due         the morning of the due day                  the person
-overdue     each working morning after the deadline     the person
+overdue     each working morning after the deadline     the person + their unit's clerk (催辦)
 escalated   from 1 full working day overdue, daily      + the person's unit head
 supervised  from 2 full working days overdue, daily     + the office (督查督辦)
 ==========  ==========================================  ===================================
@@ -55,8 +55,10 @@ class Audience(enum.IntEnum):
     """Who hears of a reminder; the value is the escalation level stored on the step."""
 
     PERSON = 0
-    UNIT_HEAD = 1
-    OFFICE = 2
+    #: The unit's clerk chases its items before the head hears (第五條, 第二十一條 催辦).
+    CLERK = 1
+    UNIT_HEAD = 2
+    OFFICE = 3
 
 
 Anchor = Literal["ahead", "due_day", "overdue"]
@@ -83,14 +85,15 @@ class Rung:
 
 
 _PERSON: Final = frozenset({Audience.PERSON})
-_HEAD: Final = frozenset({Audience.PERSON, Audience.UNIT_HEAD})
+_CLERK: Final = frozenset({Audience.PERSON, Audience.CLERK})
+_HEAD: Final = frozenset({Audience.PERSON, Audience.CLERK, Audience.UNIT_HEAD})
 _ALL: Final = frozenset(Audience)
 
 #: The escalation ladder, in order (see the module docstring).
 LADDER: Final[tuple[Rung, ...]] = (
     Rung(name="ahead", anchor="ahead", audience=_PERSON),
     Rung(name="due", anchor="due_day", audience=_PERSON),
-    Rung(name="overdue", anchor="overdue", audience=_PERSON, overdue_days=0),
+    Rung(name="overdue", anchor="overdue", audience=_CLERK, overdue_days=0),
     Rung(name="escalated", anchor="overdue", audience=_HEAD, overdue_days=1),
     Rung(name="supervised", anchor="overdue", audience=_ALL, overdue_days=2),
 )

@@ -787,6 +787,28 @@ XINXI: Final = Flow(
     ),
 )
 
+# 內部資料 at ziliao@ (第十七條): a material filed by someone other than their unit's head is
+# reviewed by that head before anyone else can find it (mine rules 一(六): what a unit publishes
+# is reviewed by its head first); the library module files it and answers the rest itself.
+ZILIAO: Final = Flow(
+    kind="ziliao",
+    label="內部資料",
+    article="第十七條",
+    content_rules=("no_classified",),
+    close_template="result",
+    steps=(
+        _step(
+            "review",
+            "單位審核",
+            "reviewing",
+            "approve",
+            role("unit_head"),
+            APPROVAL,
+            article="mine rules 一(六)",
+        ),
+    ),
+)
+
 # 督查督辦 at duban@ (第二條; run by the office, 第六條): the office assigns a task with a
 # deadline (期限) to the units it names (主送); each unit's clerk (綜合人員, who chases the unit's
 # work, 第二十一條) reports PROGRESS as often as needed and DONE with a summary; the office
@@ -856,6 +878,7 @@ DEFAULT_RULES: Final = Rules(
             for f in (
                 *(FAWEN, SHOUWEN, QIANBAO, HANJIAN, GONGGAO, XIUJIA, BIANGENG, XINXI, DUBAN),
                 BAOXIU,
+                ZILIAO,
             )
         }
     )

@@ -49,7 +49,10 @@ def office_oversees(kind: str, account: str, directory: Directory) -> bool:
 def may_see(state: DocumentState, account: str, directory: Directory) -> bool:
     """Whether ``account`` may see ``state`` (see the module docstring)."""
     if state.kind == materials.KIND:
-        return materials.in_scope(state.fields, state.author, account, directory)
+        # The head reviewing it (who took part) sees it before the people in its scope.
+        return took_part(state, account) or materials.in_scope(
+            state.fields, state.author, account, directory, state=state.state
+        )
     if took_part(state, account) or office_oversees(state.kind, account, directory):
         return True
     return state.kind == "gonggao" and bulletins.may_read(

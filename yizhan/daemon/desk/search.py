@@ -159,7 +159,9 @@ class Finder:
         """Whether ``account`` may find and fetch ``document`` (``routing.visibility``)."""
         if document.kind == materials.KIND:
             # The row says all the rule asks of a material; its trail and steps are not read.
-            return materials.in_scope(document.fields, document.author, account, directory)
+            return materials.in_scope(
+                document.fields, document.author, account, directory, state=document.state
+            )
         return may_see(load_state(session, document), account, directory)
 
     def _bulletins_read_by(self, session: Session, account: str, directory: Directory) -> set[int]:

@@ -220,13 +220,17 @@ class _Sweep:
         return queued
 
     def _recipients(self, step: Step, reminder: Reminder) -> list[tuple[str, str]]:
-        """Who hears of ``reminder``: (account, role) with role person, unit_head or office."""
+        """Who hears of ``reminder``: (account, role) with role person, clerk, unit_head or
+        office."""
         directory = self.directory
         acting, _ = resolve(step.assignee, self.delegations, self.now, directory=directory)
         found: dict[str, str] = {}
         if Audience.PERSON in reminder.audience and acting in directory.people:
             found[acting] = "person"
         asked = step.on_behalf_of or step.assignee
+        if Audience.CLERK in reminder.audience and asked in directory.people:
+            for clerk in directory.members(directory.people[asked].unit, "clerk"):
+                found.setdefault(clerk.account, "clerk")
         if Audience.UNIT_HEAD in reminder.audience:
             for head in heads_of(directory, asked):
                 found.setdefault(head.account, "unit_head")

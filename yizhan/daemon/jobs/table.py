@@ -32,6 +32,7 @@ from yizhan.daemon.jobs.delegations import (
     DELEGATION_NOTICE_AT,
     run_delegation_expiry,
     run_delegation_notices,
+    run_delegation_start,
 )
 from yizhan.daemon.jobs.digests import run_digests
 from yizhan.daemon.jobs.reminders import run_reminders
@@ -74,6 +75,7 @@ def _daily(moment: dt.time) -> Callable[[WorkCalendar], Any]:
 #: Every scheduled job, in the order :func:`run_due_jobs` runs them.
 JOBS: Final[tuple[Job, ...]] = (
     Job(name="delegation_expiry", run=run_delegation_expiry, trigger=lambda _: _every(60)),
+    Job(name="delegation_start", run=run_delegation_start, trigger=lambda _: _every(60)),
     Job(name="reminders", run=run_reminders, trigger=lambda _: _every(60)),
     Job(name="digests", run=run_digests, trigger=_digest_trigger),
     Job(name="overdue_report", run=run_overdue_report, trigger=_daily(OVERDUE_REPORT_AT)),

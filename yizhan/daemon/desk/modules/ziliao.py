@@ -1,7 +1,9 @@
 """內部資料 at ziliao@ (第十七條): files materials, finds them, hands them out.
 
-A mail with a title, a 範圍/Scope line and attachments is filed at once as a document of kind
-``ziliao``; SEARCH words, a list (目錄 / LIST, or SEARCH alone) and GET id answer the people in
+A mail with a title, a 範圍/Scope line and attachments is filed as a document of kind
+``ziliao``: at once when the filer heads their unit, else after their unit head approves it
+(mine rules 一(六); the ``ziliao`` flow of ``routing.rules``); SEARCH words, a list (目錄 /
+LIST, or SEARCH alone) and GET id answer the people in
 a material's scope (``routing.materials``). Everything this module sends goes to the asker's
 own address (``PersonInfo.mailbox``), never to the From of the request; and nothing of the
 library goes to a person whose mail is delivered outside the organisation: that is refused,
@@ -20,8 +22,9 @@ from yizhan.daemon.desk.search import Found, Hit
 from yizhan.daemon.extract.message import attached_files
 from yizhan.mailstore.documents import apply_decision, create_document, document_by_id
 from yizhan.mailstore.models import Document
-from yizhan.routing import materials
+from yizhan.routing import materials, workflow
 from yizhan.routing.bulletins import parse_scope
+from yizhan.routing.documents import Decision
 from yizhan.routing.drafts import parse_draft
 from yizhan.routing.effects import Effect
 from yizhan.routing.materials import RequestKind
@@ -68,8 +71,7 @@ class Ziliao:
             request.command, has_attachments=bool(attached_files(request.msg))
         )
         if asked.kind is RequestKind.FILE:
-            self._file(request, own)
-            return None
+            return self._file(request, own)
         if asked.kind is RequestKind.HELP or asked.problem:
             request.reply(asked.problem or library_help(desk.domain), to=own)
             return None
@@ -102,14 +104,14 @@ class Ziliao:
         """See ``Module``: a material is filed at once and has no effects."""
         raise TypeError(f"{self.name} carries out no {type(effect).__name__}")
 
-    def _file(self, request: Request, own: str) -> None:
+    def _file(self, request: Request, own: str) -> Outcome | None:
         account = request.account
         assert account is not None
         domain = request.desk.domain
         draft = parse_draft(request.subject, body_text(request.msg))
         if draft.problems:
             request.reply("\n".join(draft.problems), to=own)
-            return
+            return None
         names = [p.get_filename() or "" for p in attached_files(request.msg)]
         decision = materials.file_material(
             title=draft.title,
@@ -121,8 +123,11 @@ class Ziliao:
         )
         if not decision.accepted:
             request.reply(f"{decision.reply}\n\n{library_help(domain)}", to=own)
-            return
+            return None
         author = request.directory.people[account]
+        heads = [p for p in request.directory.members(author.unit, "unit_head") if p != author]
+        if heads and "unit_head" not in author.roles:
+            return self._to_review(request, draft.title, decision)
         document = create_document(
             request.session,
             kind=materials.KIND,
@@ -148,6 +153,44 @@ class Ziliao:
             f"ziliao@{domain}.",
             to=own,
         )
+        return None
+
+    def _to_review(self, request: Request, title: str, filed: Decision) -> Outcome | None:
+        """Open the material for its filer's unit head to review (mine rules 一(六)): nobody
+        else finds it until approved; the head gets it with its files, the filer is told."""
+        account = request.account
+        assert account is not None
+        desk = request.desk
+        decision = workflow.open_document(
+            kind=materials.KIND,
+            title=title,
+            author=account,
+            urgency=None,
+            to_units=(),
+            scope_units=[str(u) for u in filed.fields.get("scope_units", ())],
+            fields={**filed.fields, "inbound": request.inbound_id},
+            directory=request.directory,
+            rules=desk.rules,
+            now=request.now,
+            due=desk.calendar.due,
+        )
+        if not decision.accepted:
+            request.reply(
+                decision.reply, to=request.person.mailbox(desk.domain) if request.person else None
+            )
+            return None
+        document = create_document(
+            request.session,
+            kind=materials.KIND,
+            title=title,
+            author=account,
+            unit=request.directory.people[account].unit,
+            urgency=None,
+            fields={},
+            source_inbound=request.inbound_id,
+            now=request.now,
+        )
+        return Outcome(document=document, decision=decision, actor=account)
 
     def _listing(self, request: Request) -> Found:
         """The newest materials the asker may see."""
@@ -159,7 +202,11 @@ class Ziliao:
         hits: list[Hit] = []
         for document in rows:
             if materials.in_scope(
-                document.fields, document.author, person.account, request.directory
+                document.fields,
+                document.author,
+                person.account,
+                request.directory,
+                state=document.state,
             ):
                 if len(hits) == MAX_LISTED:
                     return Found(hits=tuple(hits), more=True)
@@ -175,7 +222,9 @@ class Ziliao:
                 f"資料庫中沒有 #{material_id}。發送「目錄」可列出您可用的資料。\n"
                 f"There is no material #{material_id}. Send LIST for the materials you may use."
             )
-        elif not materials.in_scope(document.fields, document.author, account, request.directory):
+        elif not materials.in_scope(
+            document.fields, document.author, account, request.directory, state=document.state
+        ):
             scope = materials.scope_text(document.fields, request.directory)
             text = (
                 f"您不在資料 #{material_id} 的使用範圍內（{scope}），"
