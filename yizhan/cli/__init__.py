@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 from yizhan.cli import audit as audit_verbs
 from yizhan.cli import backup, documents, jobs, people, quarantine, seals, search, setup, tools
+from yizhan.cli import report as report_verbs
 from yizhan.cli.base import CliError, Verbs
 from yizhan.daemon.config import ConfigError
 from yizhan.mailstore.accounts import AccountError
@@ -32,6 +33,7 @@ FAMILIES: tuple[Callable[[Verbs], None], ...] = (
     backup.add_parser,
     audit_verbs.add_parser,
     people.add_parser,
+    report_verbs.add_parser,
 )
 
 

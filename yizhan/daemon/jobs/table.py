@@ -19,6 +19,7 @@ from yizhan.daemon.jobs.accounts import (
     run_password_warnings,
     run_unused_accounts,
 )
+from yizhan.daemon.jobs.assessment import ASSESSMENT_AT, run_assessment
 from yizhan.daemon.jobs.bulletins import (
     BULLETIN_CLEANUP_AT,
     BULLETIN_EXPIRY_AT,
@@ -99,6 +100,7 @@ JOBS: Final[tuple[Job, ...]] = (
         run=run_supervision_report,
         trigger=_daily(SUPERVISION_REPORT_AT),
     ),
+    Job(name="assessment", run=run_assessment, trigger=_daily(ASSESSMENT_AT)),
 )
 
 
