@@ -34,6 +34,7 @@ from yizhan.daemon.jobs.delegations import (
     run_delegation_notices,
 )
 from yizhan.daemon.jobs.digests import run_digests
+from yizhan.daemon.jobs.it_notices import IT_DIGEST_AT, run_it_alerts, run_it_digest
 from yizhan.daemon.jobs.reminders import run_reminders
 from yizhan.daemon.jobs.reports import OVERDUE_REPORT_AT, run_overdue_report
 from yizhan.daemon.jobs.slots import JobBody, work_calendar
@@ -101,6 +102,8 @@ JOBS: Final[tuple[Job, ...]] = (
         trigger=_daily(SUPERVISION_REPORT_AT),
     ),
     Job(name="assessment", run=run_assessment, trigger=_daily(ASSESSMENT_AT)),
+    Job(name="it_alerts", run=run_it_alerts, trigger=lambda _: _every(60)),
+    Job(name="it_digest", run=run_it_digest, trigger=_daily(IT_DIGEST_AT)),
 )
 
 
