@@ -8,14 +8,22 @@ digest a working day. Everything is made over SMTP against the running daemon.
 from __future__ import annotations
 
 import datetime as dt
+import email
 import smtplib
+from email.policy import default
 
 import pytest
+from sqlalchemy import select
 
 from tests.daemon.conftest import Files
 from tests.daemon.test_flows import PASSWORD, Daemon, one, reply, scan_with, text
+from tests.daemon.test_processor import _accept
 from tests.daemon.test_supervision import deliver, working_day
+from yizhan.daemon.context import Context
 from yizhan.daemon.jobs.it_notices import run_it_alerts, run_it_digest
+from yizhan.daemon.processor import Processor
+from yizhan.mailstore import pending
+from yizhan.mailstore.models import Inbound, OutboundMessage
 from yizhan.routing.calendar import WorkCalendar
 
 pytest_plugins = ["tests.daemon.test_flows"]
@@ -113,3 +121,33 @@ def test_lockouts_come_in_one_digest_a_working_day(daemon: Daemon) -> None:
     calendar = WorkCalendar(tz=tz)
     assert calendar.is_working_day(following)
     assert run_it_digest(daemon.ctx, dt.datetime.combine(following, dt.time(9), tzinfo=tz)) == 0
+
+
+def test_a_message_set_aside_is_in_the_next_digest(bureau: Context) -> None:
+    # A message whose processing keeps failing (its stored bytes unreadable) is set aside; the
+    # next working day's digest tells IT, with its inbound id and the reason.
+    inbound_id = _accept(bureau)
+
+    def unreadable(relative: str) -> bytes:
+        raise OSError(f"{relative}: input/output error")
+
+    bureau.raw.read = unreadable  # type: ignore[method-assign]
+    processor = Processor(bureau)
+    for _ in range(pending.MAX_ATTEMPTS):
+        processor.process_batch()
+        with bureau.sessions.begin() as session:
+            session.get(Inbound, inbound_id).lease_until = None  # type: ignore[union-attr]
+    tz = bureau.config.tzinfo
+    calendar = WorkCalendar(tz=tz)
+    day = calendar.next_working_day(dt.datetime.now(tz).date())
+    assert run_it_digest(bureau, dt.datetime.combine(day, dt.time(8, 30), tzinfo=tz)) == 1
+    with bureau.sessions() as session:
+        rows = session.scalars(
+            select(OutboundMessage).where(OutboundMessage.source.startswith("it-notice:"))
+        ).all()
+    (digest,) = [email.message_from_bytes(r.data, policy=default) for r in rows]
+    body = "\n".join(
+        str(p.get_content()) for p in digest.walk() if p.get_content_type() == "text/plain"
+    )
+    assert f"#{inbound_id}" in body and "input/output error" in body
+    assert "wuhaifeng@" in str(digest["To"])
