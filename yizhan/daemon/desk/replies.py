@@ -33,7 +33,7 @@ from yizhan.routing.documents import Decision, DocumentState
 from yizhan.routing.drafts import parse_draft
 from yizhan.routing.duties import it_people
 from yizhan.routing.replies import body_text, normalise, reply_part
-from yizhan.routing.rules import REVISE_STEP
+from yizhan.routing.rules import REDISTRIBUTE_STEP, REVISE_STEP
 from yizhan.routing.tokens import TokenClaim, read_token
 from yizhan.signing.pgpmime import Verification, verify_message
 
@@ -114,6 +114,14 @@ def receive(request: Request, recipient: Recipient) -> Outcome | None:
     if not decision.accepted:
         request.reply(decision.reply, document=document)
         return None
+    if step.name == REDISTRIBUTE_STEP and brings_files(request.msg):
+        # A refused copy corrected with the missing files (第二十一條): they become the
+        # document's files, as a revision's do.
+        names = [p.get_filename() or "" for p in attached_files(request.msg)]
+        decision = replace(
+            decision,
+            fields={**decision.fields, "attachments": names, "inbound": request.inbound_id},
+        )
     return Outcome(
         document=document,
         decision=decision,
