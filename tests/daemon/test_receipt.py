@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from email.message import EmailMessage
 
-from tests.daemon.test_flows import Daemon, one, reply, show_document, text
+from tests.daemon.conftest import Files
+from tests.daemon.test_flows import Daemon, files_of, one, reply, scan_with, show_document, text
 
 pytest_plugins = ["tests.daemon.test_flows"]
 
@@ -86,9 +87,12 @@ def test_refused_copy_goes_back_is_redirected_and_the_letter_closes_after_all_si
     assert "quarantine" not in shown["fields"]["to_units"]
 
 
-def test_refused_copy_sent_again_to_the_same_unit(daemon: Daemon) -> None:
-    # A missing attachment: the author sends the copy again to the same unit, whose clerk
-    # is asked anew and signs; the letter then closes.
+def test_refused_copy_sent_again_to_the_same_unit(
+    daemon: Daemon, clamd_socket: str, content_files: type[Files]
+) -> None:
+    # A missing attachment: the author sends the copy again to the same unit with the file,
+    # whose clerk is asked anew, gets the file, and signs; the letter then closes.
+    scan_with(daemon, clamd_socket)
     finance, quarantine = letter_to_finance_and_quarantine(daemon)
     reply(daemon, "caoyaqin", finance, "簽收")
     one(daemon, "caoyaqin")
@@ -96,10 +100,18 @@ def test_refused_copy_sent_again_to_the_same_unit(daemon: Daemon) -> None:
     one(daemon, "xuna")
     back = asked(daemon, "songjia")
     assert "the attachment is missing" in text(back)
-    reply(daemon, "songjia", back, "辦結：已補附件")
+    schedule = content_files.pdf(["借用清單：光譜儀一台"], title="借用清單")
+    daemon.send(
+        "songjia",
+        str(back["Reply-To"]),
+        "Re: " + str(back["Subject"]),
+        "辦結：已補附件",
+        files={"借用清單.pdf": schedule},
+    )
     assert "重新分發" in text(one(daemon, "songjia"))
     again = asked(daemon, "xuna")
     assert again["X-Yizhan-Action"] == "receive"
+    assert files_of(again) == [("借用清單.pdf", schedule)]
     # The refused copy's old request is void: replying to it changes nothing.
     reply(daemon, "xuna", quarantine, "簽收")
     assert "已" in text(one(daemon, "xuna"))

@@ -22,6 +22,7 @@ from starlette.staticfiles import StaticFiles
 from yizhan import __version__
 from yizhan.admin import (
     account,
+    assessment_page,
     audit_pages,
     auth,
     dashboard,
@@ -81,6 +82,7 @@ def create_app(ctx: Context, *, on_queued: Callable[[], None] | None = None) -> 
         *it_pages.routes(site),
         *rules_pages.routes(site),
         *audit_pages.routes(site),
+        *assessment_page.routes(site),
         *unit_pages.routes(site),
         *office_pages.routes(site),
         *help_page.routes(site),

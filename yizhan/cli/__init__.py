@@ -24,6 +24,7 @@ from yizhan.cli import (
     setup,
     tools,
 )
+from yizhan.cli import report as report_verbs
 from yizhan.cli.base import CliError, Verbs
 from yizhan.daemon.config import ConfigError
 from yizhan.mailstore.accounts import AccountError
@@ -45,6 +46,7 @@ FAMILIES: tuple[Callable[[Verbs], None], ...] = (
     migrate.add_parser,
     audit_verbs.add_parser,
     people.add_parser,
+    report_verbs.add_parser,
 )
 
 

@@ -70,6 +70,11 @@ REDISTRIBUTE_STEP: Final = "redistribute"
 #: ``approve``): ``routing.objection``.
 OBJECTION_STEP: Final = "objection"
 
+#: How the steps Yizhan opens outside any flow's table are called.
+OWN_STEP_LABELS: Final[Mapping[str, str]] = MappingProxyType(
+    {REVISE_STEP: "修改", REDISTRIBUTE_STEP: "重新分發", OBJECTION_STEP: "異議裁決"}
+)
+
 #: The command that completes a step of each action; ``number`` steps complete by themselves.
 COMPLETING_VERB: Final[Mapping[str, Verb]] = MappingProxyType(
     {

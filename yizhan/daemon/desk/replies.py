@@ -23,6 +23,7 @@ from yizhan.daemon.extract.message import attached_files
 from yizhan.mailstore import audit
 from yizhan.mailstore.delegations import active_delegations
 from yizhan.mailstore.documents import doc_target, load_state
+from yizhan.mailstore.it_notices import may_tell_now
 from yizhan.mailstore.models import Document, OutboundMessage, Step
 from yizhan.routing import edits, workflow
 from yizhan.routing.addresses import Recipient
@@ -32,7 +33,7 @@ from yizhan.routing.documents import Decision, DocumentState
 from yizhan.routing.drafts import parse_draft
 from yizhan.routing.duties import it_people
 from yizhan.routing.replies import body_text, normalise, reply_part
-from yizhan.routing.rules import REVISE_STEP
+from yizhan.routing.rules import REDISTRIBUTE_STEP, REVISE_STEP
 from yizhan.routing.tokens import TokenClaim, read_token
 from yizhan.signing.pgpmime import Verification, verify_message
 
@@ -113,6 +114,14 @@ def receive(request: Request, recipient: Recipient) -> Outcome | None:
     if not decision.accepted:
         request.reply(decision.reply, document=document)
         return None
+    if step.name == REDISTRIBUTE_STEP and brings_files(request.msg):
+        # A refused copy corrected with the missing files (第二十一條): they become the
+        # document's files, as a revision's do.
+        names = [p.get_filename() or "" for p in attached_files(request.msg)]
+        decision = replace(
+            decision,
+            fields={**decision.fields, "attachments": names, "inbound": request.inbound_id},
+        )
     return Outcome(
         document=document,
         decision=decision,
@@ -187,7 +196,7 @@ def _refuse_unsigned(
 def _impersonation(request: Request, asked: str) -> None:
     """Acting in another person's name is refused and reported to IT (第七條)."""
     sender, directory = request.sender, request.directory
-    audit.record(
+    entry = audit.record(
         request.session,
         at=request.now,
         actor=sender.account or sender.address,
@@ -195,6 +204,7 @@ def _impersonation(request: Request, asked: str) -> None:
         target=asked,
         detail={"inbound": request.inbound_id},
     )
+    request.session.flush()
     asked_name = directory.people[asked].name if asked in directory.people else asked
     request.reply(
         f"未受理：這一步是請 {asked_name} 辦理的，"
@@ -203,6 +213,9 @@ def _impersonation(request: Request, asked: str) -> None:
         f"Refused: this step was asked of {asked_name}; you are neither that person nor "
         "their delegate. The IT department has been told."
     )
+    if not may_tell_now(request.session, "impersonation", request.now, entry.id):
+        # IT heard of one within the hour: the it_alerts job counts this into the next.
+        return
     for n, it_person in enumerate(it_people(directory)):
         request.mailer.send(
             request.session,

@@ -13,6 +13,7 @@ from yizhan.daemon.desk.mailer import Mailer
 from yizhan.mailstore.models import OutboundMessage
 from yizhan.routing.calendar import WorkCalendar
 from yizhan.routing.directory import Directory, PersonInfo
+from yizhan.routing.rules import OWN_STEP_LABELS
 
 # Every mail a job sends is machine-made (RFC 3834), so that clients do not auto-reply to it.
 AUTO_SUBMITTED: Final = {"Auto-Submitted": "auto-generated"}
@@ -58,7 +59,7 @@ def step_label(ctx: Context, kind: str, name: str) -> str:
     """A step as people call it (審核, 簽發 …), from the rules in force; its name if not found."""
     flow = ctx.rules.flow(kind)
     labels = {s.name: s.label for s in flow.steps} if flow is not None else {}
-    return labels.get(name, name)
+    return labels.get(name, OWN_STEP_LABELS.get(name, name))
 
 
 def person_name(directory: Directory, account: str | None) -> str:

@@ -20,6 +20,7 @@ from yizhan.daemon.jobs.accounts import (
     run_unused_accounts,
 )
 from yizhan.daemon.jobs.backups import run_nightly_backup
+from yizhan.daemon.jobs.assessment import ASSESSMENT_AT, run_assessment
 from yizhan.daemon.jobs.bulletins import (
     BULLETIN_CLEANUP_AT,
     BULLETIN_EXPIRY_AT,
@@ -35,6 +36,7 @@ from yizhan.daemon.jobs.delegations import (
     run_delegation_start,
 )
 from yizhan.daemon.jobs.digests import run_digests
+from yizhan.daemon.jobs.it_notices import IT_DIGEST_AT, run_it_alerts, run_it_digest
 from yizhan.daemon.jobs.reminders import run_reminders
 from yizhan.daemon.jobs.reports import OVERDUE_REPORT_AT, run_overdue_report
 from yizhan.daemon.jobs.slots import JobBody, work_calendar
@@ -104,6 +106,9 @@ JOBS: Final[tuple[Job, ...]] = (
     ),
     # At [backup] time, which the body reads from the config: it looks every minute.
     Job(name="nightly_backup", run=run_nightly_backup, trigger=lambda _: _every(60)),
+    Job(name="assessment", run=run_assessment, trigger=_daily(ASSESSMENT_AT)),
+    Job(name="it_alerts", run=run_it_alerts, trigger=lambda _: _every(60)),
+    Job(name="it_digest", run=run_it_digest, trigger=_daily(IT_DIGEST_AT)),
 )
 
 

@@ -14,6 +14,7 @@ from yizhan.daemon.desk.mailer import Mailer
 from yizhan.daemon.desk.request import answer_headers
 from yizhan.mailstore import audit
 from yizhan.mailstore.inbound import message_id_of
+from yizhan.mailstore.it_notices import may_tell_now
 from yizhan.routing.content import (
     Verdict,
 )
@@ -56,7 +57,7 @@ def report_refusal(
         detail["message_id"] = message_id
     if quarantine_id:
         detail["quarantine"] = quarantine_id
-    audit.record(
+    entry = audit.record(
         session,
         at=now,
         actor=sender,
@@ -91,6 +92,10 @@ def report_refusal(
             now=now,
         )
     if not verdict.notify_it:
+        return
+    session.flush()
+    if verdict.rule == "virus" and not may_tell_now(session, "virus", now, entry.id):
+        # IT heard of a virus within the hour: the it_alerts job counts this into the next.
         return
     for it_person in it_people(directory):
         mailer.send(

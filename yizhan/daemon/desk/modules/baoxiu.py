@@ -18,4 +18,4 @@ class Baoxiu(DocumentModule):
     """See the module docstring."""
 
     name = "baoxiu"
-    help = "報修 problem report to the IT department (第十二條)"
+    help = "報修 / 报修 problem report to the IT department (第十二條)"
