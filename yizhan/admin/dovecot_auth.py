@@ -5,8 +5,9 @@ and each user lookup (a master login, an LMTP delivery, by account or address) t
 ``/internal/dovecot/lookup``. A login is ``mailstore.accounts.authenticate``, as for SMTP AUTH:
 five failures lock the account for SMTP and IMAP alike, a suspended or revoked account is
 refused at once, a success is the last login, and a temporary or expired password is refused
-with where to change it. A lookup only says whether the account may have mail; it counts nothing. Only Dovecot may ask: the
-request must come from this host and carry the secret that only Dovecot's lua file holds.
+with where to change it. A lookup only says whether the account may have mail; it counts
+nothing. Only Dovecot may ask: the request must come from this host and carry the secret that
+only Dovecot's lua file holds.
 """
 
 from __future__ import annotations

@@ -88,7 +88,7 @@ virtual_transport = lmtp:unix:{dovecot.lmtp_socket}
 # SASL through Dovecot, which asks Yizhan (one account, one policy).
 smtpd_sasl_type = dovecot
 smtpd_sasl_path = {dovecot.auth_client_socket}
-smtpd_sasl_auth_enable = no
+smtpd_sasl_auth_enable = yes
 # Which login owns which sender address: an account owns <account>@ of both domains.
 smtpd_sender_login_maps = regexp:{base}/conf/sender_logins
 smtpd_sender_restrictions = reject_sender_login_mismatch
@@ -105,7 +105,6 @@ def master_cf(ports: Ports) -> str:
 127.0.0.1:{ports.mx} inet n - n - - smtpd
 127.0.0.1:{ports.submission} inet n - n - - smtpd
   -o syslog_name=postfix/submission
-  -o smtpd_sasl_auth_enable=yes
   -o smtpd_client_restrictions=permit_sasl_authenticated,reject
   -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
 127.0.0.1:{ports.yizhan} inet n - n - - smtpd

@@ -79,26 +79,27 @@ def site(system_key_home: Path) -> Iterator[Site]:
     # the same Dovecot as the organisation's IMAP server (``[imap] server``, as master user).
     base = reachable_dir()
     master = base / "var" / "imap-master-password"
-    with imap_daemon(
-        system_key_home,
-        port=imap_port,
-        base=base,
-        smtp={"trusted_relays": ["127.0.0.1"], "policy_listen": f"127.0.0.1:{policy_port}"},
-        relay={"host": "127.0.0.1", "port": ports.yizhan},
-        imap={
-            "server": f"127.0.0.1:{imap_port}",
-            "master_user": MASTER_USER,
-            "master_password_file": str(master),
-        },
-    ) as daemon:
-        with running_postfix(
+    with (
+        imap_daemon(
+            system_key_home,
+            port=imap_port,
+            base=base,
+            smtp={"trusted_relays": ["127.0.0.1"], "policy_listen": f"127.0.0.1:{policy_port}"},
+            relay={"host": "127.0.0.1", "port": ports.yizhan},
+            imap={
+                "server": f"127.0.0.1:{imap_port}",
+                "master_user": MASTER_USER,
+                "master_password_file": str(master),
+            },
+        ) as daemon,
+        running_postfix(
             ports=ports,
             yizhan_port=daemon.port,
             policy_port=policy_port,
             dovecot=layout_for(daemon.ctx.config),
-        ) as postfix:
-            yield Site(daemon, postfix)
-            print(postfix.log[:12000])
+        ) as postfix,
+    ):
+        yield Site(daemon, postfix)
 
 
 def reply_through_postfix(site: Site, account: str, ask: EmailMessage, text: str) -> None:
