@@ -22,18 +22,25 @@ from __future__ import annotations
 
 import os
 import shutil
+import smtplib
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
-from tests.daemon.imap.conftest import free_port
+from tests.daemon.imap.conftest import free_port, imap_daemon, reachable_dir
+from tests.daemon.test_flows import PASSWORD, Daemon
+from yizhan.daemon.imap.dovecot import MASTER_USER, layout_for
 from yizhan.daemon.imap.dovecot_conf import DovecotLayout
+from yizhan.mailstore import accounts
+from yizhan.mailstore.models import Account, Inbound
 
 #: The domain of the people's own mailboxes, delivered by Postfix into Dovecot (bureau.toml).
 MAILBOX_DOMAIN = "bureau.example"
@@ -230,3 +237,72 @@ def _locked(path: Path) -> bool:
     except (OSError, ValueError, IndexError):
         return False
     return True
+
+
+class Site:
+    """Yizhan with its Dovecot, behind the organisation's Postfix."""
+
+    def __init__(self, daemon: Daemon, postfix: Postfix) -> None:
+        self.daemon = daemon
+        self.postfix = postfix
+
+    def swaks(self, *args: str, port: int | None = None) -> subprocess.CompletedProcess[str]:
+        """swaks against Postfix (the submission port unless told otherwise)."""
+        port = port or self.postfix.ports.submission
+        return subprocess.run(
+            ["swaks", "--server", f"127.0.0.1:{port}", "--timeout", "30", *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+
+    def submit(self, account: str, message: EmailMessage) -> None:
+        """Send as a mail client set up for Postfix's submission port would."""
+        with smtplib.SMTP("127.0.0.1", self.postfix.ports.submission, timeout=30) as client:
+            client.login(account, PASSWORD)
+            client.send_message(message)
+
+    def account(self, account: str) -> Account:
+        with self.daemon.ctx.sessions() as session:
+            return accounts.get_account(session, account)
+
+    def inbound(self, subject_marker: str) -> list[Inbound]:
+        """The inbound rows whose stored message contains ``subject_marker`` (ASCII)."""
+        ctx = self.daemon.ctx
+        with ctx.sessions() as session:
+            rows = list(session.scalars(select(Inbound).order_by(Inbound.id)))
+        return [r for r in rows if subject_marker.encode() in ctx.raw.read(r.path)]
+
+
+@contextmanager
+def postfix_site(system_key_home: Path, *, file_over_imap: bool) -> Iterator[Site]:
+    """Yizhan with its Dovecot behind a Postfix of its own. ``file_over_imap``: Yizhan files
+    people's mail into the Dovecot as master user (``[imap] server``); otherwise it relays
+    people's mail out through Postfix, which delivers it into the Dovecot over LMTP."""
+    ports, policy_port, imap_port = Ports.free(), free_port(), free_port()
+    # With a relay, people's own mail goes out through Postfix; Yizhan files its requests into
+    # the same Dovecot as the organisation's IMAP server (``[imap] server``, as master user).
+    base = reachable_dir()
+    master = base / "var" / "imap-master-password"
+    with (
+        imap_daemon(
+            system_key_home,
+            port=imap_port,
+            base=base,
+            smtp={"trusted_relays": ["127.0.0.1"], "policy_listen": f"127.0.0.1:{policy_port}"},
+            relay={"host": "127.0.0.1", "port": ports.yizhan},
+            imap={
+                "server": f"127.0.0.1:{imap_port}",
+                "master_user": MASTER_USER,
+                "master_password_file": str(master),
+            },
+        ) as daemon,
+        running_postfix(
+            ports=ports,
+            yizhan_port=daemon.port,
+            policy_port=policy_port,
+            dovecot=layout_for(daemon.ctx.config),
+        ) as postfix,
+    ):
+        yield Site(daemon, postfix)

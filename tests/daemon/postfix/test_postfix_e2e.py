@@ -11,95 +11,25 @@ from __future__ import annotations
 
 import imaplib
 import smtplib
-import subprocess
 from collections.abc import Iterator
+from email import policy
+from email.headerregistry import Address
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 
-from tests.daemon.imap.conftest import (
-    Held,
-    folder,
-    free_port,
-    imap_daemon,
-    login,
-    reachable_dir,
-    wait_until,
-)
-from tests.daemon.postfix.conftest import OA_DOMAIN, Ports, Postfix, running_postfix
-from tests.daemon.test_flows import PASSWORD, Daemon
-from yizhan.daemon.imap.dovecot import MASTER_USER, layout_for
+from tests.daemon.imap.conftest import Held, folder, login, wait_until
+from tests.daemon.postfix.conftest import OA_DOMAIN, Site, postfix_site
+from tests.daemon.test_flows import PASSWORD, files_of, scan_with
 from yizhan.daemon.imap.folders import DONE, TODO
 from yizhan.mailstore import accounts
-from yizhan.mailstore.models import Account, Inbound
-
-
-class Site:
-    """Yizhan with its Dovecot, behind the organisation's Postfix."""
-
-    def __init__(self, daemon: Daemon, postfix: Postfix) -> None:
-        self.daemon = daemon
-        self.postfix = postfix
-
-    def swaks(self, *args: str, port: int | None = None) -> subprocess.CompletedProcess[str]:
-        """swaks against Postfix (the submission port unless told otherwise)."""
-        port = port or self.postfix.ports.submission
-        return subprocess.run(
-            ["swaks", "--server", f"127.0.0.1:{port}", "--timeout", "30", *args],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=60,
-        )
-
-    def submit(self, account: str, message: EmailMessage) -> None:
-        """Send as a mail client set up for Postfix's submission port would."""
-        with smtplib.SMTP("127.0.0.1", self.postfix.ports.submission, timeout=30) as client:
-            client.login(account, PASSWORD)
-            client.send_message(message)
-
-    def account(self, account: str) -> Account:
-        with self.daemon.ctx.sessions() as session:
-            return accounts.get_account(session, account)
-
-    def inbound(self, subject_marker: str) -> list[Inbound]:
-        """The inbound rows whose stored message contains ``subject_marker`` (ASCII)."""
-        ctx = self.daemon.ctx
-        with ctx.sessions() as session:
-            rows = list(session.scalars(select(Inbound).order_by(Inbound.id)))
-        return [r for r in rows if subject_marker.encode() in ctx.raw.read(r.path)]
 
 
 @pytest.fixture(scope="module")
 def site(system_key_home: Path) -> Iterator[Site]:
-    ports, policy_port, imap_port = Ports.free(), free_port(), free_port()
-    # With a relay, people's own mail goes out through Postfix; Yizhan files its requests into
-    # the same Dovecot as the organisation's IMAP server (``[imap] server``, as master user).
-    base = reachable_dir()
-    master = base / "var" / "imap-master-password"
-    with (
-        imap_daemon(
-            system_key_home,
-            port=imap_port,
-            base=base,
-            smtp={"trusted_relays": ["127.0.0.1"], "policy_listen": f"127.0.0.1:{policy_port}"},
-            relay={"host": "127.0.0.1", "port": ports.yizhan},
-            imap={
-                "server": f"127.0.0.1:{imap_port}",
-                "master_user": MASTER_USER,
-                "master_password_file": str(master),
-            },
-        ) as daemon,
-        running_postfix(
-            ports=ports,
-            yizhan_port=daemon.port,
-            policy_port=policy_port,
-            dovecot=layout_for(daemon.ctx.config),
-        ) as postfix,
-    ):
-        yield Site(daemon, postfix)
+    with postfix_site(system_key_home, file_over_imap=True) as running:
+        yield running
 
 
 def reply_through_postfix(site: Site, account: str, ask: EmailMessage, text: str) -> None:
@@ -151,6 +81,49 @@ def test_a_draft_submitted_to_postfix_reaches_todo_and_moves_to_done(site: Site)
     assert requests(head, TODO) == []
     (next_ask,) = wait_until(lambda: requests(leader, TODO), timeout=40, what="the next request")
     assert next_ask.mail["X-Yizhan-Doc"] == ask.mail["X-Yizhan-Doc"]
+    # One conversation in Thunderbird (the same root in References) and in Outlook (the same
+    # Thread-Index and Thread-Topic), across people and steps.
+    root = f"<yizhan-doc-{ask.mail['X-Yizhan-Doc']}@{OA_DOMAIN}>"
+    for mail in (ask.mail, next_ask.mail):
+        assert root in str(mail["References"]).split()
+        assert mail["Thread-Index"] == ask.mail["Thread-Index"]
+        assert str(mail["Thread-Topic"]).startswith("關於購置電腦的請示")
+
+
+def test_utf8_names_survive_the_round_trip(site: Site, clamd_socket: str) -> None:
+    # SMTPUTF8 (raw UTF-8 headers, RFC 6532) into Postfix, on to Yizhan, and out again: the
+    # title, the author's name and an RFC 2231 file name arrive as written.
+    scan_with(site.daemon, clamd_socket)
+    author, head = "hanxue", "liangguoqiang"
+    draft = EmailMessage(policy=policy.SMTPUTF8)
+    draft["From"] = Address("韓雪", addr_spec=f"{author}@bureau.example")
+    draft["To"] = f"qianbao@{OA_DOMAIN}"
+    draft["Subject"] = "關於採購檔案櫃的請示 PFX-UTF8"
+    draft.set_content("擬採購檔案櫃兩組，清單附後。")
+    listing = "檔案櫃 2 組\n".encode()
+    draft.add_attachment(
+        listing,
+        maintype="text",
+        subtype="plain",
+        filename="採購清單（第一批）.txt",
+    )
+    with smtplib.SMTP("127.0.0.1", site.postfix.ports.submission, timeout=30) as client:
+        client.login(author, PASSWORD)
+        assert client.has_extn("smtputf8")
+        client.send_message(draft)
+    # Postfix passed it on to Yizhan as it came: raw UTF-8, not re-encoded.
+    (row,) = wait_until(lambda: site.inbound("PFX-UTF8"), what="the draft at Yizhan")
+    assert "Subject: 關於採購檔案櫃的請示 PFX-UTF8".encode() in site.daemon.ctx.raw.read(row.path)
+
+    def asked() -> list[Held]:
+        return [m for m in folder(site.daemon, head, TODO) if "PFX-UTF8" in m.mail["Subject"]]
+
+    (ask,) = wait_until(asked, timeout=40, what="the request")
+    assert "關於採購檔案櫃的請示" in str(ask.mail["Subject"])
+    files = {name: data.replace(b"\r\n", b"\n") for name, data in files_of(ask.mail)}
+    assert files.get("採購清單（第一批）.txt") == listing
+    texts = [p.get_content() for p in ask.mail.walk() if p.get_content_type() == "text/plain"]
+    assert any("韓雪" in text for text in texts)
 
 
 def test_mail_for_a_persons_own_mailbox_goes_through_postfix_into_dovecot(site: Site) -> None:
