@@ -89,6 +89,8 @@ bounce_queue_lifetime = 0
 # The OA domain is Yizhan's: the transport map sends it to Yizhan's SMTP port.
 relay_domains = {OA_DOMAIN}
 transport_maps = texthash:{base}/conf/transport
+# A test MTA delivers nowhere off this host: any other domain bounces at once.
+default_transport = error:5.1.2 no mail system for this domain on the test host
 # People's own mailboxes: Dovecot, over LMTP.
 virtual_mailbox_domains = {MAILBOX_DOMAIN}
 virtual_transport = lmtp:unix:{dovecot.lmtp_socket}
@@ -119,6 +121,7 @@ def master_cf(ports: Ports) -> str:
   -o smtpd_client_restrictions=permit_mynetworks,reject
   -o smtpd_sender_restrictions=
   -o smtpd_relay_restrictions=permit_mynetworks,reject
+  -o smtpd_reject_unlisted_recipient=no
 pickup    unix  n - n 60 1 pickup
 cleanup   unix  n - n - 0 cleanup
 qmgr      unix  n - n 300 1 qmgr
@@ -281,10 +284,14 @@ def postfix_site(system_key_home: Path, *, file_over_imap: bool) -> Iterator[Sit
     people's mail into the Dovecot as master user (``[imap] server``); otherwise it relays
     people's mail out through Postfix, which delivers it into the Dovecot over LMTP."""
     ports, policy_port, imap_port = Ports.free(), free_port(), free_port()
-    # With a relay, people's own mail goes out through Postfix; Yizhan files its requests into
-    # the same Dovecot as the organisation's IMAP server (``[imap] server``, as master user).
     base = reachable_dir()
-    master = base / "var" / "imap-master-password"
+    # With a relay, people's own mail goes out through Postfix; filing, Yizhan files people's
+    # mail into the same Dovecot as the organisation's IMAP server (``[imap] server``).
+    filing = {
+        "server": f"127.0.0.1:{imap_port}",
+        "master_user": MASTER_USER,
+        "master_password_file": str(base / "var" / "imap-master-password"),
+    }
     with (
         imap_daemon(
             system_key_home,
@@ -292,11 +299,7 @@ def postfix_site(system_key_home: Path, *, file_over_imap: bool) -> Iterator[Sit
             base=base,
             smtp={"trusted_relays": ["127.0.0.1"], "policy_listen": f"127.0.0.1:{policy_port}"},
             relay={"host": "127.0.0.1", "port": ports.yizhan},
-            imap={
-                "server": f"127.0.0.1:{imap_port}",
-                "master_user": MASTER_USER,
-                "master_password_file": str(master),
-            },
+            imap=filing if file_over_imap else {},
         ) as daemon,
         running_postfix(
             ports=ports,
