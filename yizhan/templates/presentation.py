@@ -34,6 +34,7 @@ TRAIL_WORDS: dict[str, tuple[str, str, str]] = {
     "withdraw": ("撤回", "撤回", "withdrawn"),
     "expire": ("到期", "到期", "expired"),
     "archive": ("年底归档", "年底歸檔", "archived at year end"),
+    "undelivered": ("邮件未送达", "郵件未送達", "mail not delivered"),
 }
 _LANGUAGE_INDEX = {"zh_CN": 0, "zh_TW": 1, "en": 2}
 
