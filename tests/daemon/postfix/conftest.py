@@ -91,6 +91,9 @@ relay_domains = {OA_DOMAIN}
 transport_maps = texthash:{base}/conf/transport
 # A test MTA delivers nowhere off this host: any other domain bounces at once.
 default_transport = error:5.1.2 no mail system for this domain on the test host
+# The sealed login is for Yizhan alone: stripped from every other delivery.
+smtp_header_checks = regexp:{base}/conf/login_header
+lmtp_header_checks = regexp:{base}/conf/login_header
 # People's own mailboxes: Dovecot, over LMTP.
 virtual_mailbox_domains = {MAILBOX_DOMAIN}
 virtual_transport = lmtp:unix:{dovecot.lmtp_socket}
@@ -133,6 +136,8 @@ verify    unix  - - n - 1 verify
 flush     unix  n - n 1000? 0 flush
 proxymap  unix  - - n - - proxymap
 smtp      unix  - - n - - smtp
+yizhan    unix  - - n - - smtp
+  -o smtp_header_checks=
 relay     unix  - - n - - smtp
 showq     unix  n - n - - showq
 error     unix  - - n - - error
@@ -208,8 +213,9 @@ def running_postfix(
     )
     (conf / "master.cf").write_text(master_cf(ports), encoding="utf-8")
     (conf / "transport").write_text(
-        f"{OA_DOMAIN} smtp:[127.0.0.1]:{yizhan_port}\n", encoding="utf-8"
+        f"{OA_DOMAIN} yizhan:[127.0.0.1]:{yizhan_port}\n", encoding="utf-8"
     )
+    (conf / "login_header").write_text("/^X-Yizhan-Login:/ IGNORE\n", encoding="utf-8")
     (conf / "sender_logins").write_text(
         f"/^([^@+]+)@({OA_DOMAIN}|{MAILBOX_DOMAIN})$/ ${{1}}\n".replace(".", r"\."),
         encoding="utf-8",

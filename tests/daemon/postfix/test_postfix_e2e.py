@@ -146,6 +146,22 @@ def test_mail_for_a_persons_own_mailbox_goes_through_postfix_into_dovecot(site: 
     )
     assert held.mail["Return-Path"] == "<partner@elsewhere.example>"
     assert "lmtp" in site.postfix.wait_log("status=sent (250 2.0.0 <lijun@bureau.example>")
+    # A colleague's mail submitted with SASL: the sealed login is Yizhan's alone, stripped
+    # from every other delivery.
+    sent = site.swaks(
+        "--auth", "PLAIN", "--auth-user", "zhaojianguo", "--auth-password", PASSWORD,
+        "--from", "zhaojianguo@bureau.example",
+        "--to", "lijun@bureau.example",
+        "--header", "Subject: PFX-LMTP-2",
+    )  # fmt: skip
+    assert sent.returncode == 0, sent.stdout
+    (held,) = wait_until(
+        lambda: [
+            m for m in folder(site.daemon, "lijun", "INBOX") if m.mail["Subject"] == "PFX-LMTP-2"
+        ],
+        what="the colleague's message",
+    )
+    assert held.mail["X-Yizhan-Login"] is None
 
 
 def test_a_spoofed_sender_without_auth_is_refused(site: Site) -> None:
