@@ -29,12 +29,12 @@ TRAIL_WORDS: dict[str, tuple[str, str, str]] = {
     "forward": ("转交", "轉交", "forwarded"),
     "comment": ("意见", "意見", "commented"),
     "remind": ("催办", "催辦", "reminded"),
+    "undelivered": ("邮件未送达", "郵件未送達", "mail not delivered"),
     "progress": ("进展", "進展", "reported progress"),
     "file": ("归档", "歸檔", "filed"),
     "withdraw": ("撤回", "撤回", "withdrawn"),
     "expire": ("到期", "到期", "expired"),
     "archive": ("年底归档", "年底歸檔", "archived at year end"),
-    "undelivered": ("邮件未送达", "郵件未送達", "mail not delivered"),
 }
 _LANGUAGE_INDEX = {"zh_CN": 0, "zh_TW": 1, "en": 2}
 
