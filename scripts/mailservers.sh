@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Dovecot that `yizhan serve` runs over <data_dir>/maildirs (idempotent; quiet when
 # present): Debian 12's dovecot-core, dovecot-imapd, dovecot-lmtpd and dovecot-auth-lua (the
-# lua passdb asks Yizhan itself over loopback HTTP; its dovecot.http client is in dovecot-core).
+# lua passdb asks Yizhan itself over loopback HTTP; its dovecot.http client is in dovecot-core);
+# and Postfix with swaks for the tests that put a real Postfix in front of Yizhan.
 #
 # Yizhan writes Dovecot 2.3 configuration; Dovecot 2.4 changed the syntax and removed settings
 # it uses, so any other version is refused here with a clear message. The system's own Dovecot
@@ -16,6 +17,11 @@ command -v dovecot >/dev/null 2>&1 || need+=(dovecot-core)
 ls /usr/lib/dovecot/modules/auth/libauthdb_lua.so >/dev/null 2>&1 || need+=(dovecot-auth-lua)
 # setpriv drops root to Dovecot's own user when the daemon runs as root.
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
+# The organisation's MTA in the integration tests (tests/daemon/postfix), and swaks, the SMTP
+# client they submit with. Each test starts its own Postfix from its own configuration
+# directory; the package's own instance stays unconfigured and stopped.
+[ -x /usr/sbin/postfix ] || need+=(postfix)
+command -v swaks >/dev/null 2>&1 || need+=(swaks)
 
 if [ ${#need[@]} -ne 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
@@ -23,6 +29,8 @@ if [ ${#need[@]} -ne 0 ]; then
     exit 1
   fi
   echo "mailservers: installing ${need[*]}"
+  # "No configuration": no /etc/postfix/main.cf, so the system's Postfix does not start.
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   # Another engineer's or job's apt may hold the lock: wait for it instead of failing.
   for attempt in $(seq 1 60); do
     if apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import datetime as dt
 import email
 from email import policy
@@ -11,6 +13,7 @@ from sqlalchemy import select
 
 from yizhan.daemon.context import Context
 from yizhan.daemon.desk.mailer import Mailer, MailFile
+from yizhan.daemon.desk.threads import document_thread, join_threads
 from yizhan.mailstore.directory import load_directory
 from yizhan.mailstore.models import Document, OutboundMessage
 from yizhan.routing.documents import DocumentState, StepState
@@ -50,7 +53,8 @@ def test_document_headers_say_where_the_document_stands_and_what_is_asked(ctx: C
     )
     step = StepState(id=3, name="signoff", assignee="lijun", action="approve", due_at=DUE)
     headers = Mailer(ctx).document_headers(state, step, "approve")
-    assert headers == {
+    yizhan = {k: v for k, v in headers.items() if k.startswith("X-Yizhan-")}
+    assert yizhan == {
         "X-Yizhan-Doc": "7",
         "X-Yizhan-Kind": "fawen",
         "X-Yizhan-State": "signing",
@@ -63,6 +67,26 @@ def test_document_headers_say_where_the_document_stands_and_what_is_asked(ctx: C
     told = Mailer(ctx).document_headers(state, state="closed")
     assert told["X-Yizhan-Step"] == "-" and told["X-Yizhan-Action"] == "none"
     assert told["X-Yizhan-State"] == "closed" and "X-Yizhan-Deadline" not in told
+    # Every mail about the document is one conversation: the same root in References for
+    # Thunderbird, the same Thread-Index and the title as Thread-Topic for Outlook.
+    assert headers["References"] == told["References"] == "<yizhan-doc-7@oa.example>"
+    assert headers["Thread-Index"] == told["Thread-Index"]
+    index = base64.b64decode(headers["Thread-Index"])
+    assert len(index) == 22 and index[0] == 1
+    assert headers["Thread-Topic"] == "通知"
+    other = Mailer(ctx).document_headers(dataclasses.replace(state, id=8))
+    assert other["Thread-Index"] != headers["Thread-Index"]
+
+
+def test_an_answer_about_a_document_stays_in_reply_to_the_persons_message() -> None:
+    # A person's reply to a request is answered in reply to it; the document's root joins the
+    # references, so the answer is in the same conversation as the request.
+    document = document_thread(7, "oa.example", "通知")
+    answer = {"In-Reply-To": "<r1@client>", "References": "<ask@oa.example> <r1@client>"}
+    joined = join_threads(document, answer)
+    assert joined["In-Reply-To"] == "<r1@client>"
+    assert joined["References"] == "<yizhan-doc-7@oa.example> <ask@oa.example> <r1@client>"
+    assert joined["Thread-Index"] == document["Thread-Index"]
 
 
 def test_a_bulletin_is_a_list_mail_without_unsubscribe_and_news_says_how_to_leave(

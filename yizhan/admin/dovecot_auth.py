@@ -1,12 +1,13 @@
 """Answers Dovecot's lua passdb: IMAP logins checked by the same code and counters as SMTP AUTH.
 
 Dovecot (``yizhan.daemon.imap.dovecot_conf``) posts each login to ``/internal/dovecot/verify``
-and each user lookup (a master login, an LMTP delivery) to ``/internal/dovecot/lookup``. A
-login is ``mailstore.accounts.authenticate``, as for SMTP AUTH: five failures lock the account
-for SMTP and IMAP alike, a suspended or revoked account is refused at once, a success is the
-last login, and a temporary or expired password is refused with where to change it. A lookup
-only says whether the account may have mail; it counts nothing. Only Dovecot may ask: the
-request must come from this host and carry the secret that only Dovecot's lua file holds.
+and each user lookup (a master login, an LMTP delivery, by account or address) to
+``/internal/dovecot/lookup``. A login is ``mailstore.accounts.authenticate``, as for SMTP AUTH:
+five failures lock the account for SMTP and IMAP alike, a suspended or revoked account is
+refused at once, a success is the last login, and a temporary or expired password is refused
+with where to change it. A lookup only says whether the account may have mail; it counts
+nothing. Only Dovecot may ask: the request must come from this host and carry the secret that
+only Dovecot's lua file holds.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import logging
 import urllib.parse
 from typing import Final
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
@@ -27,7 +28,7 @@ from yizhan.daemon.context import Context
 from yizhan.daemon.imap.dovecot import passdb_secret
 from yizhan.daemon.imap.dovecot_conf import PASSDB_PATH
 from yizhan.mailstore.accounts import LoginResult, VerifiedPasswords, authenticate
-from yizhan.mailstore.models import Account
+from yizhan.mailstore.models import Account, Person
 
 __all__ = ["PREFIX", "dovecot_auth_routes"]
 
@@ -62,12 +63,21 @@ def dovecot_auth_routes(ctx: Context) -> list[BaseRoute]:
                 verified=verified,
             )
 
-    def lookup(account: str) -> str | None:
+    def lookup(login: str) -> str | None:
+        # An LMTP delivery from the organisation's Postfix names the recipient by address:
+        # either of a person's two addresses is their account.
+        login = login.strip().lower()
+        local, at, domain = login.rpartition("@")
         with ctx.sessions() as session:
-            return session.scalar(
-                select(Account.account).where(
-                    Account.account == account.strip().lower(), Account.state == "active"
+            if at and domain == ctx.config.domain.lower():
+                login = local
+            elif at:
+                login = (
+                    session.scalar(select(Person.account).where(func.lower(Person.email) == login))
+                    or ""
                 )
+            return session.scalar(
+                select(Account.account).where(Account.account == login, Account.state == "active")
             )
 
     async def verify_route(request: Request) -> PlainTextResponse:

@@ -21,6 +21,7 @@ import uvicorn
 
 from yizhan.admin.app import create_app
 from yizhan.daemon.context import Context
+from yizhan.daemon.gateway.policy import start_policy_service
 from yizhan.daemon.gateway.server import start_smtp
 from yizhan.daemon.imap.service import ImapService
 from yizhan.daemon.jobs.scheduler import start_scheduler
@@ -92,6 +93,12 @@ async def run_daemon(
     processor = Processor(ctx, on_queued=queued)
     writer = InboundWriter(ctx, on_committed=lambda _ids: processor.wake())
     smtp = await start_smtp(ctx, writer)
+    policy_listen = ctx.config.smtp.policy_listen
+    policy = (
+        await start_policy_service(policy_listen, secret=ctx.config.secret)
+        if policy_listen is not None
+        else None
+    )
     scheduler = start_scheduler(ctx, on_queued=queued)
     admin_listen = ctx.config.admin_listen
     admin = _AdminServer(
@@ -124,6 +131,8 @@ async def run_daemon(
     scheduler.shutdown()
     smtp.close()
     await smtp.wait_closed()
+    if policy is not None:
+        policy.close()
     await writer.aclose()
     admin.should_exit = True
     await asyncio.gather(*workers, return_exceptions=True)

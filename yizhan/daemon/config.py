@@ -77,6 +77,8 @@ class SmtpConfig:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     max_connections: int = 200
+    #: Yizhan's Postfix policy service (``gateway.policy``); None: not started.
+    policy_listen: HostPort | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -231,6 +233,7 @@ _SECTIONS: dict[str, set[str]] = {
         "tls_cert",
         "tls_key",
         "max_connections",
+        "policy_listen",
     },
     "relay": {
         "host",
@@ -340,6 +343,11 @@ def parse_config(raw: dict[str, Any], *, source: Path | None = None) -> Config:
         tls_cert=_path_or_none(s, "smtp.tls_cert", data_dir / "tls" / "cert.pem"),
         tls_key=_path_or_none(s, "smtp.tls_key", data_dir / "tls" / "key.pem"),
         max_connections=_int(s, "smtp.max_connections", 200, low=1),
+        policy_listen=(
+            _listen(s, "smtp.policy_listen", "127.0.0.1:10040")
+            if _str(s, "smtp.policy_listen", "")
+            else None
+        ),
     )
 
     r = raw.get("relay", {})

@@ -209,6 +209,34 @@ def authenticate(
     return LoginResult(ok=True, account=row.account)
 
 
+def vouched_login(
+    session: Session, login: str, *, now: dt.datetime, policy: LoginPolicy
+) -> LoginResult:
+    """A login whose password another server checked (the organisation's Postfix with SASL,
+    issue 13): the account policy of :func:`authenticate` without the password. A suspended,
+    revoked or locked account, or one whose password must be changed, is refused; a success is
+    the person's last login. The caller commits."""
+    row = session.get(Account, login.strip().lower())
+    if row is None:
+        return LoginResult(ok=False, account=None, reason="unknown account")
+    if row.state != "active":
+        return LoginResult(ok=False, account=row.account, reason=f"the account is {row.state}")
+    if is_locked(row.locked_until, now):
+        until = row.locked_until.isoformat(timespec="minutes") if row.locked_until else ""
+        return LoginResult(
+            ok=False, account=row.account, reason=f"too many failed logins; locked until {until}"
+        )
+    if row.password_temporary or password_expired(row.password_changed_at, now, policy):
+        return LoginResult(
+            ok=False,
+            account=row.account,
+            reason="the password must be changed before the account can send",
+            must_change=True,
+        )
+    row.last_login_at = now
+    return LoginResult(ok=True, account=row.account)
+
+
 def unlock(session: Session, account: str, *, actor: str, now: dt.datetime) -> None:
     """Clear the failed-login counter and any lockout (the IT department, on the admin page)."""
     row = get_account(session, account)

@@ -29,6 +29,7 @@ TRAIL_WORDS: dict[str, tuple[str, str, str]] = {
     "forward": ("转交", "轉交", "forwarded"),
     "comment": ("意见", "意見", "commented"),
     "remind": ("催办", "催辦", "reminded"),
+    "undelivered": ("邮件未送达", "郵件未送達", "mail not delivered"),
     "progress": ("进展", "進展", "reported progress"),
     "file": ("归档", "歸檔", "filed"),
     "withdraw": ("撤回", "撤回", "withdrawn"),

@@ -49,10 +49,16 @@ def reachable_dir() -> Path:
 
 @contextmanager
 def imap_daemon(
-    system_key_home: Path, *, port: int | None = None, **sections: dict[str, Any]
+    system_key_home: Path,
+    *,
+    port: int | None = None,
+    base: Path | None = None,
+    **sections: dict[str, Any],
 ) -> Iterator[Daemon]:
-    """The demo bureau's daemon with its own Dovecot; every account's password is PASSWORD."""
-    base = reachable_dir()
+    """The demo bureau's daemon with its own Dovecot; every account's password is PASSWORD.
+
+    ``base`` (from :func:`reachable_dir`): where the data directory goes (``base/var``)."""
+    base = base or reachable_dir()
     port = port or free_port()
     with fresh_database(base) as url:
         settings: dict[str, dict[str, Any]] = {

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from yizhan.daemon.desk.files import document_files
 from yizhan.daemon.desk.request import Request
+from yizhan.daemon.desk.threads import join_threads
 from yizhan.mailstore import audit
 from yizhan.mailstore.documents import doc_target, load_state
 from yizhan.mailstore.models import Document
@@ -44,7 +45,7 @@ def send_copy(request: Request, document: Document) -> None:
     if material:
         # So that an outbound filter knows it for material too (第十七條).
         headers["X-Yizhan-Kind"] = materials.KIND
-    headers.update(request.answer_headers())
+    headers = join_threads(headers, request.answer_headers())
     files = document_files(session, request.ctx.raw, document)
     author = directory.people.get(document.author)
     is_library = document.kind == materials.KIND

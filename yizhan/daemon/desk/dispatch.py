@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Final
 
-from yizhan.daemon.desk import commands, replies
+from yizhan.daemon.desk import bounces, commands, replies
 from yizhan.daemon.desk.modules import MODULES, Module
 from yizhan.daemon.desk.request import Outcome, Request
 from yizhan.mailstore import audit
@@ -48,6 +48,15 @@ def forward_to_person(request: Request, recipient: Recipient) -> None:
     )
 
 
+def command_or_report(request: Request, recipient: Recipient) -> Outcome | None:
+    """cmd@: a command, or a delivery report for Yizhan's own mail (it leaves from cmd@)."""
+    report = bounces.report_of(request)
+    if report is not None:
+        bounces.receive_report(request, report)
+        return None
+    return commands.receive(request, recipient)
+
+
 def _front_door(module: Module) -> Receiver:
     def receive(request: Request, _recipient: Recipient) -> Outcome | None:
         if request.account is None:
@@ -68,7 +77,7 @@ RECEIVERS: Final[Mapping[str, Receiver]] = MappingProxyType(
     {
         "person": forward_to_person,
         "reply": replies.receive,
-        "command": commands.receive,
+        "command": command_or_report,
         **{name: _front_door(module) for name, module in MODULES.items()},
     }
 )

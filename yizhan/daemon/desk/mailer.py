@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from yizhan.daemon.context import Context
 from yizhan.daemon.desk.files import attach_files
+from yizhan.daemon.desk.threads import document_thread
 from yizhan.mailstore.models import Document, OutboundMessage
 from yizhan.mailstore.outbox import store_body
 from yizhan.routing.directory import PersonInfo
@@ -237,6 +238,12 @@ class Mailer:
             headers["X-Yizhan-Number"] = doc.number
         if doc.urgency:
             headers["X-Yizhan-Urgency"] = doc.urgency
+        if doc.id is not None:
+            # One conversation per document in Thunderbird and Outlook (desk.threads).
+            title = getattr(doc, "title", None)
+            headers.update(
+                document_thread(doc.id, self.domain, title if isinstance(title, str) else None)
+            )
         return headers
 
     def bulletin_headers(self, document: Document, state: str) -> dict[str, str]:

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from yizhan.daemon.context import Context
 from yizhan.daemon.desk.mailer import Mailer, MailFile
 from yizhan.daemon.desk.parts import Desk
+from yizhan.daemon.desk.threads import join_threads
 from yizhan.mailstore import audit
 from yizhan.mailstore.models import Document, Inbound
 from yizhan.routing.commands import Command, command_from_message
@@ -209,7 +210,7 @@ class Request:
             return
         headers = self.answer_headers()
         if document is not None:
-            headers.update(self.mailer.document_headers(document))
+            headers = join_threads(self.mailer.document_headers(document), headers)
         carries_file = kind is not None and attachment is not None
         if carries_file:
             headers["X-Yizhan-Kind"] = str(kind)

@@ -25,12 +25,14 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 from yizhan.daemon.config import Config
 from yizhan.daemon.context import Context
 from yizhan.daemon.gateway.directory_cache import DIRECTORY_RECHECK, DirectoryCache
+from yizhan.daemon.gateway.login_header import LOGIN_HEADER, strip_field, unseal
 from yizhan.daemon.gateway.peers import peer_host, peer_text, shown
 from yizhan.daemon.gateway.replies import (
     ERR_451_INTERNAL,
     ERR_451_STORE,
     ERR_530_AUTH,
     ERR_535_AUTH,
+    ERR_550_LOGIN,
     ERR_550_NOT_YOURS,
     ERR_550_NULL_SENDER,
     ERR_553_ADDRESS,
@@ -42,8 +44,10 @@ from yizhan.daemon.gateway.replies import (
 )
 from yizhan.daemon.gateway.senders import (
     AUTH_NONE,
+    AUTH_RELAY,
     AUTH_SMTP,
     HeaderError,
+    HeaderFacts,
     TrustedRelays,
     address_belongs,
     address_problem,
@@ -53,7 +57,12 @@ from yizhan.daemon.gateway.senders import (
 from yizhan.daemon.rules_file import content_rules_version
 from yizhan.daemon.screening.check import check_message
 from yizhan.mailstore import audit
-from yizhan.mailstore.accounts import LoginResult, VerifiedPasswords, authenticate
+from yizhan.mailstore.accounts import (
+    LoginResult,
+    VerifiedPasswords,
+    authenticate,
+    vouched_login,
+)
 from yizhan.mailstore.inbound import InboundWriter, StoreFailed, message_id_of
 from yizhan.routing.addresses import AddressTable, Refusal
 
@@ -204,12 +213,19 @@ class Gateway:
             account: str | None = state.account
             method = AUTH_SMTP
         elif self.relays.trusts(peer_host(state.peer)):
-            directory = await self.directory.get()
-            account, method = relay_identity(
-                facts.auth_results, facts.from_addresses, directory, self.config.domain
-            )
+            account, method = await self._relayed_identity(facts)
+            if account is not None and method == AUTH_RELAY:
+                # The MTA checked the password; the account policy is still Yizhan's.
+                result = await asyncio.to_thread(self._vouch, account)
+                if not result.ok:
+                    auth_log.warning(
+                        "%s: relayed login %s refused: %s", message_id, account, result.reason
+                    )
+                    return ERR_550_LOGIN.format(account=account, reason=result.reason)
         else:
             return ERR_530_AUTH
+        # Only the copy the policy service sealed counts, and it is spent: none is stored.
+        data = strip_field(data, LOGIN_HEADER)
         if account is None:
             method = AUTH_NONE
         else:
@@ -273,6 +289,25 @@ class Gateway:
             ", ".join(shown(r) for r in envelope.rcpt_tos),
             len(envelope.original_content or b""),
         )
+
+    async def _relayed_identity(self, facts: HeaderFacts) -> tuple[str | None, str]:
+        # The login sealed by Yizhan's policy service first (gateway.login_header), then the
+        # MTA's Authentication-Results.
+        directory = await self.directory.get()
+        login = unseal(self.config.secret, facts.login_header, facts.first_received)
+        if login is not None:
+            account = await self._account_for_login(login)
+            if account in directory.people:
+                return account, AUTH_RELAY
+        return relay_identity(
+            facts.auth_results, facts.from_addresses, directory, self.config.domain
+        )
+
+    def _vouch(self, account: str) -> LoginResult:
+        with self.ctx.sessions.begin() as session:
+            return vouched_login(
+                session, account, now=self.ctx.clock(), policy=self.ctx.login_policy
+            )
 
     async def _belongs(self, address: str, account: str) -> bool:
         domain = self.config.domain

@@ -84,6 +84,9 @@ class HeaderFacts:
     from_addresses: tuple[str, ...]
     #: Authentication-Results values, topmost (added last, by the nearest MTA) first.
     auth_results: tuple[str, ...]
+    #: The topmost ``X-Yizhan-Login`` and ``Received`` values (``gateway.login_header``).
+    login_header: str | None = None
+    first_received: str | None = None
 
 
 def auth_allowed(peer_host: str, *, tls: bool) -> bool:
@@ -160,7 +163,12 @@ def parse_headers(data: bytes) -> HeaderFacts:
     results = tuple(
         _unfold(value) for name, value in fields if name.lower() == "authentication-results"
     )
-    return HeaderFacts(from_addresses=addresses, auth_results=results)
+    return HeaderFacts(
+        from_addresses=addresses,
+        auth_results=results,
+        login_header=_first(fields, "x-yizhan-login"),
+        first_received=_first(fields, "received"),
+    )
 
 
 def parse_auth_results(value: str) -> list[tuple[str, str, dict[str, str]]]:
@@ -238,6 +246,13 @@ def _person_for_login(login: str, directory: Directory, domain: str) -> str | No
         directory.person_by_address(login, domain) if "@" in login else directory.people.get(login)
     )
     return person.account if person is not None and person.state == "active" else None
+
+
+def _first(fields: Sequence[tuple[str, str]], name: str) -> str | None:
+    for field, value in fields:
+        if field.lower() == name:
+            return _unfold(value)
+    return None
 
 
 def _unfold(value: str) -> str:

@@ -215,6 +215,7 @@ def render_lua(*, url: str, secret: str) -> str:
 local url = "{url}"
 local secret = "{secret}"
 local client = nil
+local login_services = {{imap = true, pop3 = true, submission = true}}
 
 function script_init()
   client = dovecot.http.client({{
@@ -249,18 +250,25 @@ function auth_password_verify(req, pass)
     form(pass) .. "&service=" .. form(req.service) .. "&rip=" .. form(req.remote_ip))
   if verdict == "ok" then
     return dovecot.auth.PASSDB_RESULT_OK, {{user = detail}}
-  elseif verdict == "refused" then
+  elseif verdict == "refused" and login_services[req.service] then
+    -- A login process refuses "nologin" and shows the person the reason.
     return dovecot.auth.PASSDB_RESULT_OK, {{nologin = "y", reason = detail}}
+  elseif verdict == "refused" then
+    -- Postfix's SASL ("smtp") knows no "nologin": it would let a locked account send.
+    return dovecot.auth.PASSDB_RESULT_USER_DISABLED, detail
   elseif verdict == "fail" then
     return dovecot.auth.PASSDB_RESULT_PASSWORD_MISMATCH, detail
   end
   return dovecot.auth.PASSDB_RESULT_INTERNAL_FAILURE, detail or "no answer from Yizhan"
 end
 
+-- Lookups only (a master login's target, LMTP's userdb check): passwords are always checked
+-- by auth_password_verify above, as only PLAIN and LOGIN are offered. Without "nopassword"
+-- Dovecot fails the lookup for want of a password, and LMTP cannot deliver.
 function auth_passdb_lookup(req)
   local verdict, detail = ask("/lookup", "account=" .. form(req.user))
   if verdict == "ok" then
-    return dovecot.auth.PASSDB_RESULT_OK, {{user = detail}}
+    return dovecot.auth.PASSDB_RESULT_OK, {{user = detail, nopassword = "y"}}
   elseif verdict == "unknown" then
     return dovecot.auth.PASSDB_RESULT_USER_UNKNOWN, detail
   end
