@@ -236,7 +236,7 @@ def test_a_marking_in_a_raw_utf8_file_name_is_refused(daemon: Daemon, smtputf8: 
     data = _malformed(
         "Content-Type: multipart/mixed; boundary=z\r\n\r\n--z\r\n"
         "Content-Type: text/plain; charset=utf-8\r\n\r\n請審核。\r\n--z\r\n"
-        'Content-Type: text/plain; charset=utf-8\r\nContent-Disposition: attachment; '
+        "Content-Type: text/plain; charset=utf-8\r\nContent-Disposition: attachment; "
         'filename="機密★1年.txt"\r\n\r\n內容\r\n--z--\r\n'
     )
     with smtplib.SMTP("127.0.0.1", daemon.port, timeout=30) as client:

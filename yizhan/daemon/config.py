@@ -72,6 +72,15 @@ class SmtpConfig:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     max_connections: int = 200
+    #: Connections one client address may hold at once (trusted relays are not limited).
+    max_connections_per_client: int = 20
+    #: RCPTs one transaction may name (RFC 5321 4.5.3.1.8: at least 100); more get 452.
+    max_recipients: int = 100
+    #: Seconds a connection may wait for its next command (NOOP included) before 421.
+    idle_timeout: int = 300
+    #: Seconds a connection that is neither authenticated nor from a trusted relay is kept:
+    #: it can send nothing, so it only holds a slot.
+    auth_timeout: int = 60
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -222,6 +231,10 @@ _SECTIONS: dict[str, set[str]] = {
         "tls_cert",
         "tls_key",
         "max_connections",
+        "max_connections_per_client",
+        "max_recipients",
+        "idle_timeout",
+        "auth_timeout",
     },
     "relay": {
         "host",
@@ -330,6 +343,10 @@ def parse_config(raw: dict[str, Any], *, source: Path | None = None) -> Config:
         tls_cert=_path_or_none(s, "smtp.tls_cert", data_dir / "tls" / "cert.pem"),
         tls_key=_path_or_none(s, "smtp.tls_key", data_dir / "tls" / "key.pem"),
         max_connections=_int(s, "smtp.max_connections", 200, low=1),
+        max_connections_per_client=_int(s, "smtp.max_connections_per_client", 20, low=1),
+        max_recipients=_int(s, "smtp.max_recipients", 100, low=1),
+        idle_timeout=_int(s, "smtp.idle_timeout", 300, low=1),
+        auth_timeout=_int(s, "smtp.auth_timeout", 60, low=1),
     )
 
     r = raw.get("relay", {})

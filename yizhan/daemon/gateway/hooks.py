@@ -29,6 +29,7 @@ from yizhan.daemon.gateway.peers import peer_host, peer_text, shown
 from yizhan.daemon.gateway.replies import (
     ERR_451_INTERNAL,
     ERR_451_STORE,
+    ERR_452_RECIPIENTS,
     ERR_530_AUTH,
     ERR_535_AUTH,
     ERR_550_NOT_YOURS,
@@ -37,6 +38,7 @@ from yizhan.daemon.gateway.replies import (
     ERR_554_HEADERS,
     OK_235_AUTH,
     OK_250_RCPT,
+    OK_250_RCPT_AGAIN,
     OK_250_SENDER,
     OK_250_STORED,
 )
@@ -160,6 +162,12 @@ class Gateway:
         if isinstance(found, Refusal):
             log.info("%s: RCPT TO refused: %s", peer_text(session.peer), shown(found.reason))
             return shown(str(found))
+        folded = address.casefold()
+        if any(r.casefold() == folded for r in envelope.rcpt_tos):
+            # The same RCPT 300 times would put 300 copies in one mailbox (issue 17).
+            return OK_250_RCPT_AGAIN
+        if len(envelope.rcpt_tos) >= self.config.smtp.max_recipients:
+            return ERR_452_RECIPIENTS.format(limit=self.config.smtp.max_recipients)
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return OK_250_RCPT

@@ -1,0 +1,107 @@
+"""The attack suite over SMTP against the whole daemon (issue 17, part 4): each attack is
+refused or made harmless, recorded, and changes no document; the owner keeps being served."""
+
+from __future__ import annotations
+
+import smtplib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from tests.conftest import make_config, seed_keyring
+from tests.daemon.test_flows import PASSWORD, Daemon, start_daemon
+from yizhan.daemon.context import Context
+from yizhan.mailstore.db import upgrade
+from yizhan.mailstore.models import Document
+
+SENDER = "wangfang@bureau.example"
+
+
+@pytest.fixture
+def daemon(tmp_path: Path, database_url: str, system_key_home: Path) -> Iterator[Daemon]:
+    """The demo bureau running (no signed replies asked for)."""
+    config = make_config(tmp_path, database_url, signing={"require_signature": []})
+    seed_keyring(config, system_key_home)
+    ctx = Context.open(config)
+    upgrade(ctx.engine)
+    running = start_daemon(ctx)
+    yield running
+    running.stop()
+    ctx.close()
+
+
+def message(to: str, subject: str, body: str = "請查收。", *, sender: str = SENDER) -> bytes:
+    return (
+        f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\n"
+        f"Message-ID: <{time.monotonic_ns()}@client.test>\r\nMIME-Version: 1.0\r\n"
+        f"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+        f"{body}\r\n"
+    ).encode()
+
+
+def settle(d: Daemon, seconds: float = 3.0) -> None:
+    """Give the processor and the couriers time to do anything more they would do."""
+    time.sleep(seconds)
+
+
+# --- Recipients (d) ------------------------------------------------------------------------------
+
+
+def test_the_same_rcpt_300_times_delivers_one_copy(daemon: Daemon) -> None:
+    with smtplib.SMTP("127.0.0.1", daemon.port, timeout=30) as client:
+        client.login("wangfang", PASSWORD)
+        client.mail(SENDER)
+        codes = {client.rcpt("lijun@oa.example")[0] for _ in range(300)}
+        code, _ = client.data(message("lijun@oa.example", "會議材料"))
+    assert codes == {250} and code == 250
+    daemon.inbox("lijun")
+    settle(daemon)
+    assert not list((daemon.ctx.config.maildir_root / "lijun" / "new").glob("*"))[1:]
+
+
+def test_2000_rcpts_of_cmd_give_one_answer(daemon: Daemon) -> None:
+    with smtplib.SMTP("127.0.0.1", daemon.port, timeout=60) as client:
+        client.login("wangfang", PASSWORD)
+        client.mail(SENDER)
+        for n in range(2000):
+            client.rcpt("cmd@oa.example" if n % 2 else "CMD@oa.example")
+        code, _ = client.data(message("cmd@oa.example", "TODO"))
+    assert code == 250
+    (answer,) = daemon.inbox("wangfang")
+    assert answer["Subject"]
+    settle(daemon)
+    assert len(list((daemon.ctx.config.maildir_root / "wangfang" / "new").glob("*"))) == 1
+
+
+def test_a_module_and_its_alias_open_one_document(daemon: Daemon) -> None:
+    author = "xiewenbin@bureau.example"
+    with smtplib.SMTP("127.0.0.1", daemon.port, timeout=30) as client:
+        client.login("xiewenbin", PASSWORD)
+        client.sendmail(
+            author,
+            ["qianbao@oa.example", "report@oa.example"],
+            message(
+                "qianbao@oa.example", "關於購置檢測設備的請示", "擬購置設備一台。", sender=author
+            ),
+        )
+    daemon.inbox("xiewenbin")
+    settle(daemon)
+    with daemon.ctx.sessions() as session:
+        assert len(session.scalars(select(Document)).all()) == 1
+
+
+def test_more_than_the_recipient_limit_get_452(daemon: Daemon) -> None:
+    # RFC 5321 asks a server to take at least 100 recipients; the 101st distinct one gets 452,
+    # which a client answers by sending the rest in another transaction.
+    people = [f"{a}@oa.example" for a in ("lijun", "zhaojianguo", "sunlimin")]
+    addresses = people + [f"r+{'a' * 20}{n:04d}@oa.example" for n in range(120)]
+    with smtplib.SMTP("127.0.0.1", daemon.port, timeout=30) as client:
+        client.login("wangfang", PASSWORD)
+        client.mail(SENDER)
+        replies = [client.rcpt(a) for a in addresses]
+    accepted = [a for a, (code, _) in zip(addresses, replies, strict=True) if code == 250]
+    over = [r for code, r in replies if code == 452]
+    assert len(accepted) <= 100 and over and b"at most 100" in over[0]
