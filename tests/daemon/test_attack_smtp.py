@@ -5,12 +5,22 @@ from 127.0.0.1, as they would from different machines."""
 from __future__ import annotations
 
 import contextlib
+import smtplib
 import socket
 import time
 from collections.abc import Callable, Iterator
 
 from tests.daemon import test_smtp
-from tests.daemon.test_smtp import Running, inbound_count, message, send
+from tests.daemon.test_smtp import (
+    PASSWORD,
+    Running,
+    audit_rows,
+    inbound_count,
+    message,
+    plain,
+    send,
+)
+from yizhan.mailstore import accounts
 
 #: The gateway of tests/daemon/test_smtp, started with [smtp] overrides.
 start_gateway = test_smtp.start_gateway
@@ -109,3 +119,102 @@ def test_an_idle_connection_is_told_421(start_gateway: Callable[..., Running]) -
     sock.settimeout(10)
     assert sock.recv(1024).startswith(b"421 4.4.2")
     client.close()
+
+
+# --- Password guessing (f) ----------------------------------------------------------------------
+
+
+def auth_from(gateway: Running, source: str, account: str, password: str) -> tuple[int, bytes]:
+    """One AUTH PLAIN from the address ``source``."""
+    client = smtplib.SMTP(
+        gateway.host,
+        gateway.port,
+        local_hostname="client.test",
+        timeout=60,
+        source_address=(source, 0),
+    )
+    try:
+        client.ehlo()
+        return client.docmd("AUTH", "PLAIN " + plain(account, password))
+    finally:
+        client.close()
+
+
+def test_a_guesser_is_locked_out_but_not_the_owner(start_gateway: Callable[..., Running]) -> None:
+    # Five wrong passwords for 趙建國 (局長) from 127.0.0.5: that address is locked out of the
+    # account, recorded with the address; 趙建國 at his own machine logs in as ever.
+    gateway = start_gateway()
+    with gateway.ctx.sessions.begin() as session:
+        accounts.set_password(
+            session,
+            "zhaojianguo",
+            PASSWORD,
+            temporary=False,
+            actor="test",
+            now=gateway.ctx.clock(),
+            policy=gateway.ctx.login_policy,
+        )
+    codes = [auth_from(gateway, "127.0.0.5", "zhaojianguo", f"guess-{n}-xx")[0] for n in range(5)]
+    assert codes == [535] * 5
+    code, reply = auth_from(gateway, "127.0.0.5", "zhaojianguo", PASSWORD)
+    assert code == 535 and b"locked until" in reply
+    assert auth_from(gateway, "127.0.0.1", "zhaojianguo", PASSWORD)[0] == 235
+    (locked,) = audit_rows(gateway.ctx, "account.locked")
+    assert locked.target == "zhaojianguo" and locked.detail["client"] == "127.0.0.5"
+
+
+def test_guessing_is_slowed_progressively(start_gateway: Callable[..., Running]) -> None:
+    # The first two failures are answered at once (an owner's typo), then each waits longer.
+    gateway = start_gateway()
+    took = []
+    for n in range(4):
+        started = time.monotonic()
+        assert auth_from(gateway, "127.0.0.6", "lijun", f"wrong-{n}-pass")[0] == 535
+        took.append(time.monotonic() - started)
+    free = max(took[:2])
+    assert took[2] >= free + 0.4 and took[3] >= free + 0.9, took
+
+
+def test_an_address_trying_many_accounts_is_locked_out_of_all(
+    start_gateway: Callable[..., Running],
+) -> None:
+    # Password spraying: four wrong passwords to each of five accounts (never five for one)
+    # from 127.0.0.7 lock the address out of every account; others are not affected.
+    gateway = start_gateway()
+    names = ["lijun", "sunlimin", "chenzhigang", "liuyang", "zhoujing"]
+    with gateway.ctx.sessions.begin() as session:
+        for name in names[1:]:
+            accounts.set_password(
+                session,
+                name,
+                PASSWORD,
+                temporary=False,
+                actor="test",
+                now=gateway.ctx.clock(),
+                policy=gateway.ctx.login_policy,
+            )
+    for name in names:
+        for n in range(4):
+            auth_from(gateway, "127.0.0.7", name, f"Spring-2026-{n}")
+    code, reply = auth_from(gateway, "127.0.0.7", "wangfang", PASSWORD)
+    assert code == 535 and b"locked until" in reply
+    assert auth_from(gateway, "127.0.0.1", "lijun", PASSWORD)[0] == 235
+    (locked,) = audit_rows(gateway.ctx, "client.locked")
+    assert locked.detail["client"] == "127.0.0.7"
+
+
+def test_unknown_and_known_accounts_take_as_long_to_refuse(
+    start_gateway: Callable[..., Running],
+) -> None:
+    # No account list by timing: an unknown account is refused after the same password check
+    # as a known one with a wrong password (each from its own address, so no delay counts).
+    gateway = start_gateway()
+
+    def took(source: str, account: str) -> float:
+        started = time.monotonic()
+        assert auth_from(gateway, source, account, "Wrong-password-1")[0] == 535
+        return time.monotonic() - started
+
+    unknown = sorted(took(f"127.0.2.{n}", f"nobody{n}") for n in range(1, 6))[2]
+    known = sorted(took(f"127.0.3.{n}", "lijun") for n in range(1, 6))[2]
+    assert unknown > known / 3, (unknown, known)

@@ -58,6 +58,7 @@ from yizhan.mailstore import audit
 from yizhan.mailstore.accounts import LoginResult, VerifiedPasswords, authenticate
 from yizhan.mailstore.inbound import InboundWriter, StoreFailed, message_id_of
 from yizhan.routing.addresses import AddressTable, Refusal
+from yizhan.routing.passwords import failure_delay
 
 log = logging.getLogger("yizhan.smtp")
 auth_log = logging.getLogger("yizhan.smtp.auth")
@@ -190,9 +191,12 @@ class Gateway:
         except UnicodeDecodeError:
             return _auth_refused("the user name and password must be UTF-8")
         account = await self._account_for_login(login_text)
-        result = await asyncio.to_thread(self._authenticate, account, password_text)
+        client = peer_host(session.peer)
+        result = await asyncio.to_thread(self._authenticate, account, password_text, client)
         if not result.ok:
             auth_log.warning("%s: AUTH as %r refused: %s", peer, shown(account), result.reason)
+            # Guessing is slowed at its address; other clients are not (第十六條).
+            await asyncio.sleep(failure_delay(result.failed))
             return _auth_refused(result.reason)
         auth_log.info("%s: AUTH as %s", peer, result.account)
         _state(session).account = result.account
@@ -300,7 +304,7 @@ class Gateway:
         person = (await self.directory.get()).person_by_address(login, self.config.domain)
         return person.account if person else login.lower()
 
-    def _authenticate(self, account: str, password: str) -> LoginResult:
+    def _authenticate(self, account: str, password: str, client: str) -> LoginResult:
         # The counters (failures, lockout, last login) are committed whatever the outcome.
         with self.ctx.sessions.begin() as session:
             return authenticate(
@@ -310,6 +314,7 @@ class Gateway:
                 now=self.ctx.clock(),
                 policy=self.ctx.login_policy,
                 verified=self.verified_passwords,
+                client=client,
             )
 
     async def _impersonation(
