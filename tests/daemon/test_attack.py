@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import make_config, seed_keyring
-from tests.daemon.test_flows import PASSWORD, Daemon, start_daemon
+from tests.daemon.test_flows import PASSWORD, Daemon, files_of, start_daemon, text
 from yizhan.daemon.context import Context
 from yizhan.mailstore.db import upgrade
-from yizhan.mailstore.models import Document
+from yizhan.mailstore.models import AuditEntry, Document
 
 SENDER = "wangfang@bureau.example"
 
@@ -105,3 +105,29 @@ def test_more_than_the_recipient_limit_get_452(daemon: Daemon) -> None:
     accepted = [a for a, (code, _) in zip(addresses, replies, strict=True) if code == 250]
     over = [r for code, r in replies if code == 452]
     assert len(accepted) <= 100 and over and b"at most 100" in over[0]
+
+
+# --- Scope (f) ----------------------------------------------------------------------------------
+
+
+def test_get_says_the_same_for_a_document_one_may_not_see_and_a_missing_one(
+    daemon: Daemon,
+) -> None:
+    # 謝文斌's report is not 韓雪's to see: her GET of it is answered as for an id that does not
+    # exist (no list of ids by asking), sends nothing, and is recorded.
+    daemon.send("xiewenbin", "qianbao@oa.example", "關於購置檢測設備的請示", "擬購置設備一台。")
+    daemon.inbox("xiewenbin")
+    with daemon.ctx.sessions() as session:
+        (document,) = session.scalars(select(Document)).all()
+    answers = {}
+    for ref in (document.id, document.id + 1000):
+        daemon.send("hanxue", "cmd@oa.example", f"GET #{ref}", "")
+        (answer,) = daemon.inbox("hanxue")
+        answers[ref] = text(answer).replace(f"「#{ref}」", "「#N」").replace(f"'#{ref}'", "'#N'")
+        assert not files_of(answer)
+    assert answers[document.id] == answers[document.id + 1000]
+    with daemon.ctx.sessions() as session:
+        (refused,) = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "document.get_refused")
+        ).all()
+    assert refused.actor == "hanxue" and refused.target == str(document.id)
