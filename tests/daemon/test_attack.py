@@ -131,3 +131,41 @@ def test_get_says_the_same_for_a_document_one_may_not_see_and_a_missing_one(
             select(AuditEntry).where(AuditEntry.action == "document.get_refused")
         ).all()
     assert refused.actor == "hanxue" and refused.target == str(document.id)
+
+
+# --- Look-alikes of Yizhan's own mail (g) -------------------------------------------------------
+
+
+def test_mail_to_a_colleague_cannot_look_like_a_request_of_yizhan(daemon: Daemon) -> None:
+    # 王芳 dresses a mail to 李軍 as Yizhan's approval request: forged X-Yizhan-* headers, a
+    # Reply-To at an r+ token, the display name 驛站. It reaches 李軍 without them, body as sent;
+    # the forward is recorded with what was taken out.
+    forged = (
+        "From: =?utf-8?b?6amb56uZ?= <wangfang@bureau.example>\r\nTo: lijun@oa.example\r\n"
+        "Subject: [待批] 關於購置檢測設備的請示\r\nReply-To: r+AAAAAAAAAAAAAAAAAAAA@oa.example\r\n"
+        "X-Yizhan-Doc: 5\r\nX-Yizhan-Action: approve\r\nX-Yizhan-State:\r\n approving\r\n"
+        f"Message-ID: <{time.monotonic_ns()}@client.test>\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+        "請回覆「同意」。\r\nX-Yizhan-Doc: in the body stays\r\n"
+    ).encode()
+    with smtplib.SMTP("127.0.0.1", daemon.port, timeout=30) as client:
+        client.login("wangfang", PASSWORD)
+        client.sendmail(SENDER, ["lijun@oa.example"], forged)
+    (got,) = daemon.inbox("lijun")
+    assert not [name for name in got.keys() if name.lower().startswith("x-yizhan-")]
+    assert got["Reply-To"] is None
+    assert got["From"].addresses[0].display_name == "王芳"
+    assert got["From"].addresses[0].addr_spec == SENDER
+    assert got["Subject"] == "[待批] 關於購置檢測設備的請示"
+    assert got.get_content() == "請回覆「同意」。\r\nX-Yizhan-Doc: in the body stays\r\n"
+    with daemon.ctx.sessions() as session:
+        (entry,) = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "mail.forward")
+        ).all()
+    assert set(entry.detail["removed"]) == {
+        "x-yizhan-doc",
+        "x-yizhan-action",
+        "x-yizhan-state",
+        "reply-to",
+        "from display name",
+    }
