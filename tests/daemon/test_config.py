@@ -30,7 +30,7 @@ def test_defaults_match_the_design() -> None:
     [
         ({"smtp": {"listen": "nowhere"}}, "smtp.listen", "host:port"),
         ({"smtp": {"max_message_size": "big"}}, "smtp.max_message_size", "whole number"),
-        ({"smtp": {"lisen": "127.0.0.1:25"}}, "smtp.lisen", "allowed: hostname"),
+        ({"smtp": {"lisen": "127.0.0.1:25"}}, "smtp.lisen", "allowed: auth_timeout, hostname"),
         ({"yizhan": {"timezone": "Mars/Olympus"}}, "yizhan.timezone", "IANA"),
         ({"yizhan": {"domain": "no spaces.example"}}, "yizhan.domain", "domain name"),
         ({"database": {"url": "mysql://x/y"}}, "database.url", "sqlite"),

@@ -227,3 +227,23 @@ def test_malformed_mime_gets_a_definite_answer(daemon: Daemon, name: str) -> Non
         assert inbound_state(daemon.ctx, reply) == "processed"
     else:
         assert "nested" in reply
+
+
+@pytest.mark.parametrize("smtputf8", [False, True])
+def test_a_marking_in_a_raw_utf8_file_name_is_refused(daemon: Daemon, smtputf8: bool) -> None:
+    # 第十四條: 機密★1年 in a file name written as raw UTF-8 (as the RFC 2231 and RFC 2047
+    # forms already were) is refused at DATA, and no document is opened with the file.
+    data = _malformed(
+        "Content-Type: multipart/mixed; boundary=z\r\n\r\n--z\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n\r\n請審核。\r\n--z\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\nContent-Disposition: attachment; "
+        'filename="機密★1年.txt"\r\n\r\n內容\r\n--z--\r\n'
+    )
+    with smtplib.SMTP("127.0.0.1", daemon.port, timeout=30) as client:
+        client.login("wangfang", PASSWORD)
+        client.mail(SENDER, ["SMTPUTF8"] if smtputf8 else [])
+        client.rcpt("fawen@oa.example")
+        code, reply = client.data(data)
+    assert code == 550 and "機密★1年" in reply.decode()
+    with daemon.ctx.sessions() as session:
+        assert session.scalars(select(Inbound)).first() is None

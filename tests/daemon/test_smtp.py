@@ -318,8 +318,9 @@ def test_auth_with_temporary_password_says_why(start_gateway: Callable[..., Runn
 
 
 def test_lockout_after_five_failures(gateway: Running) -> None:
-    # Five wrong passwords in a row lock the account; the sixth try, with the right password,
-    # is refused too, and the counters were committed each time.
+    # Five wrong passwords in a row from one address lock that address out of the account;
+    # the sixth try there, with the right password, is refused too, and the counters were
+    # committed each time. (Other addresses: tests/daemon/test_attack_smtp.py.)
     client = gateway.client()
     for _ in range(5):
         code, _reply = client.docmd("AUTH", "PLAIN " + plain("wangfang", "guess-guess-1"))
@@ -327,11 +328,12 @@ def test_lockout_after_five_failures(gateway: Running) -> None:
     code, reply = client.docmd("AUTH", "PLAIN " + plain("wangfang", PASSWORD))
     client.quit()
     assert code == 535
-    assert b"too many failed logins; locked until" in reply
+    assert b"too many failed logins from this address; locked until" in reply
     with gateway.ctx.sessions() as session:
         row = session.get(Account, "wangfang")
-        assert row is not None and row.failed_logins == 5 and row.locked_until is not None
-    assert [e.target for e in audit_rows(gateway.ctx, "account.locked")] == ["wangfang"]
+        assert row is not None and row.failed_logins == 5
+    (locked,) = audit_rows(gateway.ctx, "account.locked")
+    assert locked.target == "wangfang" and locked.detail["client"] == "127.0.0.1"
 
 
 def test_suspended_account_cannot_log_in(gateway: Running) -> None:

@@ -46,6 +46,7 @@ def routes(site: Site) -> list[Route]:
                 password,
                 now=site.now(),
                 policy=site.ctx.login_policy,
+                client=peer,
             )
             if not (result.ok or result.must_change) or result.account is None:
                 return result, None

@@ -52,7 +52,7 @@ def dovecot_auth_routes(ctx: Context) -> list[BaseRoute]:
         server = request.scope.get("server") or ("", 0)
         return _local(client) or client == server[0]
 
-    def check(account: str, password: str) -> LoginResult:
+    def check(account: str, password: str, client: str) -> LoginResult:
         with ctx.sessions.begin() as session:
             return authenticate(
                 session,
@@ -61,6 +61,7 @@ def dovecot_auth_routes(ctx: Context) -> list[BaseRoute]:
                 now=ctx.clock(),
                 policy=ctx.login_policy,
                 verified=verified,
+                client=client,
             )
 
     def lookup(login: str) -> str | None:
@@ -85,7 +86,8 @@ def dovecot_auth_routes(ctx: Context) -> list[BaseRoute]:
             return PlainTextResponse("forbidden\n", status_code=403)
         form = await _form(request)
         account, password = form.get("account", ""), form.get("password", "")
-        result = await run_in_threadpool(check, account, password)
+        # Dovecot passes the IMAP client's address: a lock stops that address, not the owner.
+        result = await run_in_threadpool(check, account, password, form.get("rip", ""))
         where = f"{form.get('service', 'imap')} from {form.get('rip', '?')}"
         if result.ok:
             log.info("%s: login as %s", where, result.account)

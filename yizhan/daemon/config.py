@@ -79,6 +79,15 @@ class SmtpConfig:
     max_connections: int = 200
     #: Yizhan's Postfix policy service (``gateway.policy``); None: not started.
     policy_listen: HostPort | None = None
+    #: Connections one client address may hold at once (trusted relays are not limited).
+    max_connections_per_client: int = 20
+    #: RCPTs one transaction may name (RFC 5321 4.5.3.1.8: at least 100); more get 452.
+    max_recipients: int = 100
+    #: Seconds a connection may wait for its next command (NOOP included) before 421.
+    idle_timeout: int = 300
+    #: Seconds a connection that is neither authenticated nor from a trusted relay is kept:
+    #: it can send nothing, so it only holds a slot.
+    auth_timeout: int = 60
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -234,6 +243,10 @@ _SECTIONS: dict[str, set[str]] = {
         "tls_key",
         "max_connections",
         "policy_listen",
+        "max_connections_per_client",
+        "max_recipients",
+        "idle_timeout",
+        "auth_timeout",
     },
     "relay": {
         "host",
@@ -348,6 +361,10 @@ def parse_config(raw: dict[str, Any], *, source: Path | None = None) -> Config:
             if _str(s, "smtp.policy_listen", "")
             else None
         ),
+        max_connections_per_client=_int(s, "smtp.max_connections_per_client", 20, low=1),
+        max_recipients=_int(s, "smtp.max_recipients", 100, low=1),
+        idle_timeout=_int(s, "smtp.idle_timeout", 300, low=1),
+        auth_timeout=_int(s, "smtp.auth_timeout", 60, low=1),
     )
 
     r = raw.get("relay", {})

@@ -33,7 +33,7 @@ from yizhan.mailstore import audit, pending
 from yizhan.mailstore.directory import load_directory
 from yizhan.mailstore.models import Inbound
 from yizhan.mailstore.tools import published_digests
-from yizhan.routing.addresses import AddressTable, Refusal
+from yizhan.routing.addresses import AddressTable, Recipient, Refusal
 from yizhan.routing.directory import Directory
 from yizhan.routing.duties import it_people
 
@@ -138,9 +138,16 @@ class Processor:
         msg = BytesParser(policy=policy.default).parsebytes(raw)
         assert isinstance(msg, EmailMessage)
         log.info("%s: processing inbound %s", row.message_id, inbound_id)
+        served: set[Recipient] = set()
         for n, rcpt in enumerate(row.rcpt_tos):
             request = Request.of(self.desk, session, row, n, msg, directory, now)
             recipient = self.addresses.classify(rcpt, directory)
+            if isinstance(recipient, Recipient):
+                if recipient in served:
+                    # fawen@ and outgoing@, or cmd@ twice: one message is one request, and
+                    # gets one answer (issue 17).
+                    continue
+                served.add(recipient)
             if isinstance(recipient, Refusal):
                 # Refused at RCPT time normally; the directory may have changed since.
                 not_delivered(request, recipient.reason)

@@ -11,21 +11,27 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from yizhan.mailstore import audit
-from yizhan.mailstore.models import Account, Person
+from yizhan.mailstore.models import Account, LoginFailure, Person
 from yizhan.routing.directory import ACCOUNT_STATES
 from yizhan.routing.passwords import (
+    SPRAY_FACTOR,
     LoginPolicy,
     is_locked,
-    lock_after_failure,
+    lock_for,
     password_expired,
     password_problem,
 )
 
 _hasher = PasswordHasher()
+# Verified in place of a password when there is no account (or no password) to check, so that
+# an unknown account takes as long to refuse as a wrong password: no account list by timing.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+#: The key of the failures of one client address over every account.
+ANY_ACCOUNT = "*"
 
 # Characters that survive being read aloud over the phone or copied from a printout.
 _TEMP_ALPHABET = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -42,6 +48,9 @@ class LoginResult:
     ok: bool
     account: str | None
     reason: str = ""
+    #: Failed logins in a row from this client address to this account (for the caller's
+    #: delay, ``routing.passwords.failure_delay``).
+    failed: int = 0
     #: The password was right but must be changed before the account may do anything else
     #: (a temporary or an expired one): the admin page lets the person change it; SMTP refuses.
     must_change: bool = False
@@ -153,42 +162,65 @@ def authenticate(
     now: dt.datetime,
     policy: LoginPolicy,
     verified: VerifiedPasswords | None = None,
+    client: str = "",
 ) -> LoginResult:
     """Check a login and count the outcome; the caller commits, whatever the result.
 
     ``login`` is an account name; the reason in a refusal is safe to show to the person.
+    Failures are counted per ``client`` address and account, and per address over every
+    account: a lock stops that address (the guesser), not the owner elsewhere (第十六條;
+    issue 17). An unknown account costs the same password check as a known one.
     """
-    row = session.get(Account, login.strip().lower())
-    if row is None:
-        return LoginResult(ok=False, account=None, reason="unknown account or wrong password")
-    if row.state != "active":
+    name = login.strip().lower()[:64]
+    row = session.get(Account, name) if name else None
+    client = client[:64]
+    pair = _failures(session, name or "?", client, now)
+    spray = _failures(session, ANY_ACCOUNT, client, now)
+    for counter in (pair, spray):
+        if is_locked(counter.locked_until, now):
+            until = (
+                counter.locked_until.isoformat(timespec="minutes") if counter.locked_until else ""
+            )
+            return LoginResult(
+                ok=False,
+                account=row.account if row else None,
+                reason=f"too many failed logins from this address; locked until {until}",
+                failed=pair.failed,
+            )
+    if row is not None and row.state != "active":
+        _verify(_DUMMY_HASH, password)
         return LoginResult(ok=False, account=row.account, reason=f"the account is {row.state}")
-    if is_locked(row.locked_until, now):
+    if row is not None and is_locked(row.locked_until, now):
+        # A lock of the whole account written before locks were per address.
         until = row.locked_until.isoformat(timespec="minutes") if row.locked_until else ""
         return LoginResult(
             ok=False, account=row.account, reason=f"too many failed logins; locked until {until}"
         )
-    stored = row.password_hash
-    if stored is None or not (
-        (verified is not None and verified.known(row.account, stored, password, now))
-        or _verify(stored, password)
+    stored = row.password_hash if row is not None else None
+    if stored is None:
+        _verify(_DUMMY_HASH, password)
+    if (
+        row is None
+        or stored is None
+        or not (
+            (verified is not None and verified.known(row.account, stored, password, now))
+            or _verify(stored, password)
+        )
     ):
-        row.failed_logins += 1
-        row.locked_until = lock_after_failure(row.failed_logins, now, policy)
-        if row.locked_until:
-            audit.record(
-                session,
-                at=now,
-                actor=row.account,
-                action="account.locked",
-                target=row.account,
-                detail={"failed": row.failed_logins},
-            )
+        if row is not None:
+            row.failed_logins += 1
+        _count_failure(session, pair, now, policy, limit=policy.max_failed)
+        _count_failure(session, spray, now, policy, limit=policy.max_failed * SPRAY_FACTOR)
         return LoginResult(
-            ok=False, account=row.account, reason="unknown account or wrong password"
+            ok=False,
+            account=row.account if row else None,
+            reason="unknown account or wrong password",
+            failed=pair.failed,
         )
     row.failed_logins = 0
     row.locked_until = None
+    pair.failed = 0
+    spray.failed = 0
     if row.password_temporary:
         return LoginResult(
             ok=False,
@@ -237,12 +269,53 @@ def vouched_login(
     return LoginResult(ok=True, account=row.account)
 
 
+def _failures(session: Session, account: str, client: str, now: dt.datetime) -> LoginFailure:
+    # Added to the session only when a failure is counted: a login that succeeds writes nothing.
+    found = session.get(LoginFailure, (account, client))
+    if found is None:
+        return LoginFailure(account=account, client=client, failed=0, locks=0, last_at=now)
+    if now - found.last_at > LOGIN_MEMORY:
+        found.failed = found.locks = 0
+    return found
+
+
+#: Failures older than this are forgotten; so are the earlier locks that double a new one.
+LOGIN_MEMORY = dt.timedelta(days=1)
+
+
+def _count_failure(
+    session: Session, counter: LoginFailure, now: dt.datetime, policy: LoginPolicy, *, limit: int
+) -> None:
+    session.add(counter)
+    counter.failed += 1
+    counter.last_at = now
+    if counter.failed < limit:
+        return
+    counter.locked_until = lock_for(counter.locks, now, policy)
+    counter.locks += 1
+    audit.record(
+        session,
+        at=now,
+        actor=counter.account if counter.account != ANY_ACCOUNT else "unknown",
+        action="account.locked" if counter.account != ANY_ACCOUNT else "client.locked",
+        target=counter.account,
+        detail={
+            "failed": counter.failed,
+            "client": counter.client,
+            "until": counter.locked_until.isoformat(timespec="minutes"),
+            "locks": counter.locks,
+        },
+    )
+    counter.failed = 0
+
+
 def unlock(session: Session, account: str, *, actor: str, now: dt.datetime) -> None:
     """Clear the failed-login counter and any lockout (the IT department, on the admin page)."""
     row = get_account(session, account)
     previous = row.failed_logins
     row.failed_logins = 0
     row.locked_until = None
+    session.execute(delete(LoginFailure).where(LoginFailure.account == account))
     audit.record(
         session,
         at=now,

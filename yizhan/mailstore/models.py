@@ -124,6 +124,20 @@ class Account(Base):
     created_at: Mapped[dt.datetime]
 
 
+class LoginFailure(Base):
+    """Failed logins in a row from one client address: to one account, or to any (``*``).
+    A lock here stops the guesser at that address, not the account's owner (issue 17)."""
+
+    __tablename__ = "login_failures"
+
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    locks: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(default=None)
+    last_at: Mapped[dt.datetime]
+
+
 class Inbound(Base):
     """A message accepted by the SMTP listener: its raw bytes live in the raw store."""
 

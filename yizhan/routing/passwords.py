@@ -45,6 +45,30 @@ def lock_after_failure(
     return now + policy.lockout if failed_in_a_row >= policy.max_failed else None
 
 
+#: A client address that fails this many times the per-account limit in a row, over any
+#: accounts, is locked out of all of them (it is trying accounts, not mistyping one password).
+SPRAY_FACTOR = 4
+#: The longest a lock lasts, however often a guesser comes back.
+LONGEST_LOCK = dt.timedelta(hours=24)
+#: Failures in a row that are answered at once: an owner mistypes once or twice.
+FREE_FAILURES = 2
+
+
+def lock_for(earlier_locks: int, now: dt.datetime, policy: LoginPolicy) -> dt.datetime:
+    """Until when a guesser is locked out (第十六條): ``policy.lockout``, doubled for each
+    lock before it at the same address, at most ``LONGEST_LOCK``."""
+    length: dt.timedelta = policy.lockout * 2 ** min(earlier_locks, 16)
+    return now + min(length, LONGEST_LOCK)
+
+
+def failure_delay(failed_in_a_row: int) -> float:
+    """Seconds to wait before answering a failed login: none for the first two, then 0.5, 1,
+    2, 4 (at most), so that guessing is slow while an owner's typo costs nothing."""
+    if failed_in_a_row <= FREE_FAILURES:
+        return 0.0
+    return float(min(0.5 * 2 ** (failed_in_a_row - FREE_FAILURES - 1), 4.0))
+
+
 def password_expired(changed_at: dt.datetime | None, now: dt.datetime, policy: LoginPolicy) -> bool:
     """Whether a password set at ``changed_at`` is past its maximum age."""
     return changed_at is not None and now - changed_at > policy.max_age

@@ -22,7 +22,7 @@ from tests.daemon.test_flows import PASSWORD, Daemon, reply
 from yizhan.daemon.imap.dovecot import layout_for, passdb_secret
 from yizhan.daemon.imap.folders import BULLETINS, DONE, TODO
 from yizhan.mailstore import accounts
-from yizhan.mailstore.models import Account, ImapFiling
+from yizhan.mailstore.models import Account, ImapFiling, LoginFailure
 
 
 @pytest.fixture(scope="module")
@@ -56,11 +56,14 @@ def test_staff_log_in_with_their_yizhan_account_and_see_the_oa_folders(daemon: D
 
 
 def test_five_wrong_imap_passwords_lock_smtp_auth_too(daemon: Daemon) -> None:
-    # One account, one policy: failures over IMAP count towards the lockout of SMTP AUTH.
+    # One account, one policy: failures over IMAP count towards the lockout of SMTP AUTH from
+    # the same address (Dovecot passes the client's address along).
     for _ in range(5):
         with pytest.raises(imaplib.IMAP4.error):
             login(daemon, "pengliang", "not-the-password")
-    assert account_row(daemon, "pengliang").locked_until is not None
+    with daemon.ctx.sessions() as session:
+        lock = session.get(LoginFailure, ("pengliang", "127.0.0.1"))
+        assert lock is not None and lock.locked_until is not None
     with (
         smtplib.SMTP("127.0.0.1", daemon.port, timeout=30) as client,
         pytest.raises(smtplib.SMTPAuthenticationError) as refused,

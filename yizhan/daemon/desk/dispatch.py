@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Final
 
 from yizhan.daemon.desk import bounces, commands, replies
+from yizhan.daemon.desk.lookalike import strip_lookalike
 from yizhan.daemon.desk.modules import MODULES, Module
 from yizhan.daemon.desk.request import Outcome, Request
 from yizhan.mailstore import audit
@@ -27,24 +28,35 @@ Receiver = Callable[[Request, Recipient], Outcome | None]
 
 
 def forward_to_person(request: Request, recipient: Recipient) -> None:
-    """Mail to account@<OA domain> goes on to the person's own mailbox, unchanged, audited
-    (第十一條: work mail between colleagues is the organisation's mail server's business)."""
+    """Mail to account@<OA domain> goes on to the person's own mailbox, unchanged but for the
+    look of Yizhan's own requests (``lookalike``), audited (第十一條: work mail between
+    colleagues is the organisation's mail server's business)."""
     assert recipient.account is not None
     person = request.directory.people[recipient.account]
+    sender = request.person
+    cleaned = strip_lookalike(
+        request.ctx.raw.read(request.path),
+        domain=request.desk.domain,
+        sender_name=sender.name if sender else (request.account or ""),
+    )
     request.mailer.forward(
         request.session,
         source=request.key,
-        message=request.ctx.raw.read(request.path),
+        message=cleaned.message,
         mail_from=request.mail_from,
         to=person.mailbox(request.desk.domain),
     )
+    detail: dict[str, object] = {"inbound": request.inbound_id, "message_id": request.message_id}
+    if cleaned.removed:
+        # A look-alike of Yizhan's own requests: recorded, and the IT department can see who.
+        detail["removed"] = list(cleaned.removed)
     audit.record(
         request.session,
         at=request.now,
         actor=request.account or request.mail_from or "unknown",
         action="mail.forward",
         target=person.account,
-        detail={"inbound": request.inbound_id, "message_id": request.message_id},
+        detail=detail,
     )
 
 

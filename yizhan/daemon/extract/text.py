@@ -168,12 +168,30 @@ def first_address(value: str) -> str:
 
 def part_filename(part: Message) -> str:
     try:
-        name = part.get_filename() or ""
+        name = _raw_filename(part) or part.get_filename() or ""
     except (ValueError, LookupError, UnicodeError):
         name = ""
     if "=?" in name:
         name = decode_header_text(name)
     return _raw_text(name).strip()
+
+
+def _raw_filename(part: Message) -> str | None:
+    """The file name written as raw 8-bit bytes (UTF-8, GBK, Big5 without RFC 2231 or 2047):
+    the compat32 parser would turn each of its bytes into U+FFFD, hiding a classified marking
+    in it (``filename="機密★1年.txt"``), so the raw field is read as text first."""
+    for field, param in (("Content-Disposition", "filename"), ("Content-Type", "name")):
+        for key, value in part.raw_items():
+            if key.lower() == field.lower() and isinstance(value, str):
+                text = _raw_text(value)
+                if text is value:
+                    continue
+                probe = Message()
+                probe[field] = text
+                name = probe.get_param(param, header=field)
+                if isinstance(name, str) and name:
+                    return name
+    return None
 
 
 def part_payload(part: Message) -> bytes:

@@ -30,6 +30,7 @@ from yizhan.daemon.gateway.peers import peer_host, peer_text, shown
 from yizhan.daemon.gateway.replies import (
     ERR_451_INTERNAL,
     ERR_451_STORE,
+    ERR_452_RECIPIENTS,
     ERR_530_AUTH,
     ERR_535_AUTH,
     ERR_550_LOGIN,
@@ -39,6 +40,7 @@ from yizhan.daemon.gateway.replies import (
     ERR_554_HEADERS,
     OK_235_AUTH,
     OK_250_RCPT,
+    OK_250_RCPT_AGAIN,
     OK_250_SENDER,
     OK_250_STORED,
 )
@@ -65,6 +67,7 @@ from yizhan.mailstore.accounts import (
 )
 from yizhan.mailstore.inbound import InboundWriter, StoreFailed, message_id_of
 from yizhan.routing.addresses import AddressTable, Refusal
+from yizhan.routing.passwords import failure_delay
 
 log = logging.getLogger("yizhan.smtp")
 auth_log = logging.getLogger("yizhan.smtp.auth")
@@ -169,6 +172,12 @@ class Gateway:
         if isinstance(found, Refusal):
             log.info("%s: RCPT TO refused: %s", peer_text(session.peer), shown(found.reason))
             return shown(str(found))
+        folded = address.casefold()
+        if any(r.casefold() == folded for r in envelope.rcpt_tos):
+            # The same RCPT 300 times would put 300 copies in one mailbox (issue 17).
+            return OK_250_RCPT_AGAIN
+        if len(envelope.rcpt_tos) >= self.config.smtp.max_recipients:
+            return ERR_452_RECIPIENTS.format(limit=self.config.smtp.max_recipients)
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return OK_250_RCPT
@@ -191,9 +200,12 @@ class Gateway:
         except UnicodeDecodeError:
             return _auth_refused("the user name and password must be UTF-8")
         account = await self._account_for_login(login_text)
-        result = await asyncio.to_thread(self._authenticate, account, password_text)
+        client = peer_host(session.peer)
+        result = await asyncio.to_thread(self._authenticate, account, password_text, client)
         if not result.ok:
             auth_log.warning("%s: AUTH as %r refused: %s", peer, shown(account), result.reason)
+            # Guessing is slowed at its address; other clients are not (第十六條).
+            await asyncio.sleep(failure_delay(result.failed))
             return _auth_refused(result.reason)
         auth_log.info("%s: AUTH as %s", peer, result.account)
         _state(session).account = result.account
@@ -327,7 +339,7 @@ class Gateway:
         person = (await self.directory.get()).person_by_address(login, self.config.domain)
         return person.account if person else login.lower()
 
-    def _authenticate(self, account: str, password: str) -> LoginResult:
+    def _authenticate(self, account: str, password: str, client: str) -> LoginResult:
         # The counters (failures, lockout, last login) are committed whatever the outcome.
         with self.ctx.sessions.begin() as session:
             return authenticate(
@@ -337,6 +349,7 @@ class Gateway:
                 now=self.ctx.clock(),
                 policy=self.ctx.login_policy,
                 verified=self.verified_passwords,
+                client=client,
             )
 
     async def _impersonation(

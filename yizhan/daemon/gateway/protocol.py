@@ -1,5 +1,5 @@
 """aiosmtpd's SMTP protocol with Yizhan's per-connection AUTH rule, explicit hooks, DATA read
-in blocks, and a limit on live connections."""
+in blocks, and the connection limits and timeouts of ``gate``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import binascii
 import logging
 import re
 import ssl
-import weakref
+import time
 from base64 import b64decode
 from typing import Final
 
@@ -17,10 +17,13 @@ from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Session
 from yizhan import __version__
 from yizhan.daemon.extract.headers import PLAIN_ADDRESS
 from yizhan.daemon.gateway.data import DataRefusal, read_data
+from yizhan.daemon.gateway.gate import ConnectionGate
 from yizhan.daemon.gateway.hooks import Gateway, GatewaySession
 from yizhan.daemon.gateway.peers import peer_host, peer_text
 from yizhan.daemon.gateway.replies import (
-    ERR_421_BUSY,
+    ERR_421_CLIENT_BUSY,
+    ERR_421_IDLE,
+    ERR_421_NO_AUTH,
     ERR_451_INTERNAL,
     ERR_501_BASE64,
     ERR_501_DATA,
@@ -62,10 +65,14 @@ class GatewaySMTP(SMTP):
             require_starttls=False,
             auth_required=False,
             auth_require_tls=True,
+            timeout=smtp.idle_timeout,
             loop=loop,
         )
         self.gateway = gateway
         self._gate = gate
+        self.client_host = ""
+        self.opened_at = time.monotonic()
+        self._auth_deadline: asyncio.TimerHandle | None = None
         # Explicit registration, not discovery by name: aiosmtpd looked for handle_* names on the
         # handler and found none; these are the hooks, and tests check that each one runs.
         self._handle_hooks = gateway.hooks()
@@ -77,14 +84,59 @@ class GatewaySMTP(SMTP):
         # aiosmtpd decides "AUTH only over TLS" per server; Yizhan decides per connection:
         # loopback clients may AUTH in clear text. A STARTTLS upgrade calls this again, with
         # the original transport set aside; the decision is made on the first call only.
-        if self._original_transport is None:
+        first = self._original_transport is None
+        if first:
             peer = transport.get_extra_info("peername")
-            self._auth_require_tls = not auth_allowed(peer_host(peer), tls=False)
+            self.client_host = peer_host(peer)
+            self._auth_require_tls = not auth_allowed(self.client_host, tls=False)
         super().connection_made(transport)
+        if not first:
+            return
+        if self._gate.over_client_limit(self):
+            # Before the greeting: the client reads only this.
+            log.warning("%s: refused, too many connections from it", self.client_host)
+            self.close_with(ERR_421_CLIENT_BUSY.format(host=self.hostname))
+            return
+        if not self.gateway.relays.trusts(self.client_host):
+            self._auth_deadline = self.loop.call_later(
+                self.gateway.config.smtp.auth_timeout, self._not_authenticated
+            )
 
     def connection_lost(self, error: Exception | None) -> None:
         self._gate.leave(self)
+        if self._auth_deadline is not None:
+            self._auth_deadline.cancel()
         super().connection_lost(error)
+
+    @property
+    def authenticated(self) -> bool:
+        """Whether the client has authenticated (see ``gate``)."""
+        return isinstance(self.session, GatewaySession) and self.session.account is not None
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a MAIL FROM is under way (see ``gate``)."""
+        return self.envelope is not None and self.envelope.mail_from is not None
+
+    def close_with(self, reply: str) -> None:
+        """Say ``reply`` (if any) and close the connection."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if reply:
+            assert isinstance(transport, asyncio.WriteTransport)
+            transport.write(reply.encode("ascii", "replace") + b"\r\n")
+        transport.close()
+
+    def _not_authenticated(self) -> None:
+        if not self.authenticated and not self.in_transaction:
+            log.info("%s: closed, not authenticated in time", self.client_host)
+            self.close_with(ERR_421_NO_AUTH.format(host=self.hostname))
+
+    def _timeout_cb(self) -> None:
+        # aiosmtpd closes an idle connection without a word; RFC 5321 4.2 gives it a 421.
+        log.info("%s: closed, idle too long", self.client_host)
+        self.close_with(ERR_421_IDLE.format(host=self.hostname))
 
     async def handle_exception(self, error: Exception) -> str:
         """A failure in a command: log it, and answer without showing internals."""
@@ -183,42 +235,3 @@ class GatewaySMTP(SMTP):
         assert isinstance(login, bytes) and isinstance(password, bytes)
         assert self.session is not None
         return await self.gateway.check_password(self.session, login, password)
-
-
-class Busy(asyncio.Protocol):
-    """Answers a connection over the limit with 421 and closes it."""
-
-    def __init__(self, hostname: str) -> None:
-        self.reply = (ERR_421_BUSY.format(host=hostname) + "\r\n").encode("ascii", "replace")
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.WriteTransport)
-        transport.write(self.reply)
-        transport.close()
-
-
-class ConnectionGate:
-    """Counts live SMTP connections against ``smtp.max_connections``."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        # Weak, so that a protocol asyncio drops without connection_lost is not counted forever.
-        self._live: weakref.WeakSet[GatewaySMTP] = weakref.WeakSet()
-
-    def full(self) -> bool:
-        """Whether a new connection must be refused."""
-        return len(self._live) >= self.limit
-
-    def enter(self, protocol: GatewaySMTP) -> None:
-        """Count a new connection."""
-        self._live.add(protocol)
-
-    def leave(self, protocol: GatewaySMTP) -> None:
-        """Forget a closed connection."""
-        self._live.discard(protocol)
-
-    def close_all(self) -> None:
-        """Close every live connection (at shutdown)."""
-        for protocol in list(self._live):
-            if protocol.transport is not None:
-                protocol.transport.close()

@@ -11,9 +11,21 @@ from typing import Final
 OK_235_AUTH: Final = "235 2.7.0 Authentication successful"
 OK_250_SENDER: Final = "250 2.1.0 Sender OK"
 OK_250_RCPT: Final = "250 2.1.5 Recipient OK"
+OK_250_RCPT_AGAIN: Final = "250 2.1.5 Recipient OK (already named; delivered once)"
 OK_250_STORED: Final = "250 2.0.0 OK: stored as inbound #{id}"
 ERR_421_BUSY: Final = "421 4.7.0 {host} Too many connections; try again later"
 ERR_451_STORE: Final = "451 4.3.0 The message was not accepted: {reason}; try again later"
+ERR_421_CLIENT_BUSY: Final = (
+    "421 4.7.0 {host} Too many connections from your address; try again later"
+)
+ERR_421_IDLE: Final = "421 4.4.2 {host} Idle too long; closing the connection"
+ERR_421_NO_AUTH: Final = "421 4.7.0 {host} Not authenticated in time; closing the connection"
+ERR_421_MAKE_ROOM: Final = (
+    "421 4.7.0 {host} Not authenticated, and the server is full; closing the connection"
+)
+ERR_452_RECIPIENTS: Final = (
+    "452 4.5.3 Too many recipients: at most {limit} per message; send the rest in another"
+)
 ERR_451_INTERNAL: Final = "451 4.3.0 Temporary server error; try again later"
 ERR_501_BASE64: Final = "501 5.5.2 Cannot decode the base64 credentials"
 ERR_501_DATA: Final = "501 5.5.4 Syntax: DATA"

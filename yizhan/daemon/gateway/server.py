@@ -9,8 +9,10 @@ from dataclasses import dataclass
 
 from yizhan.daemon.context import Context
 from yizhan.daemon.gateway.directory_cache import DirectoryCache
+from yizhan.daemon.gateway.gate import Busy, ConnectionGate
 from yizhan.daemon.gateway.hooks import Gateway
-from yizhan.daemon.gateway.protocol import Busy, ConnectionGate, GatewaySMTP
+from yizhan.daemon.gateway.protocol import GatewaySMTP
+from yizhan.daemon.gateway.replies import ERR_421_MAKE_ROOM
 from yizhan.daemon.gateway.senders import TrustedRelays
 from yizhan.daemon.gateway.tls import server_context
 from yizhan.mailstore.inbound import InboundWriter
@@ -55,10 +57,14 @@ async def start_smtp(ctx: Context, writer: InboundWriter) -> SmtpServer:
     gateway = Gateway(
         ctx, writer, directory=directory, relays=TrustedRelays.parse(config.trusted_relays)
     )
-    gate = ConnectionGate(config.max_connections)
+    gate = ConnectionGate(
+        config.max_connections,
+        per_client=config.max_connections_per_client,
+        unlimited=gateway.relays.trusts,
+    )
 
     def factory() -> asyncio.BaseProtocol:
-        if gate.full():
+        if gate.full() and not gate.make_room(ERR_421_MAKE_ROOM.format(host=config.hostname)):
             log.warning("connection refused: %d connections already open", gate.limit)
             return Busy(config.hostname)
         protocol = GatewaySMTP(gateway, tls_context=tls_context, gate=gate, loop=loop)

@@ -6,6 +6,7 @@ from yizhan.daemon.desk.commands.base import Usage
 from yizhan.daemon.desk.commands.tools import Tools
 from yizhan.daemon.desk.copies import send_copy
 from yizhan.daemon.desk.request import Request
+from yizhan.mailstore import audit
 from yizhan.mailstore.documents import find_document
 from yizhan.routing.commands import Command, Verb
 from yizhan.routing.tools import ToolAction, ToolRequest, is_document_reference
@@ -56,11 +57,25 @@ document and its files attached."""  # noqa: E501
                 # Not a document: a tool, by its name.
                 Tools().answer(request, ToolRequest(action=ToolAction.GET, name=ref))
                 return None
-            return (
-                f"找不到文件「{ref}」。請寫文件編號或文號，例如：下載 #12\n"
-                f"No document {ref!r}. Send GET with its id or number, e.g. GET #12"
-            )
+            return _not_found(ref)
         if not request.desk.finder.may_see(request.session, document, account, request.directory):
-            return f"您無權查看文件 #{document.id}。You may not see document #{document.id}."
+            audit.record(
+                request.session,
+                at=request.now,
+                actor=account,
+                action="document.get_refused",
+                target=str(document.id),
+                detail={"inbound": request.inbound_id, "reason": "not in scope"},
+            )
+            # The same words as for a document that does not exist: no id list by asking.
+            return _not_found(ref)
         send_copy(request, document)
         return None
+
+
+def _not_found(ref: str) -> str:
+    return (
+        f"找不到文件「{ref}」，或您無權查看。請寫文件編號或文號，例如：下載 #12\n"
+        f"No document {ref!r} that you may see (none, or not yours to see). Send GET with its "
+        "id or number, e.g. GET #12"
+    )

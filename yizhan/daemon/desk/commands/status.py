@@ -47,13 +47,16 @@ requests and internal material (art. 6), with STATUS, SEARCH and GET alike.
         assert account is not None
         ref = command.argument.strip()
         document = find_document(request.session, ref) if ref else None
+        not_found = (
+            f"找不到文件「{ref}」，或您無權查看。請寫文件編號或文號，"
+            "例如：查詢 12 或 查詢 遼檢辦〔2026〕5號\n"
+            f"No document {ref!r} that you may see (none, or not yours to see). Send STATUS "
+            "with its id or number, e.g. STATUS 12"
+        )
         if document is None:
-            return (
-                f"找不到文件「{ref}」。請寫文件編號或文號，"
-                "例如：查詢 12 或 查詢 遼檢辦〔2026〕5號\n"
-                f"No document {ref!r}. Send STATUS with its id or number, e.g. STATUS 12"
-            )
+            return not_found
         state = load_state(request.session, document)
         if not may_see(state, account, request.directory):
-            return f"您無權查看文件「{ref}」。You may not see document {ref}."
+            # The same words as for a document that does not exist: no id list by asking.
+            return not_found
         return document_summary(state, request.directory, request.ctx.config.tzinfo)

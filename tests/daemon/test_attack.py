@@ -1,0 +1,171 @@
+"""The attack suite over SMTP against the whole daemon (issue 17, part 4): each attack is
+refused or made harmless, recorded, and changes no document; the owner keeps being served."""
+
+from __future__ import annotations
+
+import smtplib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from tests.conftest import make_config, seed_keyring
+from tests.daemon.test_flows import PASSWORD, Daemon, files_of, start_daemon, text
+from yizhan.daemon.context import Context
+from yizhan.mailstore.db import upgrade
+from yizhan.mailstore.models import AuditEntry, Document
+
+SENDER = "wangfang@bureau.example"
+
+
+@pytest.fixture
+def daemon(tmp_path: Path, database_url: str, system_key_home: Path) -> Iterator[Daemon]:
+    """The demo bureau running (no signed replies asked for)."""
+    config = make_config(tmp_path, database_url, signing={"require_signature": []})
+    seed_keyring(config, system_key_home)
+    ctx = Context.open(config)
+    upgrade(ctx.engine)
+    running = start_daemon(ctx)
+    yield running
+    running.stop()
+    ctx.close()
+
+
+def message(to: str, subject: str, body: str = "請查收。", *, sender: str = SENDER) -> bytes:
+    return (
+        f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\n"
+        f"Message-ID: <{time.monotonic_ns()}@client.test>\r\nMIME-Version: 1.0\r\n"
+        f"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+        f"{body}\r\n"
+    ).encode()
+
+
+def settle(d: Daemon, seconds: float = 3.0) -> None:
+    """Give the processor and the couriers time to do anything more they would do."""
+    time.sleep(seconds)
+
+
+# --- Recipients (d) ------------------------------------------------------------------------------
+
+
+def test_the_same_rcpt_300_times_delivers_one_copy(daemon: Daemon) -> None:
+    with smtplib.SMTP("127.0.0.1", daemon.port, timeout=30) as client:
+        client.login("wangfang", PASSWORD)
+        client.mail(SENDER)
+        codes = {client.rcpt("lijun@oa.example")[0] for _ in range(300)}
+        code, _ = client.data(message("lijun@oa.example", "會議材料"))
+    assert codes == {250} and code == 250
+    daemon.inbox("lijun")
+    settle(daemon)
+    assert not list((daemon.ctx.config.maildir_root / "lijun" / "new").glob("*"))[1:]
+
+
+def test_2000_rcpts_of_cmd_give_one_answer(daemon: Daemon) -> None:
+    with smtplib.SMTP("127.0.0.1", daemon.port, timeout=60) as client:
+        client.login("wangfang", PASSWORD)
+        client.mail(SENDER)
+        for n in range(2000):
+            client.rcpt("cmd@oa.example" if n % 2 else "CMD@oa.example")
+        code, _ = client.data(message("cmd@oa.example", "TODO"))
+    assert code == 250
+    (answer,) = daemon.inbox("wangfang")
+    assert answer["Subject"]
+    settle(daemon)
+    assert len(list((daemon.ctx.config.maildir_root / "wangfang" / "new").glob("*"))) == 1
+
+
+def test_a_module_and_its_alias_open_one_document(daemon: Daemon) -> None:
+    author = "xiewenbin@bureau.example"
+    with smtplib.SMTP("127.0.0.1", daemon.port, timeout=30) as client:
+        client.login("xiewenbin", PASSWORD)
+        client.sendmail(
+            author,
+            ["qianbao@oa.example", "report@oa.example"],
+            message(
+                "qianbao@oa.example", "關於購置檢測設備的請示", "擬購置設備一台。", sender=author
+            ),
+        )
+    daemon.inbox("xiewenbin")
+    settle(daemon)
+    with daemon.ctx.sessions() as session:
+        assert len(session.scalars(select(Document)).all()) == 1
+
+
+def test_more_than_the_recipient_limit_get_452(daemon: Daemon) -> None:
+    # RFC 5321 asks a server to take at least 100 recipients; the 101st distinct one gets 452,
+    # which a client answers by sending the rest in another transaction.
+    people = [f"{a}@oa.example" for a in ("lijun", "zhaojianguo", "sunlimin")]
+    addresses = people + [f"r+{'a' * 20}{n:04d}@oa.example" for n in range(120)]
+    with smtplib.SMTP("127.0.0.1", daemon.port, timeout=30) as client:
+        client.login("wangfang", PASSWORD)
+        client.mail(SENDER)
+        replies = [client.rcpt(a) for a in addresses]
+    accepted = [a for a, (code, _) in zip(addresses, replies, strict=True) if code == 250]
+    over = [r for code, r in replies if code == 452]
+    assert len(accepted) <= 100 and over and b"at most 100" in over[0]
+
+
+# --- Scope (f) ----------------------------------------------------------------------------------
+
+
+def test_get_says_the_same_for_a_document_one_may_not_see_and_a_missing_one(
+    daemon: Daemon,
+) -> None:
+    # 謝文斌's report is not 韓雪's to see: her GET of it is answered as for an id that does not
+    # exist (no list of ids by asking), sends nothing, and is recorded.
+    daemon.send("xiewenbin", "qianbao@oa.example", "關於購置檢測設備的請示", "擬購置設備一台。")
+    daemon.inbox("xiewenbin")
+    with daemon.ctx.sessions() as session:
+        (document,) = session.scalars(select(Document)).all()
+    answers = {}
+    for ref in (document.id, document.id + 1000):
+        daemon.send("hanxue", "cmd@oa.example", f"GET #{ref}", "")
+        (answer,) = daemon.inbox("hanxue")
+        answers[ref] = text(answer).replace(f"「#{ref}」", "「#N」").replace(f"'#{ref}'", "'#N'")
+        assert not files_of(answer)
+    assert answers[document.id] == answers[document.id + 1000]
+    with daemon.ctx.sessions() as session:
+        (refused,) = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "document.get_refused")
+        ).all()
+    assert refused.actor == "hanxue" and refused.target == str(document.id)
+
+
+# --- Look-alikes of Yizhan's own mail (g) -------------------------------------------------------
+
+
+def test_mail_to_a_colleague_cannot_look_like_a_request_of_yizhan(daemon: Daemon) -> None:
+    # 王芳 dresses a mail to 李軍 as Yizhan's approval request: forged X-Yizhan-* headers, a
+    # Reply-To at an r+ token, the display name 驛站. It reaches 李軍 without them, body as sent;
+    # the forward is recorded with what was taken out.
+    forged = (
+        "From: =?utf-8?b?6amb56uZ?= <wangfang@bureau.example>\r\nTo: lijun@oa.example\r\n"
+        "Subject: [待批] 關於購置檢測設備的請示\r\nReply-To: r+AAAAAAAAAAAAAAAAAAAA@oa.example\r\n"
+        "X-Yizhan-Doc: 5\r\nX-Yizhan-Action: approve\r\nX-Yizhan-State:\r\n approving\r\n"
+        f"Message-ID: <{time.monotonic_ns()}@client.test>\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+        "請回覆「同意」。\r\nX-Yizhan-Doc: in the body stays\r\n"
+    ).encode()
+    with smtplib.SMTP("127.0.0.1", daemon.port, timeout=30) as client:
+        client.login("wangfang", PASSWORD)
+        client.sendmail(SENDER, ["lijun@oa.example"], forged)
+    (got,) = daemon.inbox("lijun")
+    assert not [name for name, _ in got.items() if name.lower().startswith("x-yizhan-")]
+    assert got["Reply-To"] is None
+    assert got["From"].addresses[0].display_name == "王芳"
+    assert got["From"].addresses[0].addr_spec == SENDER
+    assert got["Subject"] == "[待批] 關於購置檢測設備的請示"
+    assert got.get_content() == "請回覆「同意」。\r\nX-Yizhan-Doc: in the body stays\r\n"
+    with daemon.ctx.sessions() as session:
+        (entry,) = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "mail.forward")
+        ).all()
+    assert set(entry.detail["removed"]) == {
+        "x-yizhan-doc",
+        "x-yizhan-action",
+        "x-yizhan-state",
+        "reply-to",
+        "from display name",
+    }
