@@ -28,6 +28,7 @@ from yizhan.admin import (
     documents,
     help_page,
     it_pages,
+    ops_pages,
     people,
     rules_pages,
     unit_pages,
@@ -68,6 +69,7 @@ def create_app(ctx: Context) -> Starlette:
 
     routes: list[BaseRoute] = [
         Route("/health", health),
+        *ops_pages.routes(ctx),
         Mount("/static", StaticFiles(packages=[("yizhan.admin", "static")]), name="static"),
         *auth.routes(site),
         *dashboard.routes(site),

@@ -24,6 +24,7 @@ from yizhan.daemon.context import Context
 from yizhan.daemon.gateway.server import start_smtp
 from yizhan.daemon.imap.service import ImapService
 from yizhan.daemon.jobs.scheduler import start_scheduler
+from yizhan.daemon.logs import configure as configure_logging
 from yizhan.daemon.outbound import OutboundWorker
 from yizhan.daemon.processor import Processor
 from yizhan.mailstore.db import require_current_schema
@@ -43,9 +44,7 @@ class _AdminServer(uvicorn.Server):
 
 def serve(ctx: Context) -> None:
     """Run until SIGTERM or SIGINT."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(ctx.config.log)
     # aiosmtpd logs every SMTP command at INFO; the gateway logs what matters itself.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
     asyncio.run(run_daemon(ctx))

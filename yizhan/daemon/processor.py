@@ -25,6 +25,7 @@ from yizhan.daemon.desk import Desk
 from yizhan.daemon.desk.decisions import apply_outcome
 from yizhan.daemon.desk.dispatch import RECEIVERS, not_delivered, not_served
 from yizhan.daemon.desk.request import Request, answer_headers
+from yizhan.daemon.logs import MESSAGE_ID
 from yizhan.daemon.rules_file import content_rules_version
 from yizhan.daemon.screening.check import check_accepted
 from yizhan.daemon.screening.quarantine import quarantine_accepted
@@ -99,6 +100,7 @@ class Processor:
                 )
             ]
         for inbound_id in claimed:
+            MESSAGE_ID.set(None)
             try:
                 with self.ctx.sessions.begin() as session:
                     self.process(session, inbound_id)
@@ -119,6 +121,7 @@ class Processor:
                                 self._tell_set_aside(session, aside, now)
                         except Exception:
                             log.exception("inbound %s: could not tell its sender", inbound_id)
+        MESSAGE_ID.set(None)
         return len(claimed)
 
     def process(self, session: Session, inbound_id: int) -> None:
@@ -134,6 +137,8 @@ class Processor:
             return
         msg = BytesParser(policy=policy.default).parsebytes(raw)
         assert isinstance(msg, EmailMessage)
+        # Every line logged while this message is handled names it (daemon/logs.py).
+        MESSAGE_ID.set(row.message_id)
         log.info("%s: processing inbound %s", row.message_id, inbound_id)
         for n, rcpt in enumerate(row.rcpt_tos):
             request = Request.of(self.desk, session, row, n, msg, directory, now)

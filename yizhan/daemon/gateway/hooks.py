@@ -50,6 +50,7 @@ from yizhan.daemon.gateway.senders import (
     parse_headers,
     relay_identity,
 )
+from yizhan.daemon.metrics import counted
 from yizhan.daemon.rules_file import content_rules_version
 from yizhan.daemon.screening.check import check_message
 from yizhan.mailstore import audit
@@ -104,7 +105,12 @@ class Gateway:
 
     def hooks(self) -> dict[str, Hook]:
         """The aiosmtpd hooks by command; the only ones the gateway has."""
-        return {"MAIL": self.on_mail, "RCPT": self.on_rcpt, "DATA": self.on_data}
+        # Each answer is counted for /metrics (accepted, or refused by stage and code).
+        return {
+            "MAIL": counted("MAIL", self.on_mail),
+            "RCPT": counted("RCPT", self.on_rcpt),
+            "DATA": counted("DATA", self.on_data),
+        }
 
     async def on_mail(
         self,

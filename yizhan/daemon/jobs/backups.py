@@ -19,6 +19,7 @@ from pathlib import Path
 from yizhan.daemon.context import Context
 from yizhan.daemon.jobs.mail import send_job_mail
 from yizhan.daemon.jobs.slots import claim_slot, daily_slot, work_calendar
+from yizhan.daemon.metrics import BACKUP_FAILURES, BACKUP_LAST_SUCCESS
 from yizhan.mailstore import audit
 from yizhan.mailstore.backup import backup
 from yizhan.mailstore.backup_check import verify_backup
@@ -30,9 +31,6 @@ log = logging.getLogger("yizhan.backup")
 
 #: A nightly backup's directory name: its local date and time.
 NAME = re.compile(r"^yizhan-(\d{8})-(\d{4})$")
-
-#: The outcome of the last nightly backup in this process, for /metrics.
-LAST: dict[str, float] = {}
 
 
 def run_nightly_backup(ctx: Context, now: dt.datetime, calendar: WorkCalendar | None = None) -> int:
@@ -55,11 +53,11 @@ def run_nightly_backup(ctx: Context, now: dt.datetime, calendar: WorkCalendar | 
             raise RuntimeError(f"the new backup does not verify: {verdict.problems[0]}")
         removed = prune(settings.directory, keep_after(settings.directory, ctx, cal), target)
     except Exception as exc:
-        LAST.update(failed_at=time.time())
+        BACKUP_FAILURES.inc()
         log.exception("the nightly backup into %s failed", target)
         return _tell_it(ctx, now, target, f"{type(exc).__name__}: {exc}")
     seconds = time.monotonic() - started
-    LAST.update(succeeded_at=time.time(), seconds=seconds, bytes=float(verdict.bytes))
+    BACKUP_LAST_SUCCESS.set(time.time())
     with ctx.sessions.begin() as session:
         audit.record(
             session,

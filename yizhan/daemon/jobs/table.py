@@ -38,6 +38,7 @@ from yizhan.daemon.jobs.reminders import run_reminders
 from yizhan.daemon.jobs.reports import OVERDUE_REPORT_AT, run_overdue_report
 from yizhan.daemon.jobs.slots import JobBody, work_calendar
 from yizhan.daemon.jobs.supervision import SUPERVISION_REPORT_AT, run_supervision_report
+from yizhan.daemon.metrics import JOB_FAILURES, JOB_RUNS
 from yizhan.routing.calendar import WorkCalendar
 from yizhan.routing.digests import allowed_windows
 
@@ -117,9 +118,11 @@ def run_due_jobs(
     counts: dict[str, int] = {}
     failure: Exception | None = None
     for job in JOBS:
+        JOB_RUNS.labels(job=job.name).inc()
         try:
             counts[job.name] = job.run(ctx, now, cal)
         except Exception as exc:
+            JOB_FAILURES.labels(job=job.name).inc()
             log.exception("job %s failed at %s", job.name, now.isoformat())
             failure = failure or exc
     if failure is not None:
