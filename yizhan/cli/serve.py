@@ -27,6 +27,7 @@ from yizhan.daemon.jobs.scheduler import start_scheduler
 from yizhan.daemon.logs import configure as configure_logging
 from yizhan.daemon.outbound import OutboundWorker
 from yizhan.daemon.processor import Processor
+from yizhan.daemon.sdnotify import Notifier
 from yizhan.mailstore.db import require_current_schema
 from yizhan.mailstore.inbound import InboundWriter
 from yizhan.mailstore.pending import release_leases
@@ -118,8 +119,13 @@ async def run_daemon(
     )
     if on_ready is not None:
         on_ready(smtp.port)
+    notifier = Notifier()
+    notifier.notify("READY=1", f"STATUS=accepting mail on port {smtp.port}")
+    watchdog = asyncio.create_task(notifier.keep_alive(stop), name="watchdog")
     await stop.wait()
+    notifier.notify("STOPPING=1")
     log.info("stopping")
+    await watchdog
     scheduler.shutdown()
     smtp.close()
     await smtp.wait_closed()

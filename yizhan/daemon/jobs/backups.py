@@ -35,14 +35,26 @@ NAME = re.compile(r"^yizhan-(\d{8})-(\d{4})$")
 
 def run_nightly_backup(ctx: Context, now: dt.datetime, calendar: WorkCalendar | None = None) -> int:
     """Back up once a night at ``[backup] time``; returns the mails queued (to IT on failure)."""
+    return nightly_backup(ctx, now, calendar)[1]
+
+
+def nightly_backup(
+    ctx: Context, now: dt.datetime, calendar: WorkCalendar | None = None
+) -> tuple[str, int]:
+    """Tonight's backup, unless it is not time yet or some daemon (or the timer) made it.
+
+    Returns what happened ("off", "not due", "done already", "made", "failed") and the mails
+    queued.
+    """
     settings = ctx.config.backup
     if settings.directory is None:
-        return 0
+        return "off", 0
     cal = calendar or work_calendar(ctx)
     slot = daily_slot(now, cal, settings.time, working_days_only=False)
+    if slot is None:
+        return "not due", 0
     if not claim_slot(ctx, "nightly_backup", slot, now):
-        return 0
-    assert slot is not None
+        return "done already", 0
     target = settings.directory / slot.strftime("yizhan-%Y%m%d-%H%M")
     started = time.monotonic()
     try:
@@ -55,7 +67,7 @@ def run_nightly_backup(ctx: Context, now: dt.datetime, calendar: WorkCalendar | 
     except Exception as exc:
         BACKUP_FAILURES.inc()
         log.exception("the nightly backup into %s failed", target)
-        return _tell_it(ctx, now, target, f"{type(exc).__name__}: {exc}")
+        return "failed", _tell_it(ctx, now, target, f"{type(exc).__name__}: {exc}")
     seconds = time.monotonic() - started
     BACKUP_LAST_SUCCESS.set(time.time())
     with ctx.sessions.begin() as session:
@@ -74,7 +86,7 @@ def run_nightly_backup(ctx: Context, now: dt.datetime, calendar: WorkCalendar | 
             },
         )
     log.info("nightly backup %s: %d files, %d bytes", target, verdict.files, verdict.bytes)
-    return 0
+    return "made", 0
 
 
 def keep_after(directory: Path, ctx: Context, cal: WorkCalendar) -> set[Path]:
