@@ -36,6 +36,7 @@ from yizhan.daemon.jobs.delegations import (
 from yizhan.daemon.jobs.digests import run_digests
 from yizhan.daemon.jobs.reminders import run_reminders
 from yizhan.daemon.jobs.reports import OVERDUE_REPORT_AT, run_overdue_report
+from yizhan.daemon.jobs.rescan import run_rescan
 from yizhan.daemon.jobs.retention import run_retention
 from yizhan.daemon.jobs.slots import JobBody, work_calendar
 from yizhan.daemon.jobs.supervision import SUPERVISION_REPORT_AT, run_supervision_report
@@ -106,6 +107,8 @@ JOBS: Final[tuple[Job, ...]] = (
     Job(name="nightly_backup", run=run_nightly_backup, trigger=lambda _: _every(60)),
     # At [retention] time, likewise.
     Job(name="retention", run=run_retention, trigger=lambda _: _every(60)),
+    # Every [rescan] interval_minutes, which the body reads from the config.
+    Job(name="rescan", run=run_rescan, trigger=lambda _: _every(60)),
 )
 
 
