@@ -314,3 +314,30 @@ def test_a_failed_nightly_backup_is_told_to_it(
         with ctx.sessions() as session:
             actions = session.scalars(select(AuditEntry.action)).all()
         assert "backup.failed" in actions
+
+
+def test_the_timer_makes_the_nights_backup_once(
+    tmp_path: Path, database_url: str, system_key_home: Path
+) -> None:
+    # yizhan-backup.timer runs `yizhan backup --nightly`: tonight's backup, once, checked.
+    backups = tmp_path / "backups"
+    config = make_config(
+        tmp_path, database_url, backup={"directory": str(backups), "time": "00:00"}
+    )
+    for ctx in _instance(config, system_key_home):
+        c = ctx.config
+        path = tmp_path / "yizhan.toml"
+        path.write_text(
+            f'[yizhan]\ndata_dir = "{c.data_dir}"\nsecret = "{c.secret}"\n'
+            f'[database]\nurl = "{c.database_url}"\n'
+            f'[signing]\ngnupg_home = "{c.signing.gnupg_home}"\n'
+            f'[backup]\ndirectory = "{backups}"\ntime = "00:00"\n',
+            encoding="utf-8",
+        )
+        first = yizhan(path, "backup", "--nightly")
+        assert first.returncode == 0 and "nightly backup: made" in first.stdout, first.stderr
+        (made,) = backups.iterdir()
+        assert yizhan(path, "backup", "verify", str(made)).returncode == 0
+        again = yizhan(path, "backup", "--nightly")
+        assert again.returncode == 0 and "done already" in again.stdout
+        assert len(list(backups.iterdir())) == 1
