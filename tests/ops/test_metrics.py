@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from tests.conftest import make_config, seed_keyring
+from tests.daemon.conftest import Files
 from tests.daemon.test_flows import Daemon, reply, start_daemon
 from yizhan.admin.app import create_app
 from yizhan.cli.setup import DEMO_PASSWORD
@@ -91,6 +92,9 @@ def test_metrics_count_mail_steps_jobs_and_latency(monitored: tuple[Daemon, str]
     (ask,) = daemon.inbox("liangguoqiang")
     with pytest.raises(smtplib.SMTPRecipientsRefused):
         daemon.send("wangfang", "nobody-here@oa.example", "x", "y")
+    # An infected attachment is refused at DATA by the virus rule (clamd).
+    with pytest.raises(smtplib.SMTPDataError):
+        daemon.send("wangfang", "lijun@oa.example", "材料", "見附件", files={"a.png": Files.eicar})
 
     after = samples(get(base + "/metrics")[1])
 
@@ -99,6 +103,8 @@ def test_metrics_count_mail_steps_jobs_and_latency(monitored: tuple[Daemon, str]
 
     assert grew("yizhan_smtp_accepted_total") >= 1
     assert after[refused_key] == before.get(refused_key, 0) + 1
+    virus = ("yizhan_content_refused_total", (("rule", "virus"),))
+    assert after[virus] == before.get(virus, 0) + 1
     # The report waits on the head of the author's unit (inspection in the demo bureau).
     waiting = {k[1]: v for k, v in after.items() if k[0] == "yizhan_steps_waiting"}
     assert waiting == {(("unit", "inspection"),): 1}

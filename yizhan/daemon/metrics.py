@@ -32,6 +32,12 @@ REFUSED: Final = Counter(
     ["stage", "code", "status"],
     registry=REGISTRY,
 )
+CONTENT_REFUSED: Final = Counter(
+    "yizhan_content_refused",
+    "Messages refused at DATA by a content rule (virus, classified marking, type, size …)",
+    ["rule"],
+    registry=REGISTRY,
+)
 JOB_RUNS: Final = Counter(
     "yizhan_job_runs", "Scheduled job runs in this daemon", ["job"], registry=REGISTRY
 )

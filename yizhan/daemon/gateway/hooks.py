@@ -50,7 +50,7 @@ from yizhan.daemon.gateway.senders import (
     parse_headers,
     relay_identity,
 )
-from yizhan.daemon.metrics import counted
+from yizhan.daemon.metrics import CONTENT_REFUSED, counted
 from yizhan.daemon.rules_file import content_rules_version
 from yizhan.daemon.screening.check import check_message
 from yizhan.mailstore import audit
@@ -241,6 +241,7 @@ class Gateway:
             directory=await self.directory.get(),
         )
         if verdict is not None:
+            CONTENT_REFUSED.labels(rule=verdict.rule).inc()
             return verdict.smtp_reply()
         try:
             inbound_id = await self.writer.store(
