@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import email
+import json
 import os
 import subprocess
 import sys
@@ -213,6 +214,12 @@ def test_backup_verify_finds_damaged_and_partial_copies(bureau: Context, tmp_pat
     raw.unlink()
     checked = yizhan(config, "backup", "verify", str(target))
     assert checked.returncode == 1 and "missing (a partial copy)" in checked.stdout
+    # A backup made before manifests held digests cannot be checked, and says so.
+    manifest = json.loads((target / "manifest.json").read_text(encoding="utf-8"))
+    del manifest["files"]
+    (target / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    checked = yizhan(config, "backup", "verify", str(target))
+    assert checked.returncode == 1 and "no file digests" in checked.stdout
     (target / "manifest.json").unlink()
     checked = yizhan(config, "backup", "verify", str(target))
     assert checked.returncode == 1 and "partial backup" in checked.stdout
