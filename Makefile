@@ -9,7 +9,7 @@ PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 CLAMD_SOCKET ?= /tmp/yizhan-clamd/clamd.sock
 export YIZHAN_TEST_CLAMD ?= $(CLAMD_SOCKET)
 
-.PHONY: run test lint unit services bench catalogs clean screenshots bench-admin proofs
+.PHONY: run test lint unit units services bench catalogs clean screenshots bench-admin proofs
 
 $(STAMP): pyproject.toml scripts/system-packages.sh
 	scripts/system-packages.sh
@@ -35,11 +35,23 @@ run: $(STAMP)
 ## test: lint, type-check, then the whole suite on SQLite and on PostgreSQL
 test: $(STAMP) services lint unit
 
-lint: $(STAMP)
+lint: $(STAMP) units
 	$(BIN)/ruff check yizhan tests $(wildcard bench) $(wildcard proofs)
 	$(BIN)/ruff format --check yizhan tests $(wildcard bench) $(wildcard proofs)
 	$(BIN)/mypy yizhan
 	$(BIN)/lint-imports
+
+## units: systemd-analyze verify on systemd/*, with ExecStart pointing into this tree's venv.
+## verify exits 0 on many mistakes (an unknown Type=), so any message it prints fails too.
+units:
+	@if ! command -v systemd-analyze >/dev/null 2>&1; then \
+		echo "systemd-analyze not found: units not verified (scripts/system-packages.sh installs it)"; \
+		exit 0; fi; \
+	dir=$$(mktemp -d); \
+	for f in systemd/*; do sed "s#/opt/yizhan/.venv#$(abspath $(VENV))#g" $$f > $$dir/$${f##*/}; done; \
+	out=$$(systemd-analyze verify $$dir/* 2>&1); rc=$$?; rm -rf $$dir; \
+	if [ $$rc -ne 0 ] || [ -n "$$out" ]; then echo "$$out"; echo "systemd units: FAILED"; exit 1; fi; \
+	echo "systemd units OK: $$(ls systemd | tr '\n' ' ')"
 
 # The two databases' runs go side by side, one a core: each test has its own data directory,
 # database (a schema on PostgreSQL), ports and Dovecot, so they share nothing but clamd. Each

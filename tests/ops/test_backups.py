@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import email
+import json
 import os
 import subprocess
 import sys
@@ -213,6 +214,12 @@ def test_backup_verify_finds_damaged_and_partial_copies(bureau: Context, tmp_pat
     raw.unlink()
     checked = yizhan(config, "backup", "verify", str(target))
     assert checked.returncode == 1 and "missing (a partial copy)" in checked.stdout
+    # A backup made before manifests held digests cannot be checked, and says so.
+    manifest = json.loads((target / "manifest.json").read_text(encoding="utf-8"))
+    del manifest["files"]
+    (target / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    checked = yizhan(config, "backup", "verify", str(target))
+    assert checked.returncode == 1 and "no file digests" in checked.stdout
     (target / "manifest.json").unlink()
     checked = yizhan(config, "backup", "verify", str(target))
     assert checked.returncode == 1 and "partial backup" in checked.stdout
@@ -314,3 +321,30 @@ def test_a_failed_nightly_backup_is_told_to_it(
         with ctx.sessions() as session:
             actions = session.scalars(select(AuditEntry.action)).all()
         assert "backup.failed" in actions
+
+
+def test_the_timer_makes_the_nights_backup_once(
+    tmp_path: Path, database_url: str, system_key_home: Path
+) -> None:
+    # yizhan-backup.timer runs `yizhan backup --nightly`: tonight's backup, once, checked.
+    backups = tmp_path / "backups"
+    config = make_config(
+        tmp_path, database_url, backup={"directory": str(backups), "time": "00:00"}
+    )
+    for ctx in _instance(config, system_key_home):
+        c = ctx.config
+        path = tmp_path / "yizhan.toml"
+        path.write_text(
+            f'[yizhan]\ndata_dir = "{c.data_dir}"\nsecret = "{c.secret}"\n'
+            f'[database]\nurl = "{c.database_url}"\n'
+            f'[signing]\ngnupg_home = "{c.signing.gnupg_home}"\n'
+            f'[backup]\ndirectory = "{backups}"\ntime = "00:00"\n',
+            encoding="utf-8",
+        )
+        first = yizhan(path, "backup", "--nightly")
+        assert first.returncode == 0 and "nightly backup: made" in first.stdout, first.stderr
+        (made,) = backups.iterdir()
+        assert yizhan(path, "backup", "verify", str(made)).returncode == 0
+        again = yizhan(path, "backup", "--nightly")
+        assert again.returncode == 0 and "done already" in again.stdout
+        assert len(list(backups.iterdir())) == 1

@@ -30,6 +30,7 @@ from yizhan.admin import (
     help_page,
     it_pages,
     office_pages,
+    ops_pages,
     oversight,
     people,
     rules_pages,
@@ -72,6 +73,7 @@ def create_app(ctx: Context, *, on_queued: Callable[[], None] | None = None) -> 
 
     routes: list[BaseRoute] = [
         Route("/health", health),
+        *ops_pages.routes(ctx),
         Mount("/static", StaticFiles(packages=[("yizhan.admin", "static")]), name="static"),
         *auth.routes(site),
         *dashboard.routes(site),

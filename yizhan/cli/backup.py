@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from yizhan.cli.base import CliError, Verbs, audit_console, audit_key, opened
+from yizhan.daemon.jobs.backups import nightly_backup
 from yizhan.mailstore.backup import backup, restore
 from yizhan.mailstore.backup_check import Progress, no_progress, verify_backup
 
@@ -32,6 +33,12 @@ def terminal_progress() -> Progress:
 def cmd_backup(args: argparse.Namespace) -> int | None:
     """``backup DIR`` writes a backup; ``backup verify DIR`` checks one."""
     words: list[str] = args.words
+    if args.nightly:
+        if words:
+            raise CliError("--nightly takes no directory: it uses [backup] directory")
+        return nightly()
+    if not words:
+        raise CliError("give a directory: yizhan backup DIR")
     if words[0] == "verify" and len(words) == 2:
         return verify(Path(words[1]))
     if len(words) != 1:
@@ -48,6 +55,16 @@ def cmd_backup(args: argparse.Namespace) -> int | None:
         audit_console(ctx, "backup", str(target), counts)
     print(f"backed up {sum(counts.values())} rows of {len(counts)} tables into {target}")
     return None
+
+
+def nightly() -> int:
+    """What the nightly job does, for a systemd timer: tonight's backup unless made already."""
+    with opened() as ctx:
+        if ctx.config.backup.directory is None:
+            raise CliError("[backup] directory is not set in the config")
+        outcome, _mails = nightly_backup(ctx, ctx.clock())
+    print(f"nightly backup: {outcome}")
+    return 1 if outcome == "failed" else 0
 
 
 def verify(source: Path) -> int:
@@ -89,9 +106,14 @@ def add_parser(verbs: Verbs) -> None:
     p = verbs.add_parser(
         "backup",
         help="write a complete backup into a new directory, or verify one",
-        usage="yizhan backup DIR | yizhan backup verify DIR",
+        usage="yizhan backup DIR | yizhan backup verify DIR | yizhan backup --nightly",
     )
-    p.add_argument("words", nargs="+", metavar="DIR | verify DIR")
+    p.add_argument("words", nargs="*", metavar="DIR | verify DIR")
+    p.add_argument(
+        "--nightly",
+        action="store_true",
+        help="tonight's backup into [backup] directory, thinned as configured (for a timer)",
+    )
     p.set_defaults(handler=cmd_backup)
     p = verbs.add_parser("restore", help="load a backup into a new, initialised instance")
     p.add_argument("dir", type=Path)

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from yizhan.cli.base import CliError, Verbs, opened
+from yizhan.cli.holds import add_hold_parser
 from yizhan.mailstore.directory import load_directory
 from yizhan.mailstore.documents import find_document, load_state
 from yizhan.mailstore.pending import set_aside
@@ -43,7 +44,7 @@ def cmd_queue(args: argparse.Namespace) -> None:
 
 
 def add_parser(verbs: Verbs) -> None:
-    """Add ``doc show`` and ``queue``."""
+    """Add ``doc show``, ``doc hold`` and ``queue``."""
     doc = verbs.add_parser("doc", help="documents").add_subparsers(
         dest="doc_verb", metavar="ACTION", required=True
     )
@@ -51,5 +52,6 @@ def add_parser(verbs: Verbs) -> None:
     p.add_argument("ref", metavar="ID|NUMBER")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_doc_show)
+    add_hold_parser(doc)
     p = verbs.add_parser("queue", help="list outbound mail that waits, and why")
     p.set_defaults(handler=cmd_queue)

@@ -25,8 +25,10 @@ from yizhan.daemon.gateway.policy import start_policy_service
 from yizhan.daemon.gateway.server import start_smtp
 from yizhan.daemon.imap.service import ImapService
 from yizhan.daemon.jobs.scheduler import start_scheduler
+from yizhan.daemon.logs import configure as configure_logging
 from yizhan.daemon.outbound import OutboundWorker
 from yizhan.daemon.processor import Processor
+from yizhan.daemon.sdnotify import Notifier
 from yizhan.mailstore.db import require_current_schema
 from yizhan.mailstore.inbound import InboundWriter
 from yizhan.mailstore.pending import release_leases
@@ -44,9 +46,7 @@ class _AdminServer(uvicorn.Server):
 
 def serve(ctx: Context) -> None:
     """Run until SIGTERM or SIGINT."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(ctx.config.log)
     # aiosmtpd logs every SMTP command at INFO; the gateway logs what matters itself.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
     asyncio.run(run_daemon(ctx))
@@ -126,8 +126,13 @@ async def run_daemon(
     )
     if on_ready is not None:
         on_ready(smtp.port)
+    notifier = Notifier()
+    notifier.notify("READY=1", f"STATUS=accepting mail on port {smtp.port}")
+    watchdog = asyncio.create_task(notifier.keep_alive(stop), name="watchdog")
     await stop.wait()
+    notifier.notify("STOPPING=1")
     log.info("stopping")
+    await watchdog
     scheduler.shutdown()
     smtp.close()
     await smtp.wait_closed()

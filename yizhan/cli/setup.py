@@ -18,7 +18,7 @@ from yizhan.daemon.config import (
 from yizhan.daemon.context import Context
 from yizhan.daemon.screening.check import check_content_rules
 from yizhan.mailstore import accounts, audit
-from yizhan.mailstore.db import upgrade
+from yizhan.mailstore.db import SchemaMismatch, require_current_schema, upgrade
 from yizhan.mailstore.directory import import_directory, load_directory
 from yizhan.routing.directory import Directory, parse_org
 from yizhan.routing.duties import staffing_gaps
@@ -152,6 +152,11 @@ def cmd_check(args: argparse.Namespace) -> None:
         if not inspect(ctx.engine).has_table("alembic_version"):
             print("rules not checked against the organisation: run `yizhan init` first")
             return
+        try:
+            require_current_schema(ctx.engine)
+        except SchemaMismatch as exc:
+            raise CliError(str(exc)) from exc
+        print("database schema OK (the one this version expects)")
         with ctx.sessions() as session:
             directory = load_directory(session)
     finally:

@@ -24,10 +24,12 @@ from yizhan.daemon.config_ops import (
     BackupConfig,
     LogConfig,
     MetricsConfig,
+    RescanConfig,
     RetentionConfig,
     parse_backup,
     parse_log,
     parse_metrics,
+    parse_rescan,
     parse_retention,
 )
 from yizhan.daemon.config_values import ConfigError as ConfigError
@@ -198,6 +200,7 @@ class Config:
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    rescan: RescanConfig = field(default_factory=RescanConfig)
 
     @property
     def tzinfo(self) -> zoneinfo.ZoneInfo:
@@ -462,6 +465,7 @@ def parse_config(raw: dict[str, Any], *, source: Path | None = None) -> Config:
         retention=parse_retention(raw.get("retention", {})),
         metrics=parse_metrics(raw.get("metrics", {})),
         log=parse_log(raw.get("log", {})),
+        rescan=parse_rescan(raw.get("rescan", {})),
     )
 
 

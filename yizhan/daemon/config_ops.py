@@ -18,6 +18,7 @@ OPS_SECTIONS: dict[str, set[str]] = {
     "retention": {"time", "archived_days", "raw_days", "maildir_days"},
     "metrics": {"token"},
     "log": {"format", "level"},
+    "rescan": {"signatures", "interval_minutes"},
 }
 
 LOG_FORMATS = ("text", "json")
@@ -64,6 +65,25 @@ class LogConfig:
 
     format: str = "text"
     level: str = "INFO"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RescanConfig:
+    """Re-scanning stored attachments when clamd's signatures change (第十一條)."""
+
+    #: clamd's database directory, read (names, sizes, times) to notice new signatures that
+    #: its VERSION answer does not show (databases of one's own); None: VERSION alone.
+    signatures: Path | None = Path("/var/lib/clamav")
+    #: How often to ask clamd whether its signatures changed.
+    interval_minutes: int = 60
+
+
+def parse_rescan(table: dict[str, Any]) -> RescanConfig:
+    signatures = _str(table, "rescan.signatures", "/var/lib/clamav")
+    return RescanConfig(
+        signatures=Path(signatures) if signatures else None,
+        interval_minutes=_int(table, "rescan.interval_minutes", 60, low=1, high=24 * 60),
+    )
 
 
 def parse_backup(table: dict[str, Any]) -> BackupConfig:

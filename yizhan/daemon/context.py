@@ -13,6 +13,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from yizhan.daemon.config import Config
+from yizhan.daemon.metrics import SIGNING_SECONDS, timed
 from yizhan.daemon.rules_file import live_rules, load_content_rules
 from yizhan.mailstore import outbox
 from yizhan.mailstore.auditchain import key_from_secret
@@ -89,9 +90,10 @@ class Context:
 
     def sign(self, mail: EmailMessage) -> bytes:
         """``mail`` PGP/MIME-signed by the system key (RFC 3156), as the bytes to queue."""
-        return sign_message_bytes(
-            mail, self.keyring, [self.keyring.system_signer()], cache=self.signatures
-        )
+        with timed(SIGNING_SECONDS):
+            return sign_message_bytes(
+                mail, self.keyring, [self.keyring.system_signer()], cache=self.signatures
+            )
 
     def queue(
         self,

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from yizhan import crashpoints
 from yizhan.daemon.context import Context
+from yizhan.daemon.metrics import DELIVERY_SECONDS
 from yizhan.mailstore import maildir, outbox
 from yizhan.mailstore.directory import load_directory
 from yizhan.mailstore.outbox import Claimed
@@ -219,6 +220,7 @@ class OutboundWorker:
                 c = o.claimed
                 if o.result == "sent":
                     if outbox.mark_sent(session, c.delivery_id, now):
+                        DELIVERY_SECONDS.observe(max(0.0, (now - c.created_at).total_seconds()))
                         log.info("%s: delivered to %s", c.message_id, c.rcpt)
                         if o.on_record is not None:
                             o.on_record(session)

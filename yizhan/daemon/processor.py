@@ -26,6 +26,7 @@ from yizhan.daemon.desk import Desk
 from yizhan.daemon.desk.decisions import apply_outcome
 from yizhan.daemon.desk.dispatch import RECEIVERS, not_delivered, not_served
 from yizhan.daemon.desk.request import Request, answer_headers
+from yizhan.daemon.logs import MESSAGE_ID
 from yizhan.daemon.rules_file import content_rules_version
 from yizhan.daemon.screening.check import check_accepted
 from yizhan.daemon.screening.quarantine import quarantine_accepted
@@ -112,6 +113,7 @@ class Processor:
                 )
             ]
         for inbound_id in claimed:
+            MESSAGE_ID.set(None)
             try:
                 with self.ctx.sessions.begin() as session:
                     self.process(session, inbound_id)
@@ -122,6 +124,7 @@ class Processor:
             except Exception as exc:
                 log.exception("inbound %s: processing failed", inbound_id)
                 self._failed(inbound_id, exc)
+        MESSAGE_ID.set(None)
         return len(claimed)
 
     def process(self, session: Session, inbound_id: int) -> None:
@@ -137,6 +140,8 @@ class Processor:
             return
         msg = BytesParser(policy=policy.default).parsebytes(raw)
         assert isinstance(msg, EmailMessage)
+        # Every line logged while this message is handled names it (daemon/logs.py).
+        MESSAGE_ID.set(row.message_id)
         log.info("%s: processing inbound %s", row.message_id, inbound_id)
         served: set[Recipient] = set()
         for n, rcpt in enumerate(row.rcpt_tos):

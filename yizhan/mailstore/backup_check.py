@@ -61,6 +61,8 @@ class Verdict:
     files: int = 0
     bytes: int = 0
     manifest: dict[str, Any] = field(default_factory=dict)
+    #: The manifest predates file digests: nothing could be checked, nothing found wrong.
+    unchecked: bool = False
 
     @property
     def ok(self) -> bool:
@@ -87,7 +89,11 @@ def verify_backup(root: Path, progress: Progress = no_progress) -> Verdict:
     verdict.manifest = manifest
     listed: dict[str, dict[str, Any]] = manifest.get("files") or {}
     if not listed:
-        verdict.problems.append(f"{MANIFEST} lists no files: not a backup this Yizhan can check")
+        verdict.unchecked = True
+        verdict.problems.append(
+            f"{MANIFEST} has no file digests (a backup made before Yizhan wrote them): its "
+            "files cannot be checked"
+        )
         return verdict
     present = {p.relative_to(root).as_posix() for p in walk(root)}
     for n, (name, expected) in enumerate(sorted(listed.items()), start=1):

@@ -601,3 +601,28 @@ class FetchedMessage(Base):
     inbound_floor: Mapped[int] = mapped_column(BigInteger)
     inbound_id: Mapped[int | None] = mapped_column(BigId, default=None)
     fetched_at: Mapped[dt.datetime]
+
+
+class LegalHold(Base):
+    """A legal hold on a document (``yizhan doc hold ID``): the retention job (第二十三條,
+    第四條) never deletes a held document, its raw mail or its Maildir copies."""
+
+    __tablename__ = "legal_holds"
+
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), primary_key=True)
+    placed_at: Mapped[dt.datetime]
+    placed_by: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+
+
+class SignatureScan(Base):
+    """One re-scan of the stored attachments under a set of clamd signatures (第十一條): the row
+    is claimed when the scan starts, so one daemon does it, and completed with its counts."""
+
+    __tablename__ = "signature_scans"
+
+    signatures: Mapped[str] = mapped_column(String(200), primary_key=True)
+    started_at: Mapped[dt.datetime]
+    finished_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    scanned: Mapped[int] = mapped_column(Integer, default=0)
+    infected: Mapped[int] = mapped_column(Integer, default=0)

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from yizhan.daemon.context import Context
 from yizhan.daemon.desk.files import attach_files
 from yizhan.daemon.desk.threads import document_thread
+from yizhan.daemon.metrics import SIGNING_SECONDS, timed
 from yizhan.mailstore.models import Document, OutboundMessage
 from yizhan.mailstore.outbox import store_body
 from yizhan.routing.directory import PersonInfo
@@ -162,7 +163,9 @@ class Mailer:
         chosen = list(signers) or [keyring.system_signer()]
         queued_at = self.ctx.clock() if now is None else now
         if distribution is None:
-            message = sign_message_bytes(compose(), keyring, chosen, cache=self.ctx.signatures)
+            mail = compose()
+            with timed(SIGNING_SECONDS):
+                message = sign_message_bytes(mail, keyring, chosen, cache=self.ctx.signatures)
             return self.ctx.queue(
                 session,
                 source=source,
@@ -310,7 +313,8 @@ class Mailer:
         now: dt.datetime,
     ) -> SharedBody:
         mail = compose()
-        signed = self.ctx.signatures.sign(signed_content(mail), self.ctx.keyring, signers)
+        with timed(SIGNING_SECONDS):
+            signed = self.ctx.signatures.sign(signed_content(mail), self.ctx.keyring, signers)
         return SharedBody(
             signed=signed,
             subject=str(mail["Subject"]),

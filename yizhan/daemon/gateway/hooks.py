@@ -56,6 +56,7 @@ from yizhan.daemon.gateway.senders import (
     parse_headers,
     relay_identity,
 )
+from yizhan.daemon.metrics import CONTENT_REFUSED, counted
 from yizhan.daemon.rules_file import content_rules_version
 from yizhan.daemon.screening.check import check_message
 from yizhan.mailstore import audit
@@ -116,7 +117,12 @@ class Gateway:
 
     def hooks(self) -> dict[str, Hook]:
         """The aiosmtpd hooks by command; the only ones the gateway has."""
-        return {"MAIL": self.on_mail, "RCPT": self.on_rcpt, "DATA": self.on_data}
+        # Each answer is counted for /metrics (accepted, or refused by stage and code).
+        return {
+            "MAIL": counted("MAIL", self.on_mail),
+            "RCPT": counted("RCPT", self.on_rcpt),
+            "DATA": counted("DATA", self.on_data),
+        }
 
     async def on_mail(
         self,
@@ -263,6 +269,7 @@ class Gateway:
             directory=await self.directory.get(),
         )
         if verdict is not None:
+            CONTENT_REFUSED.labels(rule=verdict.rule).inc()
             return verdict.smtp_reply()
         try:
             inbound_id = await self.writer.store(

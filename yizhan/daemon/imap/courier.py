@@ -26,6 +26,7 @@ from yizhan.daemon.imap.folders import placement
 from yizhan.daemon.imap.pool import SessionPool
 from yizhan.daemon.imap.responses import AppendUid
 from yizhan.daemon.imap.session import ImapFailure, ImapRefused
+from yizhan.daemon.metrics import IMAP_FILING_ERRORS
 from yizhan.daemon.outbound import Outcome
 from yizhan.mailstore.imap_filings import Filed, record_filing
 from yizhan.mailstore.outbox import Claimed
@@ -144,11 +145,13 @@ class ImapCourier:
         try:
             appended = await self._append(c, account, place.folder, data)
         except ImapRefused as exc:
+            IMAP_FILING_ERRORS.labels(kind="refused").inc()
             log.warning("%s: filing for %s refused: %s", c.message_id, account, exc)
             return Outcome(claimed=c, result="retry", detail=f"IMAP {exc}")
         except ImapFailure as exc:
             target = self.filing.pool.target
             self.down = f"IMAP {target.host}:{target.port}: {exc}"
+            IMAP_FILING_ERRORS.labels(kind="unavailable").inc()
             log.warning("%s: filing for %s deferred: %s", c.message_id, account, exc)
             return Outcome(claimed=c, result="retry", detail=self.down)
         filed = Filed(

@@ -19,6 +19,7 @@ from pathlib import Path
 from yizhan.daemon.context import Context
 from yizhan.daemon.jobs.mail import send_job_mail
 from yizhan.daemon.jobs.slots import claim_slot, daily_slot, work_calendar
+from yizhan.daemon.metrics import BACKUP_FAILURES, BACKUP_LAST_SUCCESS
 from yizhan.mailstore import audit
 from yizhan.mailstore.backup import backup
 from yizhan.mailstore.backup_check import verify_backup
@@ -31,20 +32,29 @@ log = logging.getLogger("yizhan.backup")
 #: A nightly backup's directory name: its local date and time.
 NAME = re.compile(r"^yizhan-(\d{8})-(\d{4})$")
 
-#: The outcome of the last nightly backup in this process, for /metrics.
-LAST: dict[str, float] = {}
-
 
 def run_nightly_backup(ctx: Context, now: dt.datetime, calendar: WorkCalendar | None = None) -> int:
     """Back up once a night at ``[backup] time``; returns the mails queued (to IT on failure)."""
+    return nightly_backup(ctx, now, calendar)[1]
+
+
+def nightly_backup(
+    ctx: Context, now: dt.datetime, calendar: WorkCalendar | None = None
+) -> tuple[str, int]:
+    """Tonight's backup, unless it is not time yet or some daemon (or the timer) made it.
+
+    Returns what happened ("off", "not due", "done already", "made", "failed") and the mails
+    queued.
+    """
     settings = ctx.config.backup
     if settings.directory is None:
-        return 0
+        return "off", 0
     cal = calendar or work_calendar(ctx)
     slot = daily_slot(now, cal, settings.time, working_days_only=False)
+    if slot is None:
+        return "not due", 0
     if not claim_slot(ctx, "nightly_backup", slot, now):
-        return 0
-    assert slot is not None
+        return "done already", 0
     target = settings.directory / slot.strftime("yizhan-%Y%m%d-%H%M")
     started = time.monotonic()
     try:
@@ -55,11 +65,11 @@ def run_nightly_backup(ctx: Context, now: dt.datetime, calendar: WorkCalendar | 
             raise RuntimeError(f"the new backup does not verify: {verdict.problems[0]}")
         removed = prune(settings.directory, keep_after(settings.directory, ctx, cal), target)
     except Exception as exc:
-        LAST.update(failed_at=time.time())
+        BACKUP_FAILURES.inc()
         log.exception("the nightly backup into %s failed", target)
-        return _tell_it(ctx, now, target, f"{type(exc).__name__}: {exc}")
+        return "failed", _tell_it(ctx, now, target, f"{type(exc).__name__}: {exc}")
     seconds = time.monotonic() - started
-    LAST.update(succeeded_at=time.time(), seconds=seconds, bytes=float(verdict.bytes))
+    BACKUP_LAST_SUCCESS.set(time.time())
     with ctx.sessions.begin() as session:
         audit.record(
             session,
@@ -76,7 +86,7 @@ def run_nightly_backup(ctx: Context, now: dt.datetime, calendar: WorkCalendar | 
             },
         )
     log.info("nightly backup %s: %d files, %d bytes", target, verdict.files, verdict.bytes)
-    return 0
+    return "made", 0
 
 
 def keep_after(directory: Path, ctx: Context, cal: WorkCalendar) -> set[Path]:

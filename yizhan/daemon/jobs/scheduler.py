@@ -14,6 +14,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[impo
 from yizhan.daemon.context import Context
 from yizhan.daemon.jobs.slots import work_calendar
 from yizhan.daemon.jobs.table import JOBS, Job, run_due_jobs
+from yizhan.daemon.metrics import JOB_FAILURES, JOB_RUNS
 from yizhan.routing.calendar import WorkCalendar
 
 log = logging.getLogger("yizhan.scheduler")
@@ -80,10 +81,12 @@ class Scheduler:
             self.on_queued()
 
     async def _tick(self, job: Job) -> None:
+        JOB_RUNS.labels(job=job.name).inc()
         try:
             now = self.ctx.clock() + _TICK_SLACK
             queued = await asyncio.to_thread(job.run, self.ctx, now, self.calendar)
         except Exception:
+            JOB_FAILURES.labels(job=job.name).inc()
             log.exception("job %s failed", job.name)
             return
         if queued:

@@ -39,8 +39,11 @@ from yizhan.daemon.jobs.digests import run_digests
 from yizhan.daemon.jobs.it_notices import IT_DIGEST_AT, run_it_alerts, run_it_digest
 from yizhan.daemon.jobs.reminders import run_reminders
 from yizhan.daemon.jobs.reports import OVERDUE_REPORT_AT, run_overdue_report
+from yizhan.daemon.jobs.rescan import run_rescan
+from yizhan.daemon.jobs.retention import run_retention
 from yizhan.daemon.jobs.slots import JobBody, work_calendar
 from yizhan.daemon.jobs.supervision import SUPERVISION_REPORT_AT, run_supervision_report
+from yizhan.daemon.metrics import JOB_FAILURES, JOB_RUNS
 from yizhan.routing.calendar import WorkCalendar
 from yizhan.routing.digests import allowed_windows
 
@@ -109,6 +112,10 @@ JOBS: Final[tuple[Job, ...]] = (
     Job(name="assessment", run=run_assessment, trigger=_daily(ASSESSMENT_AT)),
     Job(name="it_alerts", run=run_it_alerts, trigger=lambda _: _every(60)),
     Job(name="it_digest", run=run_it_digest, trigger=_daily(IT_DIGEST_AT)),
+    # At [retention] time, likewise.
+    Job(name="retention", run=run_retention, trigger=lambda _: _every(60)),
+    # Every [rescan] interval_minutes, which the body reads from the config.
+    Job(name="rescan", run=run_rescan, trigger=lambda _: _every(60)),
 )
 
 
@@ -124,9 +131,11 @@ def run_due_jobs(
     counts: dict[str, int] = {}
     failure: Exception | None = None
     for job in JOBS:
+        JOB_RUNS.labels(job=job.name).inc()
         try:
             counts[job.name] = job.run(ctx, now, cal)
         except Exception as exc:
+            JOB_FAILURES.labels(job=job.name).inc()
             log.exception("job %s failed at %s", job.name, now.isoformat())
             failure = failure or exc
     if failure is not None:

@@ -131,6 +131,22 @@ class Clamd:
             return False
         return reply.rstrip(b"\0") == b"PONG"
 
+    async def version(self) -> str:
+        """clamd's VERSION answer: "ClamAV 1.4.6/27100/<date of the signatures>" when it runs
+        the official databases, "ClamAV 1.4.6" with only databases of its own."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                reader, writer = await self.connect()
+                try:
+                    writer.write(b"zVERSION\0")
+                    await writer.drain()
+                    reply = await reader.readuntil(b"\0")
+                finally:
+                    writer.close()
+        except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
+            raise ScannerUnavailable(f"clamd at {self!r} did not say its version: {exc}") from exc
+        return reply.rstrip(b"\0").decode("utf-8", "replace").strip()
+
     async def scan(self, data: bytes) -> ScanResult:
         """Scan ``data``; raise :class:`ScannerUnavailable` or :class:`ScanRefused`."""
         try:
