@@ -19,8 +19,8 @@ from yizhan.daemon.jobs.accounts import (
     run_password_warnings,
     run_unused_accounts,
 )
-from yizhan.daemon.jobs.backups import run_nightly_backup
 from yizhan.daemon.jobs.assessment import ASSESSMENT_AT, run_assessment
+from yizhan.daemon.jobs.backups import run_nightly_backup
 from yizhan.daemon.jobs.bulletins import (
     BULLETIN_CLEANUP_AT,
     BULLETIN_EXPIRY_AT,
