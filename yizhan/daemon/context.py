@@ -75,8 +75,16 @@ class Context:
 
     @functools.cached_property
     def instance(self) -> str:
-        """This daemon's name as a lease owner: stable across its restarts, unique per host."""
-        return f"{socket.gethostname()}:{self.config.data_dir.resolve()}"
+        """This daemon's name as a lease owner: stable across its restarts, unique per host.
+
+        Several daemons may share one data directory (docs/operations.md); their SMTP
+        listeners tell them apart, so that one taking back its own leases after a crash never
+        takes another's that is still at work.
+        """
+        listen = self.config.smtp.listen
+        return (
+            f"{socket.gethostname()}:{self.config.data_dir.resolve()}:{listen.host}:{listen.port}"
+        )
 
     @functools.cached_property
     def keyring(self) -> Keyring:

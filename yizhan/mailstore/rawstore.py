@@ -12,10 +12,15 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
+
+#: A file in ``tmp/`` older than this was left by a crash (a store takes seconds).
+STALE_TMP_SECONDS: Final = 15 * 60
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,10 +84,20 @@ class RawStore:
         """The bytes stored under ``relative``."""
         return (self.root / relative).read_bytes()
 
-    def remove_stale_tmp(self) -> int:
-        """Delete files left in ``tmp/`` by a crash; none of them was ever acknowledged."""
+    def remove_stale_tmp(self, *, older_than: float = STALE_TMP_SECONDS) -> int:
+        """Delete files left in ``tmp/`` by a crash; none of them was ever acknowledged.
+
+        Only those older than ``older_than`` seconds: another daemon sharing this store may
+        be writing the younger ones (a store lasts a few seconds at most).
+        """
         count = 0
+        cutoff = time.time() - older_than
         for path in self.tmp.glob("*.eml"):
+            try:
+                if path.stat().st_mtime >= cutoff:
+                    continue
+            except FileNotFoundError:
+                continue
             path.unlink(missing_ok=True)
             count += 1
         return count
