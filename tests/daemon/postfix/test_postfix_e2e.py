@@ -18,12 +18,14 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from tests.daemon.imap.conftest import Held, folder, login, wait_until
 from tests.daemon.postfix.conftest import OA_DOMAIN, Site, postfix_site
 from tests.daemon.test_flows import PASSWORD, files_of, scan_with
 from yizhan.daemon.imap.folders import DONE, TODO
 from yizhan.mailstore import accounts
+from yizhan.mailstore.models import AuditEntry
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +208,15 @@ def test_five_wrong_imap_passwords_lock_submission_through_postfix_too(site: Sit
     for _ in range(5):
         with pytest.raises(imaplib.IMAP4.error):
             login(site.daemon, "pengliang", "not-the-password")
-    assert site.account("pengliang").locked_until is not None
+    # The lock is the guesser's address with that account (issue 17): here the same loopback
+    # address then tries Postfix's submission port with the right password.
+    with site.daemon.ctx.sessions() as session:
+        locks = session.scalars(
+            select(AuditEntry).where(
+                AuditEntry.action == "account.locked", AuditEntry.target == "pengliang"
+            )
+        ).all()
+    assert [lock.detail["client"] for lock in locks] == ["127.0.0.1"]
     refused = site.swaks(
         "--auth", "PLAIN", "--auth-user", "pengliang", "--auth-password", PASSWORD,
         "--from", "pengliang@bureau.example", "--to", f"qianbao@{OA_DOMAIN}",
