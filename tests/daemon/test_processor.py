@@ -94,11 +94,13 @@ def test_a_message_that_keeps_failing_is_set_aside_not_lost(bureau: Context) -> 
     with bureau.sessions() as session:
         (row,) = pending.set_aside(session)
     assert row.id == inbound_id and "input/output error" in (row.reason or "")
-    # Its sender is told once that it was not acted on and is kept for the IT department.
+    # Its sender is told once that it was not acted on and is kept for the IT department,
+    # and the IT department (吳海峰, its head) is told which message and why.
     bureau.raw.read = type(bureau.raw).read.__get__(bureau.raw)  # type: ignore[method-assign]
     processor.process_batch()
     texts = _texts(bureau)
-    assert list(texts) == ["wangfang@bureau.example"]
+    assert sorted(texts) == ["wangfang@bureau.example", "wuhaifeng@bureau.example"]
+    assert "input/output error" in texts["wuhaifeng@bureau.example"]
     assert (
         "信息化處" in texts["wangfang@bureau.example"]
         and "not acted on" in (texts["wangfang@bureau.example"])

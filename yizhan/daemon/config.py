@@ -50,6 +50,7 @@ DEFAULT_ADDRESSES: dict[str, tuple[str, ...]] = {
     "xinxi": ("xinxi", "news"),
     "ziliao": ("ziliao", "materials"),
     "biangeng": ("biangeng", "change"),
+    "baoxiu": ("baoxiu", "support"),
     "cmd": ("cmd",),
 }
 

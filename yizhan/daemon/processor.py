@@ -18,6 +18,7 @@ from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from yizhan.daemon.context import Context
@@ -29,7 +30,7 @@ from yizhan.daemon.logs import MESSAGE_ID
 from yizhan.daemon.rules_file import content_rules_version
 from yizhan.daemon.screening.check import check_accepted
 from yizhan.daemon.screening.quarantine import quarantine_accepted
-from yizhan.mailstore import pending
+from yizhan.mailstore import audit, pending
 from yizhan.mailstore.directory import load_directory
 from yizhan.mailstore.models import Inbound
 from yizhan.mailstore.tools import published_digests
@@ -45,6 +46,18 @@ BATCH = 50
 
 class ContentCheckPending(Exception):
     """The message could not be judged yet (e.g. clamd is down); it is tried again later."""
+
+
+#: Failures of the machine, not of the message: the database away or locked, a race with
+#: another daemon, the disk. Only these are worth trying again (after the lease runs out);
+#: anything else is the message making the code fail, which fails the same way every time, so
+#: the message is set aside at once and its sender and the IT department told (issue 17).
+TEMPORARY_FAILURES: tuple[type[BaseException], ...] = (
+    OperationalError,
+    InterfaceError,
+    IntegrityError,
+    OSError,
+)
 
 
 class Processor:
@@ -110,17 +123,7 @@ class Processor:
                     pending.postpone(session, inbound_id, str(exc))
             except Exception as exc:
                 log.exception("inbound %s: processing failed", inbound_id)
-                with self.ctx.sessions.begin() as session:
-                    now = self.ctx.clock()
-                    aside = pending.mark_failed(session, inbound_id, repr(exc), now=now)
-                    if aside is not None:
-                        try:
-                            # Its own savepoint: the message is set aside even if telling
-                            # the sender fails too.
-                            with session.begin_nested():
-                                self._tell_set_aside(session, aside, now)
-                        except Exception:
-                            log.exception("inbound %s: could not tell its sender", inbound_id)
+                self._failed(inbound_id, exc)
         MESSAGE_ID.set(None)
         return len(claimed)
 
@@ -192,6 +195,37 @@ class Processor:
         log.info("%s: inbound %s quarantined as %s", row.message_id, row.id, entry.id)
         return True
 
+    def _failed(self, inbound_id: int, exc: Exception) -> None:
+        """Record a failure; when it sets the message aside, audit it and tell its sender and
+        the IT department, each in its own savepoint so that the message is set aside even if
+        telling someone fails too."""
+        final = not isinstance(exc, TEMPORARY_FAILURES)
+        with self.ctx.sessions.begin() as session:
+            now = self.ctx.clock()
+            reason = repr(exc)[:2000]
+            aside = pending.mark_failed(session, inbound_id, reason, now=now, final=final)
+            if aside is None:
+                return
+            audit.record(
+                session,
+                at=now,
+                actor=aside.sender_account or aside.mail_from or "unknown",
+                action="inbound.set_aside",
+                target=str(aside.id),
+                detail={
+                    "message_id": aside.message_id,
+                    "peer": aside.peer,
+                    "attempts": aside.attempts,
+                    "reason": reason,
+                },
+            )
+            for tell in (self._tell_set_aside, self._tell_it):
+                try:
+                    with session.begin_nested():
+                        tell(session, aside, now)
+                except Exception:
+                    log.exception("inbound %s: could not tell of its failure", inbound_id)
+
     def _tell_set_aside(self, session: Session, row: Inbound, now: dt.datetime) -> None:
         """Tell the sender that their message could not be handled and is kept for the IT
         department (nothing is dropped silently); the message itself may be what fails to
@@ -213,11 +247,40 @@ class Processor:
             variables={
                 "subject": f"inbound #{row.id}",
                 "text": (
-                    f"您的郵件（{named}）多次處理失敗，已保留待信息化處（{it}）查看，未被執行；"
-                    "如急需辦理，請聯繫信息化處或稍後重發。\n"
-                    f"Your message ({named}) could not be processed after several attempts. It "
-                    "is kept for the IT department and was not acted on; if it is urgent, "
-                    "contact them or send it again later."
+                    f"您的郵件（{named}）處理失敗，已保留待信息化處（{it}）查看，未被執行；"
+                    "信息化處已收到通知。如急需辦理，請聯繫信息化處，或改寫後重發。\n"
+                    f"Your message ({named}) could not be processed. It is kept for the IT "
+                    "department, who have been told, and was not acted on; if it is urgent, "
+                    "contact them or send it again in another form."
                 ),
             },
         )
+
+    def _tell_it(self, session: Session, row: Inbound, now: dt.datetime) -> None:
+        """Tell the IT department which message was set aside, from whom and why, so that
+        a person looks at it (``yizhan queue`` and the admin page list it)."""
+        directory = load_directory(session)
+        for person in it_people(directory):
+            self.desk.mailer.send(
+                session,
+                source=f"inbound:{row.id}:set-aside:it:{person.account}",
+                to=person,
+                template="reply.txt",
+                headers={"Auto-Submitted": "auto-generated"},
+                now=now,
+                variables={
+                    "subject": f"inbound #{row.id}",
+                    "text": (
+                        f"收到的郵件 #{row.id} 處理失敗，已保留，未被執行。\n"
+                        f"Inbound message #{row.id} could not be processed; it is kept and was "
+                        "not acted on.\n\n"
+                        f"Message-ID: {row.message_id or '-'}\n"
+                        f"MAIL FROM: {row.mail_from or '<>'}\n"
+                        f"Account: {row.sender_account or '-'}\n"
+                        f"Client: {row.peer or '-'}\n"
+                        f"Attempts: {row.attempts}\n"
+                        f"Reason: {row.reason or '-'}\n\n"
+                        "yizhan queue / 管理頁 IT 隊列 lists it."
+                    ),
+                },
+            )

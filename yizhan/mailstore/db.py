@@ -15,6 +15,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from yizhan import crashpoints
 from yizhan.mailstore import auditchain
 
 
@@ -30,8 +31,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         # pysqlite's own transaction handling defers BEGIN; take control so that
         # "BEGIN IMMEDIATE" can be issued where a writer must not be upgraded later.
         event.listen(engine, "begin", _sqlite_begin)
-        return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    else:
+        engine = create_engine(url, pool_pre_ping=True, **kwargs)
+    if crashpoints.armed("db.commit"):
+        event.listen(engine, "commit", lambda _connection: crashpoints.reached("db.commit"))
+    return engine
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

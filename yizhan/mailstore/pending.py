@@ -65,9 +65,10 @@ def mark_processed(session: Session, inbound_id: int, *, now: dt.datetime) -> bo
 
 
 def mark_failed(
-    session: Session, inbound_id: int, reason: str, *, now: dt.datetime
+    session: Session, inbound_id: int, reason: str, *, now: dt.datetime, final: bool = False
 ) -> Inbound | None:
-    """Record a processing failure; after MAX_ATTEMPTS the message is set aside, not lost.
+    """Record a processing failure; after MAX_ATTEMPTS (or at once when ``final``: the
+    message itself is what fails, so trying again cannot help) it is set aside, not lost.
 
     Returns the row when this failure set it aside, so that its sender can be told.
     """
@@ -75,7 +76,7 @@ def mark_failed(
     if row is None or row.state != "accepted":
         return None
     row.reason = reason
-    if row.attempts >= MAX_ATTEMPTS:
+    if final or row.attempts >= MAX_ATTEMPTS:
         row.state, row.processed_at = "failed", now
         return row
     return None
@@ -103,7 +104,7 @@ def _lock(session: Session) -> bool:
 
 
 def set_aside(session: Session) -> list[Inbound]:
-    """Messages that failed processing MAX_ATTEMPTS times: kept, and waiting for an admin."""
+    """Messages set aside by the processor (see ``mark_failed``): kept, waiting for an admin."""
     return list(
         session.scalars(select(Inbound).where(Inbound.state == "failed").order_by(Inbound.id))
     )

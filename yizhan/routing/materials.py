@@ -87,7 +87,7 @@ def parse_request(command: Command, *, has_attachments: bool) -> Request:
         return Request(kind=RequestKind.SEARCH if words else RequestKind.LIST, words=words)
     if command.verb is Verb.GET:
         ref = command.argument.strip().lstrip("#").strip()
-        if ref.isdigit():
+        if ref.isascii() and ref.isdigit():
             return Request(kind=RequestKind.GET, material_id=int(ref))
         return Request(
             kind=RequestKind.GET,

@@ -251,7 +251,9 @@ _FOLDABLE: Final = re.compile("[\uff01-\uffee\uf900-\ufaff\u2f00-\u2fdf\U0002f80
 # Spaces of every width, and the byte-order mark Apple Mail leaves at the start of a quote.
 _ODD_SPACE: Final = re.compile("[\u00a0\u2000-\u200a\u202f\u205f\u3000\ufeff]")
 # Editors leave zero-width spaces around the caret; they only get in the way of matching.
-_ZERO_WIDTH: Final = re.compile("[\u200b\u2060]")
+# Control characters (NUL above all: PostgreSQL refuses it in text) have no place in a command
+# or a search; only tabs and line ends carry meaning.
+_ZERO_WIDTH: Final = re.compile("[\u200b\u2060\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def normalise(text: str) -> str:

@@ -65,11 +65,27 @@ def answer_address(msg: EmailMessage, mail_from: str) -> str | None:
     if not mail_from:
         return None
     for header in ("Reply-To", "From"):
-        values = [str(v) for v in msg.get_all(header, [])]
-        addresses = [a for _, a in getaddresses(values) if a]
+        values = header_values(msg, header)
+        # An encoded word may hide CR LF or other controls in an address (issue 17); such an
+        # address cannot be written into a header, so the next choice answers instead.
+        addresses = [a for _, a in getaddresses(values) if a and _plain_address(a)]
         if addresses:
             return addresses[0]
     return mail_from
+
+
+def header_values(msg: EmailMessage, name: str) -> list[str]:
+    """The values of header ``name``; a value the email package cannot parse (an encoded word
+    hiding CR LF in an address raises ValueError) counts as absent."""
+    try:
+        return [str(v) for v in msg.get_all(name, [])]
+    except ValueError:
+        return []
+
+
+def _plain_address(address: str) -> bool:
+    """Whether ``address`` is one mailbox that a header can carry: no spaces or controls."""
+    return "@" in address and not any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in address)
 
 
 def answer_headers(message_id: str | None, references: str | None = None) -> dict[str, str]:
@@ -111,7 +127,9 @@ class Request:
         now: dt.datetime,
     ) -> Request:
         """The request for recipient number ``index`` of the stored message ``row``."""
-        _, address = parseaddr(str(msg.get("From", "")))
+        _, address = parseaddr(" ".join(header_values(msg, "From")[:1]))
+        if not _plain_address(address):
+            address = ""
         return cls(
             desk=desk,
             session=session,
@@ -150,7 +168,7 @@ class Request:
     @property
     def subject(self) -> str:
         """The message's subject, as written."""
-        return str(self.msg.get("Subject", ""))
+        return " ".join(header_values(self.msg, "Subject")[:1])
 
     @functools.cached_property
     def command(self) -> Command:

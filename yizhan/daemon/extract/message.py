@@ -87,9 +87,20 @@ class ReadMessage:
 
 def read_message(raw: bytes, rules: ContentRules) -> ReadMessage:
     """Read a raw message; never raises for a malformed one (what cannot be read says so)."""
-    msg = _parse(raw)
     reader = _MessageReader(rules)
-    reader.walk(msg, depth=0)
+    try:
+        msg = _parse(raw)
+    except RecursionError:
+        # The parser recurses once per level: parts (or mails in mails) nested hundreds deep
+        # exhaust the stack before ``walk`` could count them. Only the header block is read;
+        # the body is what the rules refuse, unreadable.
+        end = _HEAD_END.search(raw)
+        head = _PARSER.parsebytes(raw[: end.start() + 1] if end else raw[:0])
+        assert isinstance(head, EmailMessage)
+        msg = head
+        reader.too_deep(msg.get_content_type())
+    else:
+        reader.walk(msg, depth=0)
     plain = "\n".join(reader.plain)
     body = plain if plain.strip() else "\n".join(reader.html)
     return ReadMessage(
@@ -146,19 +157,22 @@ class _MessageReader:
         self.payloads: list[tuple[int, bytes]] = []
         self.forwarded = 0
 
+    def too_deep(self, ctype: str) -> None:
+        """Parts inside parts inside parts: a real client never nests this deep."""
+        self.attachments.append(
+            Attachment(
+                name=ctype,
+                path=ctype,
+                declared_type=ctype,
+                sniffed="unknown",
+                unreadable=f"MIME parts nested more than {MAX_NESTING} deep",
+            )
+        )
+
     def walk(self, part: Message, *, depth: int) -> None:
         ctype = part.get_content_type()
         if depth > MAX_NESTING:
-            # Parts inside parts inside parts: a real client never nests this deep.
-            self.attachments.append(
-                Attachment(
-                    name=ctype,
-                    path=ctype,
-                    declared_type=ctype,
-                    sniffed="unknown",
-                    unreadable=f"MIME parts nested more than {MAX_NESTING} deep",
-                )
-            )
+            self.too_deep(ctype)
             return
         if ctype in ("message/rfc822", "message/global") and part.is_multipart():
             self._message(part, depth=depth)

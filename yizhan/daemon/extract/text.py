@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import codecs
 import html.parser
 import quopri
 import re
@@ -36,6 +37,22 @@ _ENCODED_WORD: Final = re.compile(
 _BETWEEN_WORDS: Final = re.compile(r"(\?=)\s+(=\?)")
 
 
+# Python codecs that are no charset of mail: mail clients do not know them, so what they
+# "decode" to is not what a reader sees; the bytes are read as undeclared instead.
+_NOT_CHARSETS: Final = frozenset(
+    {
+        "undefined",
+        "unicode-escape",
+        "raw-unicode-escape",
+        "punycode",
+        "idna",
+        "mbcs",
+        "oem",
+        "palmos",
+    }
+)
+
+
 def decode_text(data: bytes, declared: str | None = None) -> str:
     """Bytes as text: the declared charset if it fits, else UTF-8, GB 18030 or Big5.
 
@@ -50,8 +67,11 @@ def decode_text(data: bytes, declared: str | None = None) -> str:
     if declared:
         codec = _CHARSETS.get(declared.lower(), declared.lower())
         try:
-            return data.decode(codec)
-        except (UnicodeDecodeError, LookupError):
+            if codecs.lookup(codec).name not in _NOT_CHARSETS:
+                return data.decode(codec)
+        except (UnicodeError, LookupError, ValueError):
+            # An unknown or lying charset (``undefined`` raises UnicodeError, not a decode
+            # error): read the bytes as if none were declared.
             pass
     try:
         return data.decode("utf-8")

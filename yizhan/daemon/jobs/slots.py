@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from yizhan import crashpoints
 from yizhan.daemon.context import Context
 from yizhan.mailstore.models import (
     JobRun,
@@ -76,6 +77,7 @@ def run_slot(
         row = session.get(JobRun, (job, slot))
         if row is not None:
             row.count = count
+        crashpoints.reached("job")
     if count:
         log.info("%s for %s: %d mail(s)", job, slot.isoformat(), count)
     return count

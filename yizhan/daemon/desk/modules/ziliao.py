@@ -18,7 +18,7 @@ from yizhan.daemon.desk.copies import refuse_outside, send_copy
 from yizhan.daemon.desk.request import Outcome, Request
 from yizhan.daemon.desk.search import Found, Hit
 from yizhan.daemon.extract.message import attached_files
-from yizhan.mailstore.documents import apply_decision, create_document
+from yizhan.mailstore.documents import apply_decision, create_document, document_by_id
 from yizhan.mailstore.models import Document
 from yizhan.routing import materials
 from yizhan.routing.bulletins import parse_scope
@@ -169,7 +169,7 @@ class Ziliao:
     def _get(self, request: Request, material_id: int, own: str) -> None:
         account = request.account
         assert account is not None
-        document = request.session.get(Document, material_id)
+        document = document_by_id(request.session, material_id)
         if document is None or document.kind != materials.KIND:
             text = (
                 f"資料庫中沒有 #{material_id}。發送「目錄」可列出您可用的資料。\n"
