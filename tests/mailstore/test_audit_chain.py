@@ -474,6 +474,22 @@ def test_a_tampered_backup_is_not_restored(
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     with other_kind(tmp_path / "other", monkeypatch) as other:
         assert other.audit_key is not None
+        # The manifest's digest no longer matches the file.
+        with pytest.raises(BackupError, match=r"tables/audit\.jsonl: .* the manifest says"):
+            restore(
+                other.engine,
+                other.config.data_dir,
+                other.config.signing.gnupg_home,
+                target,
+                audit_key=other.audit_key,
+            )
+        # One who rewrites the manifest's digests too is still caught by the chain's seals.
+        manifest = json.loads((target / "manifest.json").read_text(encoding="utf-8"))
+        manifest["files"]["tables/audit.jsonl"] = {
+            "size": path.stat().st_size,
+            "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        }
+        (target / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
         with pytest.raises(BackupError, match=f"edited: audit row {rows[1]['id']} "):
             restore(
                 other.engine,
