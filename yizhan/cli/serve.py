@@ -88,7 +88,7 @@ async def run_daemon(
 
     processor = Processor(ctx, on_queued=queued)
     writer = InboundWriter(ctx, on_committed=lambda _ids: processor.wake())
-    smtp = await start_smtp(ctx, writer)
+    smtp = await start_smtp(ctx, writer, on_queued=queued)
     scheduler = start_scheduler(ctx, on_queued=queued)
     admin_listen = ctx.config.admin_listen
     admin = _AdminServer(
