@@ -89,6 +89,7 @@ def test_the_office_gets_the_monthly_assessment_and_the_cli_gives_its_data(
     )
     month = f"{due:%Y-%m}"
     when = first_working_day_after(daemon, due)
+    assert run_assessment(daemon.ctx, when - dt.timedelta(hours=1)) == 0  # not before 09:00
     assert run_assessment(daemon.ctx, when) == len(OFFICE)
     assert run_assessment(daemon.ctx, when + dt.timedelta(hours=3)) == 0  # once a month
     deliver(daemon)

@@ -42,15 +42,13 @@ def claim_another(d: Daemon, account: str, claimed: str) -> None:
 def test_impersonation_is_told_at_once_and_then_at_most_hourly_with_counts(
     daemon: Daemon,
 ) -> None:
-    # An SMTP impersonation reaches IT at the next minute's look; a reply in another's name
-    # right after it is not a second mail within the hour; after the hour one mail counts
-    # the two that came since.
+    # An SMTP impersonation reaches IT at once; a reply in another's name right after it,
+    # and another SMTP one, are not more mails within the hour; after the hour one mail
+    # counts the two that came since.
     now = dt.datetime.now(dt.UTC)
     claim_another(daemon, OUTSIDER, "lijun@bureau.example")
-    assert run_it_alerts(daemon.ctx, now) == 1
-    assert run_it_alerts(daemon.ctx, now) == 0  # told once
-    deliver(daemon)
     alert = one(daemon, IT_HEAD)
+    assert run_it_alerts(daemon.ctx, now) == 0  # told once
     assert "hanxue" in text(alert) and "lijun@bureau.example" in text(alert)
     assert ": 1" in str(alert["Subject"])
 
@@ -87,9 +85,10 @@ def test_a_virus_is_told_at_once_and_a_second_one_counted_after_the_hour(
                 files={"a.txt": content_files.eicar},
             )
         assert refused.value.smtp_code == 550
-    daemon.send(OUTSIDER, "lijun@oa.example", "你好", "ordinary mail")  # wakes the courier
     got = daemon.inbox(IT_HEAD, timeout=20)
     assert len(got) == 1 and "virus" in text(got[0])  # the first at once, the second not
+    with pytest.raises(AssertionError):
+        daemon.inbox(IT_HEAD, timeout=3)
     soon = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
     assert run_it_alerts(daemon.ctx, soon) == 0
     assert run_it_alerts(daemon.ctx, soon + dt.timedelta(hours=1)) == 1

@@ -92,7 +92,7 @@ async def run_daemon(
 
     processor = Processor(ctx, on_queued=queued)
     writer = InboundWriter(ctx, on_committed=lambda _ids: processor.wake())
-    smtp = await start_smtp(ctx, writer)
+    smtp = await start_smtp(ctx, writer, on_queued=queued)
     policy_listen = ctx.config.smtp.policy_listen
     policy = (
         await start_policy_service(policy_listen, secret=ctx.config.secret)

@@ -157,9 +157,19 @@ def decide_objection(
     opinion = command.opinion.strip()
     if command.verb is Verb.APPROVE:
         return _uphold(
-            doc, step, objector, reason, opinion, actor, on_behalf_of, variables, revise_days,
-            directory, now, due,
-        )  # fmt: skip
+            doc,
+            step,
+            objector=objector,
+            reason=reason,
+            opinion=opinion,
+            actor=actor,
+            on_behalf_of=on_behalf_of,
+            variables=variables,
+            revise_days=revise_days,
+            directory=directory,
+            now=now,
+            due=due,
+        )
     if command.verb is Verb.REJECT:
         if not opinion:
             return _refusal(
@@ -191,6 +201,7 @@ def decide_objection(
 def _uphold(
     doc: DocumentState,
     step: StepState,
+    *,
     objector: str,
     reason: str,
     opinion: str,
@@ -202,6 +213,7 @@ def _uphold(
     now: dt.datetime,
     due: Due,
 ) -> Decision:
+    """Upheld: every waiting step withdrawn, the document back to its author to revise."""
     withdrawn = [s for s in doc.steps if s.state == "waiting" and s.id != step.id]
     revise = StepState(
         id=None,

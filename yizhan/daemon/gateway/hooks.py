@@ -57,6 +57,7 @@ from yizhan.daemon.gateway.senders import (
     relay_identity,
 )
 from yizhan.daemon.metrics import CONTENT_REFUSED, counted
+from yizhan.daemon.jobs.it_notices import alert_now
 from yizhan.daemon.rules_file import content_rules_version
 from yizhan.daemon.screening.check import check_message
 from yizhan.mailstore import audit
@@ -106,8 +107,10 @@ class Gateway:
         *,
         directory: DirectoryCache,
         relays: TrustedRelays,
+        on_queued: Callable[[], None] = lambda: None,
     ) -> None:
         self.ctx = ctx
+        self.on_queued = on_queued
         self.config: Config = ctx.config
         self.writer = writer
         self.directory = directory
@@ -270,6 +273,8 @@ class Gateway:
         )
         if verdict is not None:
             CONTENT_REFUSED.labels(rule=verdict.rule).inc()
+            # The refusal queued its answer and, for some rules, IT's notice: send them now.
+            self.on_queued()
             return verdict.smtp_reply()
         try:
             inbound_id = await self.writer.store(
@@ -374,23 +379,30 @@ class Gateway:
         if message_id:
             detail["message_id"] = message_id
         try:
-            await asyncio.to_thread(self._record, account, shown(claimed)[:200], detail)
+            queued = await asyncio.to_thread(self._record, account, shown(claimed)[:200], detail)
+            if queued:
+                self.on_queued()
         except Exception:
             # The refusal stands even if the trail cannot be written; the log keeps it.
             security_log.exception(
                 "%s: could not audit the impersonation by %s", message_id, account
             )
 
-    def _record(self, actor: str, target: str, detail: dict[str, str]) -> None:
+    def _record(self, actor: str, target: str, detail: dict[str, str]) -> int:
+        """Audit the impersonation and tell IT at once, at most hourly (第七條); the mails
+        queued."""
         with self.ctx.sessions.begin() as session:
+            now = self.ctx.clock()
             audit.record(
                 session,
-                at=self.ctx.clock(),
+                at=now,
                 actor=actor,
                 action="impersonation",
                 target=target,
                 detail=detail,
             )
+            session.flush()
+            return alert_now(self.ctx, session, "impersonation", now)
 
 
 def _state(session: Session) -> GatewaySession:

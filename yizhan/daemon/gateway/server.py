@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from yizhan.daemon.context import Context
@@ -40,7 +41,9 @@ class SmtpServer:
         await self.gateway.writer.drain()
 
 
-async def start_smtp(ctx: Context, writer: InboundWriter) -> SmtpServer:
+async def start_smtp(
+    ctx: Context, writer: InboundWriter, *, on_queued: Callable[[], None] = lambda: None
+) -> SmtpServer:
     """Listen on ``smtp.listen`` (port 0: any free port, see ``.port``) and serve the gateway.
 
     STARTTLS is offered when the configured certificate and key exist.
@@ -54,8 +57,13 @@ async def start_smtp(ctx: Context, writer: InboundWriter) -> SmtpServer:
         log.warning("no TLS certificate: STARTTLS is off, so only loopback clients can AUTH")
     directory = DirectoryCache(ctx)
     await directory.get()
+    # ``on_queued`` wakes the couriers when a refusal queued mail (an answer, IT's notice).
     gateway = Gateway(
-        ctx, writer, directory=directory, relays=TrustedRelays.parse(config.trusted_relays)
+        ctx,
+        writer,
+        directory=directory,
+        relays=TrustedRelays.parse(config.trusted_relays),
+        on_queued=on_queued,
     )
     gate = ConnectionGate(
         config.max_connections,

@@ -25,13 +25,14 @@ ASSESSMENT_AT: Final = dt.time(9, 0)
 
 
 def monthly_slot(now: dt.datetime, calendar: WorkCalendar, moment: dt.time) -> dt.datetime | None:
-    """``moment`` on the first working day of ``now``'s month, once it has come."""
+    """``moment`` on the first working day of ``now``'s month, once it has come that day; as
+    for the daily jobs, a day missed is not run later in the month."""
     local = now.astimezone(calendar.tz)
     day = local.date().replace(day=1)
     while not calendar.is_working_day(day):
         day += dt.timedelta(days=1)
     slot = dt.datetime.combine(day, moment, tzinfo=calendar.tz)
-    return slot if slot <= local else None
+    return slot if day == local.date() and slot <= local else None
 
 
 def run_assessment(ctx: Context, now: dt.datetime, calendar: WorkCalendar | None = None) -> int:

@@ -1,4 +1,5 @@
-"""IT notices (第七條; mine rules 一(八)): impersonation and viruses told within the minute,
+"""IT notices (第七條; mine rules 一(八)): impersonation and viruses told at once (the gateway
+and the desk call :func:`alert_now`, or this job's minute sweep tells what they could not),
 set-aside messages and lockouts in one digest a working day, never more than one mail of a
 kind an hour, with the counts (``routing.it_notices``)."""
 
@@ -18,7 +19,7 @@ from yizhan.routing.calendar import WorkCalendar
 from yizhan.routing.duties import it_people
 from yizhan.routing.it_notices import DIGEST_KINDS, IMMEDIATE_KINDS, Event, alert_due
 
-__all__ = ["IT_DIGEST_AT", "run_it_alerts", "run_it_digest"]
+__all__ = ["IT_DIGEST_AT", "alert_now", "run_it_alerts", "run_it_digest"]
 
 #: When the day's digest goes, local time, on working days.
 IT_DIGEST_AT: Final = dt.time(8, 30)
@@ -41,15 +42,28 @@ def run_it_alerts(ctx: Context, now: dt.datetime, calendar: WorkCalendar | None 
             continue
 
         def work(session: Session, _slot: dt.datetime, kind: str = kind) -> int:
-            last = last_notice(session, kind)
-            pending = events_since(session, kind, last.upto if last else 0)
-            if not alert_due(now, last.at if last else None, pending):
-                return 0
-            return _send(ctx, session, cal, now, "it_alert.txt", {kind: pending}, slot=now)
+            return alert_now(ctx, session, kind, now, cal)
 
         # Two daemons in the same minute: the slot lets one of them send.
         queued += run_slot(ctx, f"it_alert_{kind}", now.replace(second=0, microsecond=0), now, work)
     return queued
+
+
+def alert_now(
+    ctx: Context,
+    session: Session,
+    kind: str,
+    now: dt.datetime,
+    calendar: WorkCalendar | None = None,
+) -> int:
+    """Tell IT now of the events of an immediate ``kind`` not yet told, in the caller's
+    transaction, unless IT was told of that kind in the last hour; the mails queued."""
+    cal = calendar or work_calendar(ctx)
+    last = last_notice(session, kind)
+    pending = events_since(session, kind, last.upto if last else 0)
+    if not alert_due(now, last.at if last else None, pending):
+        return 0
+    return _send(ctx, session, cal, now, "it_alert.txt", {kind: pending}, slot=now)
 
 
 def run_it_digest(ctx: Context, now: dt.datetime, calendar: WorkCalendar | None = None) -> int:
