@@ -20,6 +20,9 @@ def test_defaults_match_the_design() -> None:
     assert (config.smtp.listen.host, config.smtp.listen.port) == ("127.0.0.1", 2525)
     assert config.smtp.max_message_size == 26_214_400
     assert config.smtp.trusted_relays == ()
+    assert config.smtp.policy_listen is None  # no Postfix policy service unless asked
+    policy = parse_config({"smtp": {"policy_listen": "127.0.0.1:10040"}}).smtp.policy_listen
+    assert policy is not None and (policy.host, policy.port) == ("127.0.0.1", 10040)
     assert str(config.admin_listen) == "127.0.0.1:8080"
     assert config.relay.host == "" and config.relay.port == 25
     assert config.addresses["fawen"] == ("fawen", "outgoing")
@@ -36,6 +39,7 @@ def test_defaults_match_the_design() -> None:
         ({"database": {"url": "mysql://x/y"}}, "database.url", "sqlite"),
         ({"relay": {"port": 70000}}, "relay.port", "from 1 to 65535"),
         ({"smtp": {"trusted_relays": "10.0.0.1"}}, "smtp.trusted_relays", "list"),
+        ({"smtp": {"policy_listen": "10040"}}, "smtp.policy_listen", "host:port"),
         ({"addresses": {"cmd": "fawen"}}, "addresses.cmd", "already used"),
         ({"mail": {}}, "mail", "unknown section"),
         ({"yizhan": {"secret": "short"}}, "yizhan.secret", "16"),

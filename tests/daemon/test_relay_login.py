@@ -25,8 +25,9 @@ from tests.daemon.test_smtp import (
     send,
 )
 from yizhan.daemon.config import HostPort
+from yizhan.daemon.context import Context
 from yizhan.daemon.gateway.login_header import seal, strip_field, unseal
-from yizhan.daemon.gateway.policy import answer, start_policy_service
+from yizhan.daemon.gateway.policy import answer, login_refusal, start_policy_service
 from yizhan.mailstore import accounts
 from yizhan.mailstore.models import Account
 
@@ -165,6 +166,46 @@ def test_the_policy_service_speaks_postfixs_protocol() -> None:
     first, second, _ = asyncio.run(exchange()).split(b"\n\n")
     assert first == b"action=DUNNO"
     assert second.startswith(b"action=PREPEND X-Yizhan-Login: lijun; queue-id=QQ1; mac=")
+
+
+def test_the_policy_service_refuses_a_login_the_account_policy_refuses(bureau: Context) -> None:
+    # Postfix may have checked the password against the organisation's own Dovecot: a
+    # suspended Yizhan account is refused at DATA, with the reason, before anything is queued.
+    with bureau.sessions.begin() as session:
+        accounts.set_state(session, "lijun", "suspended", actor="test", now=bureau.clock())
+        wangfang = accounts.get_account(session, "wangfang")
+        wangfang.password_temporary, wangfang.password_changed_at = False, bureau.clock()
+
+    async def exchange() -> list[bytes]:
+        server = await start_policy_service(
+            HostPort(host="127.0.0.1", port=0), secret="k" * 32, check=login_refusal(bureau)
+        )
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        for login in ("lijun", "wangfang@oa.example", "visitor@elsewhere.example"):
+            writer.write(
+                b"request=smtpd_access_policy\nprotocol_state=DATA\nqueue_id=QQ2\n"
+                + f"sasl_username={login}\n\n".encode()
+            )
+        await writer.drain()
+        got = b""
+        while got.count(b"\n\n") < 3:
+            got += await asyncio.wait_for(reader.read(4096), 10)
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        return got.split(b"\n\n")[:3]
+
+    suspended, active, outsider = asyncio.run(exchange())
+    assert (
+        suspended == b"action=REJECT 5.7.1 The login lijun may not send: the account is suspended"
+    )
+    assert active.startswith(b"action=PREPEND X-Yizhan-Login: wangfang@oa.example;")
+    # Not an account of Yizhan's: sealed all the same; the gateway will not know it.
+    assert outsider.startswith(b"action=PREPEND X-Yizhan-Login: visitor@elsewhere.example;")
+    # A look before the mail arrives is not a login.
+    with bureau.sessions() as session:
+        assert accounts.get_account(session, "wangfang").last_login_at is None
 
 
 def test_strip_field_keeps_everything_else_byte_for_byte() -> None:

@@ -21,7 +21,7 @@ import uvicorn
 
 from yizhan.admin.app import create_app
 from yizhan.daemon.context import Context
-from yizhan.daemon.gateway.policy import start_policy_service
+from yizhan.daemon.gateway.policy import login_refusal, start_policy_service
 from yizhan.daemon.gateway.server import start_smtp
 from yizhan.daemon.imap.service import ImapService
 from yizhan.daemon.jobs.scheduler import start_scheduler
@@ -95,7 +95,9 @@ async def run_daemon(
     smtp = await start_smtp(ctx, writer, on_queued=queued)
     policy_listen = ctx.config.smtp.policy_listen
     policy = (
-        await start_policy_service(policy_listen, secret=ctx.config.secret)
+        await start_policy_service(
+            policy_listen, secret=ctx.config.secret, check=login_refusal(ctx)
+        )
         if policy_listen is not None
         else None
     )

@@ -242,12 +242,18 @@ def authenticate(
 
 
 def vouched_login(
-    session: Session, login: str, *, now: dt.datetime, policy: LoginPolicy
+    session: Session,
+    login: str,
+    *,
+    now: dt.datetime,
+    policy: LoginPolicy,
+    record: bool = True,
 ) -> LoginResult:
     """A login whose password another server checked (the organisation's Postfix with SASL,
     issue 13): the account policy of :func:`authenticate` without the password. A suspended,
     revoked or locked account, or one whose password must be changed, is refused; a success is
-    the person's last login. The caller commits."""
+    the person's last login unless ``record`` is false (a look before the mail arrives). The
+    caller commits."""
     row = session.get(Account, login.strip().lower())
     if row is None:
         return LoginResult(ok=False, account=None, reason="unknown account")
@@ -265,7 +271,8 @@ def vouched_login(
             reason="the password must be changed before the account can send",
             must_change=True,
         )
-    row.last_login_at = now
+    if record:
+        row.last_login_at = now
     return LoginResult(ok=True, account=row.account)
 
 

@@ -7,6 +7,7 @@ delivery agent puts them (files in the Maildir's new/) or by APPEND.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import time
@@ -21,6 +22,7 @@ from tests.daemon.imap.conftest import free_port, imap_daemon, login, reachable_
 from tests.daemon.test_flows import PASSWORD, Daemon
 from yizhan.daemon.imap.dovecot import layout_for
 from yizhan.daemon.imap.fetch import fetched_identity, fetched_recipients
+from yizhan.mailstore import accounts
 from yizhan.mailstore.directory import load_directory
 from yizhan.mailstore.models import FetchedMessage, Inbound
 
@@ -89,6 +91,9 @@ def test_each_message_once_across_restarts_and_a_new_uidvalidity(
             ("", "none"),
             ("wangfang", "relay-auth"),
         ]
+        # The account policy holds for a login the MTA checked: the fetch is a last login.
+        with daemon.ctx.sessions() as session:
+            assert accounts.get_account(session, "wangfang").last_login_at is not None
         # Processed messages are moved out of the INBOX into the processed folder.
         client = login(daemon, MAILBOX)
         wait_until(lambda: client.select("INBOX")[1] == [b"0"], what="an empty INBOX")
@@ -100,8 +105,16 @@ def test_each_message_once_across_restarts_and_a_new_uidvalidity(
         # connection closes never returns): Yizhan reconnects once it is back.
         time.sleep(0.5)
         os.kill(int(layout_for(daemon.ctx.config).pid_file.read_text().split()[0]), 9)
+        # … and a locked account's mail is taken as unauthenticated.
+        with daemon.ctx.sessions.begin() as session:
+            row = accounts.get_account(session, "songjia")
+            row.locked_until = daemon.ctx.clock() + dt.timedelta(minutes=15)
         deliver(daemon, todo_query("songjia"))
         wait_until(lambda: len(fetched(daemon)) == 3, timeout=30, what="fetch after the outage")
+        assert (fetched(daemon)[-1].sender_account, fetched(daemon)[-1].auth_method) == (
+            None,
+            "none",
+        )
 
         daemon.stop()
         deliver(daemon, todo_query("caoyaqin"))

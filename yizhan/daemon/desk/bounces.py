@@ -59,6 +59,8 @@ def receive_report(request: Request, report: DeliveryReport) -> None:
         assert delivery is not None
         delivery.state = BOUNCED
         delivery.last_error = f"{r.status} {r.diagnostic}".strip()
+        # As when the queue gives up: the queue listing shows recent failures by this time.
+        delivery.next_attempt_at = request.now
         audit.record(
             session,
             at=request.now,

@@ -11,8 +11,10 @@ processed folder.
 Fetched mail carries no SMTP AUTH. It acts in a person's name only when the topmost
 Authentication-Results was added by the server named in ``[fetch] authserv_id`` and says
 ``auth=pass smtp.auth=<login>`` (or a DKIM pass for every From address), as for a trusted
-relay, and every From address is that person's; otherwise it is stored as unauthenticated
-("none"), which the processor answers but never acts on.
+relay, every From address is that person's, and the account policy of AUTH lets the account
+send (not suspended, locked or due a new password; the fetch is then its last login);
+otherwise it is stored as unauthenticated ("none"), which the processor answers but never
+acts on.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Final
 from yizhan.daemon.context import Context
 from yizhan.daemon.gateway.senders import (
     AUTH_NONE,
+    AUTH_RELAY,
     HeaderError,
     address_belongs,
     parse_headers,
@@ -38,6 +41,7 @@ from yizhan.daemon.gateway.senders import (
 from yizhan.daemon.imap.responses import fetched_literals
 from yizhan.daemon.imap.session import ImapFailure, ImapSession
 from yizhan.mailstore import imap_filings
+from yizhan.mailstore.accounts import LoginResult, vouched_login
 from yizhan.mailstore.directory import load_directory
 from yizhan.mailstore.inbound import InboundWriter, StoreFailed
 from yizhan.mailstore.models import FetchedMessage
@@ -221,6 +225,14 @@ class FetchWorker:
         account, method = fetched_identity(
             data, authserv_id=self.fetch.authserv_id, directory=directory, domain=config.domain
         )
+        if account is not None and method == AUTH_RELAY:
+            # The MTA checked the password; the account policy is still Yizhan's.
+            result = await asyncio.to_thread(self._vouch, account)
+            if not result.ok:
+                log.warning(
+                    "fetched mail of %s taken as unauthenticated: %s", account, result.reason
+                )
+                account, method = None, AUTH_NONE
         try:
             return await self.writer.store(
                 data=data,
@@ -268,6 +280,10 @@ class FetchWorker:
     def _directory(self) -> Directory:
         with self.ctx.sessions() as db:
             return load_directory(db)
+
+    def _vouch(self, account: str) -> LoginResult:
+        with self.ctx.sessions.begin() as db:
+            return vouched_login(db, account, now=self.ctx.clock(), policy=self.ctx.login_policy)
 
 
 def _return_path(data: bytes) -> str:
