@@ -56,8 +56,8 @@ from yizhan.daemon.gateway.senders import (
     parse_headers,
     relay_identity,
 )
-from yizhan.daemon.metrics import CONTENT_REFUSED, counted
 from yizhan.daemon.jobs.it_notices import alert_now
+from yizhan.daemon.metrics import CONTENT_REFUSED, counted
 from yizhan.daemon.rules_file import content_rules_version
 from yizhan.daemon.screening.check import check_message
 from yizhan.mailstore import audit
