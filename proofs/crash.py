@@ -39,7 +39,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from email.message import EmailMessage
 from email.policy import default
@@ -72,11 +72,12 @@ def _free_port() -> int:
 class Bureau:
     """A demo bureau in a scratch directory and the daemon serving it."""
 
-    def __init__(self, root: Path, database_url: str) -> None:
+    def __init__(self, root: Path, database_url: str, *, name: str = "yizhan") -> None:
         self.root = root
+        self.name = name
         self.database_url = database_url
         self.port = _free_port()
-        self.config = root / "yizhan.toml"
+        self.config = root / f"{name}.toml"
         self.config.write_text(
             f'[yizhan]\ndata_dir = "{root / "var"}"\n'
             f'[database]\nurl = "{database_url}"\n'
@@ -86,6 +87,9 @@ class Bureau:
         )
         self.env = {**os.environ, "YIZHAN_CONFIG": str(self.config)}
         self.env.pop("YIZHAN_CRASH_AT", None)
+        self.process: subprocess.Popen[bytes] | None = None
+        if name != "yizhan":
+            return  # another daemon of a bureau already set up
         for verb in ("init", "demo"):
             subprocess.run(
                 [sys.executable, "-m", "yizhan", verb],
@@ -93,7 +97,6 @@ class Bureau:
                 check=True,
                 capture_output=True,
             )
-        self.process: subprocess.Popen[bytes] | None = None
 
     def relay_to(self, port: int) -> None:
         """From the next start, send every mail through the MTA at ``port``."""
@@ -104,7 +107,7 @@ class Bureau:
         env = dict(self.env)
         if crash_at:
             env["YIZHAN_CRASH_AT"] = crash_at
-        with (self.root / "serve.log").open("ab") as log:
+        with (self.root / f"{self.name}.log").open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "yizhan", "serve"],
                 env=env,
@@ -137,6 +140,10 @@ class Bureau:
 
     def maildir(self, account: str) -> Path:
         return self.root / "var" / "maildirs" / account / "new"
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
 
 class Relay:
@@ -194,8 +201,10 @@ class Relay:
 class Load:
     """Clients keeping the daemon busy; what got 250 is remembered by Message-ID."""
 
-    def __init__(self, bureau: Bureau) -> None:
+    def __init__(self, bureau: Bureau, *, servers: Sequence[Bureau] = ()) -> None:
         self.bureau = bureau
+        #: The daemons clients may send to (the bureau's own by default), one picked per mail.
+        self.servers = list(servers) or [bureau]
         self.acknowledged: set[str] = set()
         self.refused: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
@@ -231,7 +240,9 @@ class Load:
             mail[name.replace("_", "-")] = value
         mail.set_content(body)
         try:
-            with smtplib.SMTP("127.0.0.1", self.bureau.port, timeout=15) as smtp:
+            live = [server for server in self.servers if server.alive] or self.servers
+            port = random.choice(live).port
+            with smtplib.SMTP("127.0.0.1", port, timeout=15) as smtp:
                 smtp.login(account, DEMO_PASSWORD)
                 smtp.send_message(mail)
         except smtplib.SMTPResponseException as exc:
