@@ -72,9 +72,28 @@ def attached_files(msg: EmailMessage) -> list[EmailMessage]:
         for part in msg.walk()
         if isinstance(part, EmailMessage)
         and not part.is_multipart()
-        and part.get_filename()
+        and _usable_filename(part)
         and part.get_content_type() not in _NOT_FILES
     ]
+
+
+def _usable_filename(part: EmailMessage) -> str:
+    """The part's file name; one the email package cannot decode (an RFC 2231 name in the
+    charset ``unicode_escape``) or that holds control characters is replaced in the parsed
+    part, so that every later ``get_filename`` reads the stand-in instead of raising (the
+    stored bytes are untouched)."""
+    try:
+        name = part.get_filename() or ""
+        if name.isprintable():
+            return name
+    except (ValueError, LookupError, UnicodeError):
+        name = part_filename(part)
+    # Not decodable, or hiding CR LF or other controls (an encoded word): such a name cannot
+    # go into the header of a mail that carries the file on.
+    safe = "".join(c for c in name if c.isprintable() and c not in '"\\') or "attachment"
+    del part["Content-Disposition"]
+    part["Content-Disposition"] = f'attachment; filename="{safe}"'
+    return safe
 
 
 @dataclass(frozen=True, kw_only=True)
