@@ -9,7 +9,7 @@ PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 CLAMD_SOCKET ?= /tmp/yizhan-clamd/clamd.sock
 export YIZHAN_TEST_CLAMD ?= $(CLAMD_SOCKET)
 
-.PHONY: run test lint unit services bench catalogs clean screenshots bench-admin
+.PHONY: run test lint unit services bench catalogs clean screenshots bench-admin proofs
 
 $(STAMP): pyproject.toml scripts/system-packages.sh
 	scripts/system-packages.sh
@@ -36,8 +36,8 @@ run: $(STAMP)
 test: $(STAMP) services lint unit
 
 lint: $(STAMP)
-	$(BIN)/ruff check yizhan tests $(wildcard bench)
-	$(BIN)/ruff format --check yizhan tests $(wildcard bench)
+	$(BIN)/ruff check yizhan tests $(wildcard bench) $(wildcard proofs)
+	$(BIN)/ruff format --check yizhan tests $(wildcard bench) $(wildcard proofs)
 	$(BIN)/mypy yizhan
 	$(BIN)/lint-imports
 
@@ -65,6 +65,11 @@ services:
 bench: $(STAMP)
 	$(BIN)/python -m bench.accept
 
+## proofs: the crash suite (50 SIGKILLs under load, then each crash point) on SQLite and PostgreSQL
+proofs: $(STAMP) services
+	$(BIN)/python -m proofs.crash --kills 50
+	YIZHAN_TEST_PG=$(PG_URL) $(BIN)/python -m proofs.crash --kills 50 --postgresql
+
 ## bench-admin: every admin page's server time with 10,000 people and 100,000 documents
 bench-admin: $(STAMP)
 	$(BIN)/python -m bench.admin_pages
@@ -79,7 +84,7 @@ clean:
 ## catalogs: refresh the Babel catalogs after changing a template (then translate the new entries)
 catalogs: $(STAMP)
 	mkdir -p build
-	$(BIN)/pybabel extract -F babel.cfg -k text:2 -o build/yizhan.pot .
+	$(BIN)/pybabel extract -F babel.cfg -k text:2 --no-location --sort-output -o build/yizhan.pot .
 	for lang in zh_CN zh_TW; do \
 		$(BIN)/pybabel update -i build/yizhan.pot -d yizhan/templates/locale -D yizhan -l $$lang \
 			--no-fuzzy-matching; done

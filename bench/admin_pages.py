@@ -143,39 +143,57 @@ def fill(ctx: Context, people: int, documents: int, now: dt.datetime) -> None:
     for n in range(1, documents + 1):
         author = rng.choice(authors)
         created = now - dt.timedelta(days=rng.random() * 365)
-        kind = rng.choice(KINDS)
+        # One in a hundred is a bulletin on the board, one a supervision task still open.
+        kind = {0: "gonggao", 1: "duban"}.get(n % 100, rng.choice(KINDS))
         title = f"關於{rng.choice(TOPICS)}工作的請示第{n}號"
-        waiting = rng.random() < 0.2
+        waiting = rng.random() < 0.2 or kind == "duban"
+        fields: dict[str, Any] = {"body": "正文"}
+        if kind == "gonggao":
+            fields |= {
+                "published_at": created.isoformat(),
+                "expires": "2099-12-31",
+                "recipients": rng.sample(authors, 50),
+            }
+        to_units = rng.sample([u["id"] for u in units], 3) if kind == "duban" else []
+        if to_units:
+            fields |= {
+                "to_units": to_units,
+                "deadline": (created + dt.timedelta(days=20)).isoformat(),
+            }
         docs.append(
             {
                 "id": n,
                 "kind": kind,
                 "title": title,
-                "state": "reviewing" if waiting else "closed",
+                "state": {"gonggao": "closed", "duban": "supervising"}.get(
+                    kind, "reviewing" if waiting else "closed"
+                ),
                 "author": author,
                 "unit_id": unit_of[author],
                 "version": 1,
-                "fields": {"body": "正文"},
+                "fields": fields,
                 "created_at": created,
                 "updated_at": created,
             }
         )
         head = "liangguoqiang" if unit_of[author] == "inspection" else rng.choice(authors)
-        steps.append(
-            {
-                "document_id": n,
-                "name": "review",
-                "assignee": head,
-                "action": "approve",
-                "state": "waiting" if waiting else "done",
-                "created_at": created,
-                "due_at": created + dt.timedelta(days=2),
-                "done_at": None if waiting else created + dt.timedelta(hours=5),
-                "done_by": None if waiting else head,
-                "reminders_sent": 0,
-                "escalation": 0,
-            }
-        )
+        for unit in to_units or [None]:
+            steps.append(
+                {
+                    "document_id": n,
+                    "name": "progress" if unit else "review",
+                    "assignee": head,
+                    "unit": unit,
+                    "action": "progress" if unit else "approve",
+                    "state": "waiting" if waiting else "done",
+                    "created_at": created,
+                    "due_at": created + dt.timedelta(days=2),
+                    "done_at": None if waiting else created + dt.timedelta(hours=5),
+                    "done_by": None if waiting else head,
+                    "reminders_sent": 0,
+                    "escalation": 0,
+                }
+            )
         trail.append(
             {
                 "at": created,
@@ -306,6 +324,8 @@ def main(argv: list[str] | None = None) -> int:
                 (office, "/audit?actor=xiewenbin"),
                 (office, "/audit.csv?actor=hanxue&action=doc."),
                 (office, "/help"),
+                (office, "/bulletins"),
+                (office, "/supervision"),
             ]
             names = {id(office): "office", id(it): "it", id(head): "unit head"}
             print(f"{'page':<40} {'as':<10} {'p50 ms':>8} {'p95 ms':>8}")

@@ -25,6 +25,7 @@ REPLY_VERBS = {
     Verb.FORWARD,
     Verb.READ,
     Verb.SEAL,
+    Verb.OBJECT,
 }
 
 

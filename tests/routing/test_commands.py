@@ -34,6 +34,7 @@ DESIGN_WORDS = {
     Verb.FORWARD: ["FORWARD", "轉交", "转交"],
     Verb.READ: ["READ", "已閱", "已阅"],
     Verb.SEAL: ["SEAL", "用印"],
+    Verb.OBJECT: ["OBJECT", "異議", "异议"],
     Verb.DELEGATE: ["DELEGATE", "授權", "授权"],
     Verb.REVOKE: ["REVOKE", "收回授權", "收回授权"],
     Verb.STATUS: ["STATUS", "查詢", "查询"],
@@ -43,6 +44,10 @@ DESIGN_WORDS = {
     Verb.TOOLS: ["TOOLS", "工具"],
     Verb.GET: ["GET", "下載", "下载"],
     Verb.HELP: ["HELP", "幫助", "帮助"],
+    # The office's commands (DESIGN.md, "More commands"); 转办 is the simplified 轉辦.
+    Verb.REASSIGN: ["REASSIGN", "轉辦", "转办"],
+    Verb.CANCEL: ["CANCEL", "撤銷", "撤销"],
+    Verb.EXTEND: ["EXTEND", "延期"],
 }
 ALL_WORDS = [(verb, word) for verb, words in DESIGN_WORDS.items() for word in words]
 

@@ -178,6 +178,27 @@ def test_bulletin_lapses_and_year_end_archive() -> None:
     assert bulletins.cleanup_notice_due(dt.date(2026, 12, 25))
 
 
+def test_the_author_or_the_office_withdraws_a_bulletin() -> None:
+    # 第二十三條 lets the author withdraw; 第六條 gives the office every module, so it takes any
+    # bulletin off the board too. Anyone else is refused and nothing changes.
+    now = dt.datetime(2026, 11, 3, 2, 0, tzinfo=dt.UTC)
+    live = DocumentState(
+        id=7,
+        kind="gonggao",
+        title="關於停車場施工的通知",
+        state="closed",
+        author="xiewenbin",
+        unit="inspection",
+        fields={"published_at": "2026-11-02T10:00:00+08:00"},
+    )
+    stranger = bulletins.withdraw(live, actor="hanxue", reason="", now=now)
+    assert not stranger.accepted and "辦公室" in stranger.reply and not stranger.effects
+    by_office = bulletins.withdraw(live, actor="wangfang", reason="內容有誤", now=now, office=True)
+    assert by_office.accepted and by_office.fields["withdrawn_reason"] == "內容有誤"
+    assert by_office.trail[0].actor == "wangfang" and "第六條" in by_office.reasons[0]
+    assert bulletins.withdraw(live, actor="xiewenbin", reason="", now=now).accepted
+
+
 def test_bulletin_readers_and_the_archive() -> None:
     # 第二十三條: those a bulletin went to may look it up while it is on the board or lapsed;
     # once archived at year end, only the office (which keeps the archive searchable).

@@ -62,6 +62,7 @@ def test_default_flows_follow_the_regulation() -> None:
         "biangeng": ["approve", "it_approve"],
         "xinxi": ["review", "edit"],
         "duban": ["progress", "confirm"],
+        "baoxiu": ["handle"],
     }
     assert DEFAULT_RULES.flows["fawen"].states == (
         "reviewing",

@@ -28,6 +28,7 @@ from yizhan.admin import (
     documents,
     help_page,
     it_pages,
+    office_pages,
     people,
     rules_pages,
     unit_pages,
@@ -78,6 +79,7 @@ def create_app(ctx: Context) -> Starlette:
         *rules_pages.routes(site),
         *audit_pages.routes(site),
         *unit_pages.routes(site),
+        *office_pages.routes(site),
         *help_page.routes(site),
         *dovecot_auth_routes(ctx),
     ]

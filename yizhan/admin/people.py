@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from yizhan.admin.web import Site, Viewer, guard
+from yizhan.daemon.desk.acting import hand_over_work, standing_request
 from yizhan.mailstore import accounts, audit
 from yizhan.mailstore.directory import import_directory, save_person
 from yizhan.mailstore.models import Account, Person, Unit
@@ -117,11 +118,14 @@ def routes(site: Site) -> list[Route]:
             now = site.now()
             try:
                 if action in _STATES:
+                    person = site.directory(session).people.get(account)
                     accounts.set_state(
                         session, account, _STATES[action], actor=viewer.account, now=now
                     )
                     if action != "activate":
                         end_sessions_of(session, account, now=now)
+                        if person is not None:
+                            _hand_over(site, session, viewer, account, person.unit, _STATES[action])
                     return None, None
                 if action == "unlock":
                     accounts.unlock(session, account, actor=viewer.account, now=now)
@@ -215,6 +219,8 @@ def _move(site: Site, session: Session, account: str, form: Any, actor: str) -> 
     except OrgError as exc:
         return "; ".join(exc.problems)
     save_person(session, moved, now=site.now())
+    if unit.id != person.unit:
+        _hand_over(site, session, None, account, person.unit, "moved", actor=actor)
     audit.record(
         session,
         at=site.now(),
@@ -224,6 +230,26 @@ def _move(site: Site, session: Session, account: str, form: Any, actor: str) -> 
         detail={"unit": unit.id, "roles": roles, "from_unit": person.unit},
     )
     return None
+
+
+def _hand_over(
+    site: Site,
+    session: Session,
+    viewer: Viewer | None,
+    account: str,
+    unit: str,
+    why: str,
+    *,
+    actor: str | None = None,
+) -> int:
+    """The waiting steps of ``account``, who leaves ``unit``, to their successor (第十條), told
+    as by the mail commands (``desk.acting``)."""
+    now = site.now()
+    who = actor or (viewer.account if viewer else "admin")
+    request = standing_request(
+        site.desk, session, account=who, key=f"web:{why}:{account}:{now.isoformat()}", now=now
+    )
+    return hand_over_work(request, account=account, unit=unit, why=why)
 
 
 def _listing(session: Session, query: str, start: int) -> dict[str, Any]:

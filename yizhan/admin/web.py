@@ -10,6 +10,7 @@ Database work runs in worker threads (``run_in_threadpool``), never on the event
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import threading
 import time
 from collections.abc import Awaitable, Callable, Collection
@@ -24,6 +25,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from yizhan.admin import csrf
 from yizhan.daemon.context import Context
+from yizhan.daemon.desk.parts import Desk
 from yizhan.mailstore.directory import load_directory
 from yizhan.mailstore.models import Person, Unit
 from yizhan.mailstore.web_sessions import LiveSession, find_session
@@ -140,6 +142,11 @@ class Site:
         with self._lock:
             self._directory, self._loaded_at = directory, time.monotonic()
         return directory
+
+    @functools.cached_property
+    def desk(self) -> Desk:
+        """The desk's parts, for what the page does as the mail commands do (built once)."""
+        return Desk(self.ctx)
 
     def forget_directory(self) -> None:
         """The organisation changed: load it again at the next question."""

@@ -12,11 +12,23 @@ import sys
 from collections.abc import Callable, Sequence
 
 from yizhan.cli import audit as audit_verbs
-from yizhan.cli import backup, documents, jobs, people, quarantine, seals, search, setup, tools
+from yizhan.cli import (
+    backup,
+    documents,
+    jobs,
+    migrate,
+    people,
+    quarantine,
+    seals,
+    search,
+    setup,
+    tools,
+)
 from yizhan.cli.base import CliError, Verbs
 from yizhan.daemon.config import ConfigError
 from yizhan.mailstore.accounts import AccountError
 from yizhan.mailstore.backup import BackupError
+from yizhan.mailstore.db import SchemaMismatch
 from yizhan.routing.directory import OrgError
 from yizhan.signing.keyring import KeyringError
 
@@ -30,6 +42,7 @@ FAMILIES: tuple[Callable[[Verbs], None], ...] = (
     search.add_parser,
     tools.add_parser,
     backup.add_parser,
+    migrate.add_parser,
     audit_verbs.add_parser,
     people.add_parser,
 )
@@ -45,7 +58,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int | None] = args.handler
     try:
         return handler(args) or 0
-    except (CliError, ConfigError, OrgError, AccountError, KeyringError, BackupError) as exc:
+    except (
+        CliError,
+        ConfigError,
+        OrgError,
+        AccountError,
+        KeyringError,
+        BackupError,
+        SchemaMismatch,
+    ) as exc:
         print(f"yizhan {args.verb}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

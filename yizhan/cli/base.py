@@ -15,7 +15,7 @@ from yizhan.daemon.config import (
 )
 from yizhan.daemon.context import Context
 from yizhan.mailstore import audit, auditchain
-from yizhan.mailstore.db import upgrade
+from yizhan.mailstore.db import SchemaMismatch, require_current_schema
 
 #: The ``yizhan`` subcommands, to which each verb family adds its parsers.
 Verbs: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -51,7 +51,8 @@ def audit_console(ctx: Context, action: str, target: str, detail: Mapping[str, A
 
 
 def open_instance(config: Config | None = None) -> Context:
-    """Open the database, refusing to run on one that was never initialised.
+    """Open the database, refusing to run on one that was never initialised, or whose schema is
+    older or newer than this code (``yizhan migrate`` brings it up to date).
 
     Audit rows older than the hash chain are chained here, once, before the verb runs.
     """
@@ -59,7 +60,11 @@ def open_instance(config: Config | None = None) -> Context:
     if not inspect(ctx.engine).has_table("alembic_version"):
         ctx.close()
         raise CliError("the database is not initialised; run `yizhan init` first")
-    upgrade(ctx.engine)
+    try:
+        require_current_schema(ctx.engine)
+    except SchemaMismatch as exc:
+        ctx.close()
+        raise CliError(str(exc)) from exc
     chain_legacy_audit(ctx)
     return ctx
 

@@ -21,7 +21,7 @@ from yizhan.daemon.context import Context
 from yizhan.daemon.imap.service import filing_for
 from yizhan.daemon.jobs.table import run_due_jobs
 from yizhan.daemon.outbound import OutboundWorker
-from yizhan.mailstore.db import upgrade
+from yizhan.mailstore.db import SchemaMismatch, require_current_schema
 
 
 class JobsError(Exception):
@@ -79,7 +79,10 @@ def jobs_run(now_text: str | None) -> str:
     try:
         if not inspect(ctx.engine).has_table("alembic_version"):
             raise JobsError("the database is not initialised; run `yizhan init` first")
-        upgrade(ctx.engine)
+        try:
+            require_current_schema(ctx.engine)
+        except SchemaMismatch as exc:
+            raise JobsError(str(exc)) from exc
         counts = run_due_jobs(ctx, now)
         worker = OutboundWorker(ctx, filing=filing_for(ctx))
         delivered = asyncio.run(worker.run_until_empty())

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from yizhan.cli.base import CONSOLE, CliError, Verbs, opened
+from yizhan.daemon.desk.acting import hand_over_work, standing_request
+from yizhan.daemon.desk.parts import Desk
 from yizhan.mailstore import accounts
 from yizhan.mailstore.directory import import_directory, load_directory, save_person
 from yizhan.routing.directory import ROLES, parse_org, person_from_fields
@@ -85,8 +87,24 @@ def cmd_user_passwd(args: argparse.Namespace) -> None:
 def cmd_user_state(args: argparse.Namespace) -> None:
     """Suspend, revoke or re-activate an account."""
     with opened() as ctx, ctx.sessions.begin() as session:
-        accounts.set_state(session, args.account, args.state, actor=CONSOLE, now=ctx.clock())
-    print(f"{args.account}: {args.state}")
+        now = ctx.clock()
+        person = load_directory(session).people.get(args.account)
+        accounts.set_state(session, args.account, args.state, actor=CONSOLE, now=now)
+        moved = 0
+        if person is not None and args.state != "active":
+            # Nothing stays stuck with someone who cannot log in (第十條).
+            request = standing_request(
+                Desk(ctx),
+                session,
+                account=CONSOLE,
+                key=f"cli:{args.state}:{args.account}:{now.isoformat()}",
+                now=now,
+            )
+            moved = hand_over_work(request, account=args.account, unit=person.unit, why=args.state)
+    print(
+        f"{args.account}: {args.state}"
+        + (f"; {moved} waiting step(s) handed over" if moved else "")
+    )
 
 
 def cmd_user_list(args: argparse.Namespace) -> None:

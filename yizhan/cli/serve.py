@@ -26,6 +26,7 @@ from yizhan.daemon.imap.service import ImapService
 from yizhan.daemon.jobs.scheduler import start_scheduler
 from yizhan.daemon.outbound import OutboundWorker
 from yizhan.daemon.processor import Processor
+from yizhan.mailstore.db import require_current_schema
 from yizhan.mailstore.inbound import InboundWriter
 from yizhan.mailstore.pending import release_leases
 
@@ -66,6 +67,8 @@ async def run_daemon(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
 
+    # An older or newer schema stops the daemon here, naming `yizhan migrate` (mailstore/db.py).
+    require_current_schema(ctx.engine)
     ctx.raw.prepare()
     # Everything Yizhan sends is signed; `yizhan init` made the key, this heals a lost one.
     await asyncio.to_thread(ctx.keyring.ensure_system_key, ctx.config.domain)

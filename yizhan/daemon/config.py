@@ -19,6 +19,19 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from yizhan.daemon.config_ops import (
+    OPS_SECTIONS,
+    BackupConfig,
+    LogConfig,
+    MetricsConfig,
+    RetentionConfig,
+    parse_backup,
+    parse_log,
+    parse_metrics,
+    parse_retention,
+)
+from yizhan.daemon.config_values import ConfigError as ConfigError
+from yizhan.daemon.config_values import _bool, _float, _int, _str, _str_list, _time
 from yizhan.routing.calendar import WorkCalendar
 from yizhan.routing.rules import DEFAULT_RULES, Rules, RulesError, rules_from_dict
 
@@ -35,19 +48,11 @@ DEFAULT_ADDRESSES: dict[str, tuple[str, ...]] = {
     "xinxi": ("xinxi", "news"),
     "ziliao": ("ziliao", "materials"),
     "biangeng": ("biangeng", "change"),
+    "baoxiu": ("baoxiu", "support"),
     "cmd": ("cmd",),
 }
 
 LANGUAGES = ("zh_CN", "zh_TW", "en")
-
-
-class ConfigError(Exception):
-    """A configuration value is missing, of the wrong type or out of range."""
-
-    def __init__(self, key: str, problem: str) -> None:
-        super().__init__(f"config key {key}: {problem}")
-        self.key = key
-        self.problem = problem
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -187,6 +192,10 @@ class Config:
     fetch: FetchConfig = field(default_factory=FetchConfig)
     #: Where mail links to the admin page (``[admin] public_url``), ending in "/".
     admin_public_url: str = "http://127.0.0.1:8080/"
+    backup: BackupConfig = field(default_factory=BackupConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    log: LogConfig = field(default_factory=LogConfig)
 
     @property
     def tzinfo(self) -> zoneinfo.ZoneInfo:
@@ -268,6 +277,7 @@ _SECTIONS: dict[str, set[str]] = {
         "poll_seconds",
         "ssl",
     },
+    **OPS_SECTIONS,
 }
 
 
@@ -440,6 +450,10 @@ def parse_config(raw: dict[str, Any], *, source: Path | None = None) -> Config:
         tools=tools,
         imap=_imap(raw.get("imap", {})),
         fetch=_fetch(raw.get("fetch", {})),
+        backup=parse_backup(raw.get("backup", {})),
+        retention=parse_retention(raw.get("retention", {})),
+        metrics=parse_metrics(raw.get("metrics", {})),
+        log=parse_log(raw.get("log", {})),
     )
 
 
@@ -519,48 +533,6 @@ def _read_secret_file(path: Path) -> str:
         return ""
 
 
-def _str(table: dict[str, Any], key: str, default: str) -> str:
-    value = table.get(key.rsplit(".", 1)[1], default)
-    if not isinstance(value, str):
-        raise ConfigError(key, f"must be a string, not {type(value).__name__}")
-    return value
-
-
-def _int(
-    table: dict[str, Any], key: str, default: int, *, low: int, high: int | None = None
-) -> int:
-    value = table.get(key.rsplit(".", 1)[1], default)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(key, f"must be a whole number, not {value!r}")
-    if value < low or (high is not None and value > high):
-        bound = f"from {low} to {high}" if high is not None else f"at least {low}"
-        raise ConfigError(key, f"{value} is out of range; allowed: {bound}")
-    return value
-
-
-def _float(table: dict[str, Any], key: str, default: float, *, low: float) -> float:
-    value = table.get(key.rsplit(".", 1)[1], default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(key, f"must be a number, not {value!r}")
-    if value < low:
-        raise ConfigError(key, f"{value} is out of range; allowed: at least {low}")
-    return float(value)
-
-
-def _bool(table: dict[str, Any], key: str, default: bool) -> bool:
-    value = table.get(key.rsplit(".", 1)[1], default)
-    if not isinstance(value, bool):
-        raise ConfigError(key, f"must be true or false, not {value!r}")
-    return value
-
-
-def _str_list(table: dict[str, Any], key: str) -> list[str]:
-    value = table.get(key.rsplit(".", 1)[1], [])
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(key, 'must be a list of strings, e.g. ["127.0.0.1"]')
-    return value
-
-
 def _dates(table: dict[str, Any], key: str) -> list[dt.date]:
     # TOML dates (2027-10-08) and strings ("2027-10-08") are both taken.
     values = table.get(key.rsplit(".", 1)[1], [])
@@ -576,14 +548,6 @@ def _dates(table: dict[str, Any], key: str) -> list[dt.date]:
         except ValueError as exc:
             raise ConfigError(key, f"{value!r} is not a date such as 2027-10-08") from exc
     return days
-
-
-def _time(table: dict[str, Any], key: str, default: str) -> dt.time:
-    value = _str(table, key, default)
-    try:
-        return dt.time.fromisoformat(value)
-    except ValueError as exc:
-        raise ConfigError(key, f"{value!r} is not a time of day such as {default}") from exc
 
 
 def _path_or_none(table: dict[str, Any], key: str, default: Path) -> Path | None:

@@ -31,6 +31,7 @@ from aiosmtplib import (
 )
 from sqlalchemy.orm import Session
 
+from yizhan import crashpoints
 from yizhan.daemon.context import Context
 from yizhan.mailstore import maildir, outbox
 from yizhan.mailstore.directory import load_directory
@@ -342,6 +343,7 @@ class _RelayCourier:
             errors, _reply = await client.sendmail(
                 first.mail_from, rcpts, first.data, mail_options=options
             )
+            crashpoints.reached("relay")
         except SMTPRecipientsRefused as exc:
             refused = {e.recipient: e for e in exc.recipients}
             return [_from_reply(c, refused[c.rcpt].code, refused[c.rcpt].message) for c in group]

@@ -3,7 +3,9 @@
 第四條(二)3: data are backed up and can be restored. The backup is logical (one ``.jsonl`` file
 per table, in dependency order), so it restores onto SQLite or PostgreSQL alike, and so moves
 an instance from the embedded default to production. Raw messages and the GnuPG home are
-copied as files. A ``manifest.json`` written last marks the backup complete.
+copied as files. A ``manifest.json`` written last marks the backup complete; it holds the SHA-256
+of every file, against which ``yizhan backup verify`` and ``restore`` check a copy
+(``backup_check.py``).
 
 The audit chain's head at the moment of the backup is written to ``audit-head.json`` (and the
 manifest): an anchor kept outside the database, so that ``yizhan audit verify --backup DIR``
@@ -30,14 +32,20 @@ from yizhan.mailstore import auditchain
 from yizhan.mailstore.audit import SYSTEM
 from yizhan.mailstore.auditchain import AUDIT, GENESIS, HEAD, ChainRow, key_id
 from yizhan.mailstore.auditverify import Anchor, verify
+from yizhan.mailstore.backup_check import (
+    AUDIT_HEAD,
+    MANIFEST,
+    Progress,
+    file_digests,
+    no_progress,
+    verify_backup,
+)
+from yizhan.mailstore.db import SNAPSHOT
 from yizhan.mailstore.models import Base, UtcDateTime
 
 log = logging.getLogger(__name__)
 
 FORMAT = 1
-MANIFEST = "manifest.json"
-#: The audit chain's head when the backup was made.
-AUDIT_HEAD = "audit-head.json"
 #: Files of the data dir that travel with the database (the rest is rebuilt or per host).
 FILE_TREES = ("mail", "maildirs")
 
@@ -46,17 +54,29 @@ class BackupError(Exception):
     """A backup cannot be made or restored; the message says why."""
 
 
-def backup(engine: Engine, data_dir: Path, gnupg_home: Path, target: Path) -> dict[str, int]:
-    """Write a complete backup into the empty or new directory ``target``; returns row counts."""
+def backup(
+    engine: Engine,
+    data_dir: Path,
+    gnupg_home: Path,
+    target: Path,
+    progress: Progress = no_progress,
+) -> dict[str, int]:
+    """Write a complete backup into the empty or new directory ``target``; returns row counts.
+
+    Mail keeps flowing meanwhile: the tables are read in one snapshot (PostgreSQL's repeatable
+    read; on SQLite a deferred read transaction, which in WAL mode holds up no writer).
+    """
     if target.exists() and any(target.iterdir()):
         raise BackupError(f"{target} is not empty; give a new directory")
     (target / "tables").mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
     # One repeatable-read snapshot, so that the tables agree with one another.
-    with engine.connect() as conn:
+    tables = Base.metadata.sorted_tables
+    with engine.connect().execution_options(**{SNAPSHOT: True}) as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
-        for table in Base.metadata.sorted_tables:
+        for done, table in enumerate(tables, start=1):
+            progress(done, len(tables), f"table {table.name}")
             path = target / "tables" / f"{table.name}.jsonl"
             with path.open("w", encoding="utf-8") as out:
                 n = 0
@@ -89,8 +109,15 @@ def backup(engine: Engine, data_dir: Path, gnupg_home: Path, target: Path) -> di
         "tables": counts,
         "alembic": _revision(engine),
         "audit_head": audit_head,
+        "files": file_digests(target, progress),
     }
-    (target / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+    # Written whole under another name, then renamed: a manifest is there complete or not at all.
+    partial = target / (MANIFEST + ".tmp")
+    with partial.open("w", encoding="utf-8") as out:
+        json.dump(manifest, out, indent=1)
+        out.flush()
+        os.fsync(out.fileno())
+    partial.rename(target / MANIFEST)
     return counts
 
 
@@ -102,10 +129,12 @@ def restore(
     The audit trail must verify under ``audit_key`` against the backup's head, or be resealed
     under it when the backup was made under another secret; else nothing is restored.
     """
-    try:
-        manifest = json.loads((source / MANIFEST).read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise BackupError(f"{source} has no {MANIFEST}: not a complete Yizhan backup") from exc
+    checked = verify_backup(source)
+    if not checked.ok:
+        raise BackupError(
+            f"{source} is not a whole backup ({checked.problems[0]}); nothing was restored"
+        )
+    manifest = checked.manifest
     if manifest.get("format") != FORMAT:
         raise BackupError(f"backup format {manifest.get('format')!r}; this Yizhan reads {FORMAT}")
     if manifest.get("alembic") != _revision(engine):

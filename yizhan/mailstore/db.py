@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from yizhan import crashpoints
 from yizhan.mailstore import auditchain
 
 
@@ -27,8 +31,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         # pysqlite's own transaction handling defers BEGIN; take control so that
         # "BEGIN IMMEDIATE" can be issued where a writer must not be upgraded later.
         event.listen(engine, "begin", _sqlite_begin)
-        return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    else:
+        engine = create_engine(url, pool_pre_ping=True, **kwargs)
+    if crashpoints.armed("db.commit"):
+        event.listen(engine, "commit", lambda _connection: crashpoints.reached("db.commit"))
+    return engine
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -77,3 +84,68 @@ def alembic_config(engine: Engine) -> AlembicConfig:
 def upgrade(engine: Engine) -> None:
     """Bring the schema up to the newest migration."""
     command.upgrade(alembic_config(engine), "head")
+
+
+class SchemaMismatch(Exception):
+    """The database's schema is not the one this code was written for; the message says what
+    to run."""
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    """Where a database's schema stands against the migrations this code ships."""
+
+    #: The database's Alembic revision; None: never initialised.
+    current: str | None
+    #: The newest revision this code knows.
+    head: str
+    #: The revisions ``yizhan migrate`` would apply, oldest first, with their one-line titles.
+    pending: tuple[tuple[str, str], ...]
+    #: The database's revision is one this code does not know: it was made by a newer Yizhan.
+    newer: bool
+
+    @property
+    def up_to_date(self) -> bool:
+        """The schema is exactly the one this code expects."""
+        return self.current == self.head
+
+
+def schema_state(engine: Engine) -> SchemaState:
+    """Read the database's revision and compare it with the packaged migrations."""
+    scripts = ScriptDirectory.from_config(alembic_config(engine))
+    head = scripts.get_current_head()
+    assert head is not None, "the packaged migrations have no head"
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    known = {rev.revision for rev in scripts.walk_revisions()}
+    if current is not None and current not in known:
+        return SchemaState(current=current, head=head, pending=(), newer=True)
+    steps = list(scripts.iterate_revisions(head, current or "base"))
+    steps.reverse()
+    pending = tuple((rev.revision, (rev.doc or "").strip().splitlines()[0]) for rev in steps)
+    return SchemaState(current=current, head=head, pending=pending, newer=False)
+
+
+def require_current_schema(engine: Engine) -> None:
+    """Refuse to run on a schema older or newer than this code, saying what to run instead.
+
+    A daemon never migrates on its own: with several daemons on one database, the one started
+    first would change the tables under the others, and the operator backs up before upgrading.
+    """
+    state = schema_state(engine)
+    if state.up_to_date:
+        return
+    if state.current is None:
+        raise SchemaMismatch("the database is not initialised; run `yizhan init` first")
+    if state.newer:
+        raise SchemaMismatch(
+            f"the database's schema is at revision {state.current}, newer than this Yizhan "
+            f"(which knows up to {state.head}); run the Yizhan version that migrated it, or "
+            "restore the backup taken before that upgrade with `yizhan restore DIR`"
+        )
+    raise SchemaMismatch(
+        f"the database's schema is at revision {state.current}, older than this Yizhan "
+        f"({state.head}, {len(state.pending)} migration(s) to apply); back it up with "
+        "`yizhan backup DIR` using the previous version, then run `yizhan migrate` "
+        "(`yizhan migrate --dry-run` lists what it would do)"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,25 +20,36 @@ from yizhan.routing.directory import (
 
 
 def load_directory(session: Session) -> Directory:
-    """The directory as the database holds it now."""
+    """The directory as the database holds it now.
+
+    Read as plain rows, three queries in all: the directory is read often (the admin page and
+    the jobs hold it a few seconds), and ORM objects for ten thousand people cost ten times more.
+    """
     units = [
         UnitInfo(
             id=u.id, name=u.name, kind=u.kind, parent=u.parent_id, prefix=u.prefix, leader=u.leader
         )
-        for u in session.scalars(select(Unit))
+        for u in session.execute(
+            select(Unit.id, Unit.name, Unit.kind, Unit.parent_id, Unit.prefix, Unit.leader)
+        )
     ]
     states = {a: s for a, s in session.execute(select(Account.account, Account.state))}
+    roles: dict[str, set[str]] = defaultdict(set)
+    for account, role in session.execute(select(Role.account, Role.role)):
+        roles[account].add(role)
     people = [
         PersonInfo(
             account=p.account,
             name=p.name,
             unit=p.unit_id,
-            roles=frozenset(r.role for r in p.roles),
+            roles=frozenset(roles.get(p.account, ())),
             email=p.email,
             state=states.get(p.account, "active"),
             language=p.language,
         )
-        for p in session.scalars(select(Person))
+        for p in session.execute(
+            select(Person.account, Person.name, Person.unit_id, Person.email, Person.language)
+        )
     ]
     return Directory.build(units, people)
 

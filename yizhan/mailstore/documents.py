@@ -7,7 +7,7 @@ shown in every mail is the same record the auditors read.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from sqlalchemy import select
@@ -16,7 +16,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from yizhan.mailstore import audit
-from yizhan.mailstore.models import AuditEntry, Document, NumberSequence, Step
+from yizhan.mailstore.models import AuditEntry, Document, NumberSequence, Person, Step
 from yizhan.routing.documents import Decision, DocumentState, StepState, TrailEntry
 from yizhan.routing.numbering import format_number, parse_number
 
@@ -64,15 +64,32 @@ def create_document(
 
 def load_state(session: Session, document: Document) -> DocumentState:
     """The engine's view of ``document``: its steps and its trail."""
-    steps = session.scalars(
-        select(Step).where(Step.document_id == document.id).order_by(Step.id)
-    ).all()
-    trail = session.scalars(
-        select(AuditEntry)
-        .where(AuditEntry.target == doc_target(document.id))
-        .where(AuditEntry.action.startswith(TRAIL_PREFIX))
-        .order_by(AuditEntry.id)
-    ).all()
+    return load_states(session, [document])[0]
+
+
+def load_states(session: Session, documents: Sequence[Document]) -> list[DocumentState]:
+    """The engine's view of each of ``documents``, read with two queries for them all."""
+    ids = [d.id for d in documents]
+    steps: dict[int, list[Step]] = {i: [] for i in ids}
+    trail: dict[str, list[AuditEntry]] = {doc_target(i): [] for i in ids}
+    if ids:
+        for step in session.scalars(
+            select(Step).where(Step.document_id.in_(ids)).order_by(Step.id)
+        ):
+            steps[step.document_id].append(step)
+        # The action is tested here, not in SQL: given both, a planner may walk the action
+        # index over every document's trail instead of the target index over these.
+        for entry in session.scalars(
+            select(AuditEntry).where(AuditEntry.target.in_(list(trail))).order_by(AuditEntry.id)
+        ):
+            if entry.target is not None and entry.action.startswith(TRAIL_PREFIX):
+                trail[entry.target].append(entry)
+    return [_document_state(d, steps[d.id], trail[doc_target(d.id)]) for d in documents]
+
+
+def _document_state(
+    document: Document, steps: Sequence[Step], trail: Sequence[AuditEntry]
+) -> DocumentState:
     return DocumentState(
         id=document.id,
         kind=document.kind,
@@ -139,6 +156,12 @@ def apply_decision(
         if step is not None:
             step.state, step.done_at = "cancelled", now
             step.next_reminder_at = None
+    for step_id, due_at in decision.extend_steps:
+        step = _waiting_step(session, document, step_id)
+        if step is not None:
+            # A new deadline starts the reminders and the escalation ladder afresh.
+            step.due_at, step.reminders_sent, step.escalation = due_at, 0, 0
+            step.next_reminder_at = first_reminder(now, due_at) if first_reminder else now
     opened = []
     for spec in decision.open_steps:
         next_reminder_at = None
@@ -237,6 +260,19 @@ def waiting_steps(session: Session, account: str) -> list[Step]:
             select(Step).where(Step.assignee == account, Step.state == "waiting").order_by(Step.id)
         )
     )
+
+
+def unit_waiting_steps(session: Session, unit: str) -> list[tuple[Step, Document]]:
+    """Steps waiting in ``unit``: addressed to it, or held by one of its people; oldest first."""
+    members = select(Person.account).where(Person.unit_id == unit)
+    rows = session.execute(
+        select(Step, Document)
+        .join(Document, Document.id == Step.document_id)
+        .where(Step.state == "waiting")
+        .where((Step.unit == unit) | Step.assignee.in_(members))
+        .order_by(Step.id)
+    )
+    return [(step, document) for step, document in rows]
 
 
 def _step_state(step: Step) -> StepState:

@@ -49,8 +49,11 @@ AREA: Final = "inbound"
 #: Values of ``Inbound.auth_method``: how the sender's identity was established.
 #: "smtp-auth": SMTP AUTH at our listener; "relay-auth": the trusted MTA's
 #: Authentication-Results ``auth=pass smtp.auth=``; "relay-dkim": its ``dkim=pass`` for the
-#: From address; "none": not established (the processor answers such mail, never acts on it).
-AUTH_METHODS: Final = ("smtp-auth", "relay-auth", "relay-dkim", "none")
+#: From address; "admin-page": written by the admin page for the person logged in there (a
+#: page action that a mail command does, sent as that mail); "none": not established (the
+#: processor answers such mail, never acts on it).
+AUTH_WEB: Final = "admin-page"
+AUTH_METHODS: Final = ("smtp-auth", "relay-auth", "relay-dkim", AUTH_WEB, "none")
 
 #: Worker threads of a writer: how many messages can be written and waiting at once.
 DEFAULT_THREADS: Final = 32

@@ -15,6 +15,7 @@ import re
 import uuid
 from pathlib import Path
 
+from yizhan import crashpoints
 from yizhan.mailstore.rawstore import sync_directories
 
 _UNIQUE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
@@ -54,6 +55,7 @@ def deliver(root: Path, account: str, data: bytes, unique: str, *, mail_from: st
     finally:
         os.close(fd)
     target = maildir / "new" / base
+    crashpoints.reached("maildir")
     try:
         # link() never replaces an existing name, unlike rename(): if another writer got there
         # first, its copy stands and ours is dropped.

@@ -292,14 +292,19 @@ def parse_withdraw(text: str) -> tuple[int, str] | None:
     return int(found[1]), found[2].strip()
 
 
-def withdraw(doc: DocumentState, *, actor: str, reason: str, now: dt.datetime) -> Decision:
-    """Decide a withdrawal: only the author, only a published bulletin, only once."""
+def withdraw(
+    doc: DocumentState, *, actor: str, reason: str, now: dt.datetime, office: bool = False
+) -> Decision:
+    """Decide a withdrawal: by the author, or by the office (``office``: 第六條 gives it every
+    module but leave, so it takes any bulletin off the board); only a published bulletin, only
+    once (第二十三條)."""
     if doc.kind != "gonggao":
         return _no(f"#{doc.id} 不是公告。\n#{doc.id} is not a bulletin.", "not a bulletin")
-    if actor != doc.author:
+    if actor != doc.author and not office:
         return _no(
-            "只有發布人可以撤回公告。\nOnly the author may withdraw a bulletin.",
-            f"{actor} is not the author",
+            "只有發布人或辦公室可以撤回公告。\n"
+            "Only the author or the office may withdraw a bulletin.",
+            f"{actor} is neither the author nor the office",
         )
     if doc.state in (EXPIRED, ARCHIVED):
         return _no(
@@ -324,7 +329,11 @@ def withdraw(doc: DocumentState, *, actor: str, reason: str, now: dt.datetime) -
         state=CLOSED,
         fields={"withdrawn_at": now.isoformat(), "withdrawn_reason": reason},
         trail=(TrailEntry(at=now, actor=actor, action="withdraw", opinion=reason),),
-        reasons=(f"第二十三條: {actor}, the author, withdraws the bulletin",),
+        reasons=(
+            f"第二十三條: {actor}, the author, withdraws the bulletin"
+            if actor == doc.author
+            else f"第六條: {actor}, of the office, withdraws the bulletin",
+        ),
         outcome="withdraw",
         effects=(WithdrawBulletin(reason=reason),),
     )

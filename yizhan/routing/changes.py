@@ -91,6 +91,8 @@ class Change:
     email: str | None = None
     nda: bool = False
     responsible: str | None = None
+    #: Who takes over the person's waiting steps on a move or removal; else their unit head.
+    successor: str | None = None
 
     def as_fields(self) -> dict[str, Any]:
         """Plain data for the document's fields (and the effect record)."""
@@ -208,6 +210,19 @@ def parse_change(
             )
         else:
             responsible = person.account
+    successor: str | None = None
+    successor_ref = extra.get("successor", "").strip()
+    if successor_ref:
+        named = directory.people.get(successor_ref.lower()) or next(
+            (p for p in directory.people.values() if p.name == successor_ref), None
+        )
+        if named is None or named.state != "active" or named.account == account:
+            problems.append(
+                f"接任人「{successor_ref}」不是在職的其他同事。\n"
+                f"The successor {successor_ref!r} is not another active colleague."
+            )
+        else:
+            successor = named.account
     if problems:
         return problems
     name = extra.get("person", "").strip() or (existing.name if existing else "")
@@ -230,6 +245,7 @@ def parse_change(
         email=email,
         nda=nda,
         responsible=responsible,
+        successor=successor,
     )
 
 

@@ -41,6 +41,7 @@ class Verb(enum.StrEnum):
     FORWARD = "forward"
     READ = "read"
     SEAL = "seal"
+    OBJECT = "object"
     DELEGATE = "delegate"
     REVOKE = "revoke"
     STATUS = "status"
@@ -50,6 +51,9 @@ class Verb(enum.StrEnum):
     TOOLS = "tools"
     GET = "get"
     HELP = "help"
+    REASSIGN = "reassign"
+    CANCEL = "cancel"
+    EXTEND = "extend"
     UNKNOWN = "unknown"
 
 
@@ -66,6 +70,7 @@ VERB_WORDS: Final[Mapping[Verb, tuple[str, ...]]] = MappingProxyType(
         Verb.FORWARD: ("FORWARD", "轉交", "转交"),
         Verb.READ: ("READ", "已閱", "已阅"),
         Verb.SEAL: ("SEAL", "用印"),
+        Verb.OBJECT: ("OBJECT", "異議", "异议"),
         Verb.DELEGATE: ("DELEGATE", "授權", "授权"),
         Verb.REVOKE: ("REVOKE", "收回授權", "收回授权"),
         Verb.STATUS: ("STATUS", "查詢", "查询"),
@@ -75,6 +80,9 @@ VERB_WORDS: Final[Mapping[Verb, tuple[str, ...]]] = MappingProxyType(
         Verb.TOOLS: ("TOOLS", "工具"),
         Verb.GET: ("GET", "下載", "下载"),
         Verb.HELP: ("HELP", "幫助", "帮助"),
+        Verb.REASSIGN: ("REASSIGN", "轉辦", "转办"),
+        Verb.CANCEL: ("CANCEL", "撤銷", "撤销"),
+        Verb.EXTEND: ("EXTEND", "延期"),
     }
 )
 

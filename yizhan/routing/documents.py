@@ -115,6 +115,8 @@ class Decision:
     open_steps: tuple[StepState, ...] = ()
     close_steps: tuple[int, ...] = ()
     cancel_steps: tuple[int, ...] = ()
+    #: Waiting steps given a new deadline (EXTEND, ``routing.oversight``): (step id, due).
+    extend_steps: tuple[tuple[int, dt.datetime], ...] = ()
     trail: tuple[TrailEntry, ...] = ()
     notices: tuple[Notice, ...] = ()
     needs_number: str | None = None

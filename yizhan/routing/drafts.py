@@ -252,11 +252,16 @@ HEADER_KEYS: Final[Mapping[str, str]] = MappingProxyType(
         "邮箱": "email",
         "郵箱": "email",
         "email": "email",
+        # Who takes over the waiting work of a person who leaves or moves (第十條).
+        "接任": "successor",
+        "接替": "successor",
+        "接任人": "successor",
+        "successor": "successor",
     }
 )
 #: The :data:`HEADER_KEYS` fields kept in ``Draft.extra``.
 EXTRA_FIELDS: Final = frozenset(
-    {"action", "person", "account", "unit", "role", "nda", "responsible", "email"}
+    {"action", "person", "account", "unit", "role", "nda", "responsible", "email", "successor"}
 )
 _LIST_FIELDS: Final = frozenset({"to_units", "cc_units", "scope"})
 

@@ -23,6 +23,7 @@ __all__ = [
     "heads_of",
     "hr_officers",
     "it_people",
+    "leader_in_charge",
     "office_staff",
 ]
 
@@ -71,6 +72,28 @@ def heads_of(directory: Directory, account: str) -> list[PersonInfo]:
         return [leader]
     bureau = [u.id for u in directory.units_of_kind("bureau")]
     return [p for u in bureau for p in directory.members(u, "unit_head") if p.account != account]
+
+
+def leader_in_charge(directory: Directory, unit_id: str) -> tuple[str, str] | None:
+    """The bureau leader in charge of ``unit_id`` (分管局領導, 第五條), and why it is them.
+
+    They sign off the unit's documents (第二十條) and decide objections to them (第二十條 ¶2).
+    The unit's ``leader`` if active; else the bureau's unit_head; else the first
+    bureau_leader. None when there is no bureau leader at all.
+    """
+    unit = directory.units.get(unit_id)
+    if unit is not None and unit.leader is not None:
+        leader = directory.people.get(unit.leader)
+        if leader is not None and leader.state == "active" and "bureau_leader" in leader.roles:
+            return leader.account, f"the leader in charge of {unit_id}"
+    for bureau in directory.units_of_kind("bureau"):
+        heads = directory.members(bureau.id, "unit_head")
+        if heads:
+            return heads[0].account, f"{unit_id} has no leader in charge: the bureau's unit_head"
+    leaders = directory.with_role("bureau_leader")
+    if leaders:
+        return leaders[0].account, f"{unit_id} has no leader in charge: the first bureau_leader"
+    return None
 
 
 def _heads_and_clerks(directory: Directory, kind: str) -> list[PersonInfo]:

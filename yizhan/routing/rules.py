@@ -53,12 +53,22 @@ URGENCIES: Final = ("特急", "加急")
 #: The document state after a REJECT that sends it back to its author, and the final state.
 RETURNED: Final = "returned"
 CLOSED: Final = "closed"
+#: A document the office ended (CANCEL, 第六條): nothing waits on it, its tokens refuse.
+CANCELLED: Final = "cancelled"
 
 #: ``reject_to`` value that sends a rejected document back to its author for revision.
 AUTHOR: Final = "author"
 
 #: The step that asks the author to revise a returned document (action ``handle``).
 REVISE_STEP: Final = "revise"
+
+#: The step that sends a copy a receiving clerk refused back out (退回, 第二十一條; action
+#: ``handle``, with the unit of the refused copy): ``routing.receipt``.
+REDISTRIBUTE_STEP: Final = "redistribute"
+
+#: The bureau leader's decision on an objection to a document (異議, 第二十條 ¶2; action
+#: ``approve``): ``routing.objection``.
+OBJECTION_STEP: Final = "objection"
 
 #: The command that completes a step of each action; ``number`` steps complete by themselves.
 COMPLETING_VERB: Final[Mapping[str, Verb]] = MappingProxyType(
@@ -413,7 +423,7 @@ class RulesError(ValueError):
 # document; FORWARD hands the step to another person.
 APPROVAL: Final = (Verb.APPROVE, Verb.REJECT, Verb.FORWARD, Verb.COMMENT)
 SEALING: Final = (Verb.SEAL, Verb.REJECT, Verb.FORWARD, Verb.COMMENT)
-RECEIPT: Final = (Verb.RECEIVED, Verb.FORWARD, Verb.COMMENT)
+RECEIPT: Final = (Verb.RECEIVED, Verb.REJECT, Verb.FORWARD, Verb.COMMENT)
 HANDLING: Final = (Verb.DONE, Verb.FORWARD, Verb.COMMENT)
 SUPERVISED: Final = (Verb.PROGRESS, Verb.DONE, Verb.FORWARD, Verb.COMMENT)
 NUMBERING: Final[tuple[Verb, ...]] = ()
@@ -813,12 +823,40 @@ DUBAN: Final = Flow(
     ),
 )
 
+# 報修 at baoxiu@ (第十二條; mine rules 二(一)): a problem report goes to the IT department
+# (信息化處) as a step to handle within one working day (a rules file may change the days);
+# the summary of its DONE goes back to the reporter, and reminders and escalation apply as to
+# any step. Its head answers for it first, else whoever works there (as ``duties.it_people``).
+BAOXIU: Final = Flow(
+    kind="baoxiu",
+    label="報修",
+    article="第十二條",
+    content_rules=("no_classified",),
+    close_template="result",
+    steps=(
+        StepRule(
+            name="handle",
+            label="處理",
+            state="handling",
+            action="handle",
+            actor=role("unit_head", "unit_leader", "clerk", "staff", units="kind:it"),
+            commands=HANDLING,
+            deadline=1,
+            urgent_deadlines={"加急": 0, "特急": 0},
+            article="第十二條",
+        ),
+    ),
+)
+
 #: The flows of the regulations, used unless ``<data_dir>/rules.toml`` overrides a kind.
 DEFAULT_RULES: Final = Rules(
     flows=MappingProxyType(
         {
             f.kind: f
-            for f in (FAWEN, SHOUWEN, QIANBAO, HANJIAN, GONGGAO, XIUJIA, BIANGENG, XINXI, DUBAN)
+            for f in (
+                *(FAWEN, SHOUWEN, QIANBAO, HANJIAN, GONGGAO, XIUJIA, BIANGENG, XINXI, DUBAN),
+                BAOXIU,
+            )
         }
     )
 )

@@ -28,15 +28,21 @@ from yizhan.routing.closing import effect_on_close
 from yizhan.routing.commands import VERB_WORDS, Command, Verb
 from yizhan.routing.directory import Directory, PersonInfo
 from yizhan.routing.documents import Decision, DocumentState, Notice, StepState, TrailEntry
+from yizhan.routing.duties import leader_in_charge
 from yizhan.routing.edits import read_edit
 from yizhan.routing.effects import Effect
 from yizhan.routing.numbering import parse_number
+from yizhan.routing.objection import decide_objection, object_to, objection_waiting
+from yizhan.routing.receipt import redistribute, refuse_receipt
 from yizhan.routing.rules import (
     AUTHOR,
+    CANCELLED,
     CLOSED,
     COMPLETING_VERB,
     CONTENT_RULES,
     DEFAULT_RULES,
+    OBJECTION_STEP,
+    REDISTRIBUTE_STEP,
     RETURNED,
     REVISE_STEP,
     URGENCIES,
@@ -262,12 +268,61 @@ def apply_command(
     try:
         if command.verb is Verb.COMMENT:
             return _comment(ctx, doc, command, actor, on_behalf_of)
+        if command.verb is Verb.OBJECT:
+            return object_to(
+                doc=doc,
+                reason=command.opinion,
+                actor=actor,
+                on_behalf_of=on_behalf_of,
+                variables=_variables(doc, None, opinion=command.opinion, by=actor),
+                directory=directory,
+                now=now,
+                due=due,
+            )
         step = _find_step(ctx, doc, step_id, command, actor, on_behalf_of)
+        if step.name == OBJECTION_STEP:
+            return decide_objection(
+                doc=doc,
+                step=step,
+                command=command,
+                actor=actor,
+                on_behalf_of=_acting_for(step, actor, on_behalf_of),
+                variables=_variables(doc, None, opinion="", by=actor),
+                revise_days=flow.revise_deadline,
+                directory=directory,
+                now=now,
+                due=due,
+            )
+        pending = objection_waiting(doc)
+        if pending is not None and command.verb is not Verb.FORWARD:
+            leader = _name(directory, pending.assignee)
+            raise _Refused(
+                f"本件有異議待{leader}裁決，裁決前暫停辦理；裁決後請再回覆。\n"
+                f"An objection to this document waits for {leader} to decide; nothing else "
+                "can be done on it until then. Reply again after the decision.",
+                "the document waits for an objection to be decided",
+            )
+        if step.name == REDISTRIBUTE_STEP:
+            return _redistribute(ctx, doc, step, command, actor, on_behalf_of)
         rule = _rule_of(flow, step)
         trail_obo = _acting_for(step, actor, on_behalf_of)
         if command.verb not in rule.commands:
             raise _Refused(
                 _help(ctx, rule, command), f"{command.verb.value} not accepted at {rule.name}"
+            )
+        if command.verb is Verb.REJECT and rule.action == "receive":
+            # 第二十一條: a receiving clerk sends their copy back, not the whole document.
+            return refuse_receipt(
+                doc=doc,
+                step=step,
+                rule=rule,
+                reason=command.opinion,
+                actor=actor,
+                on_behalf_of=trail_obo,
+                variables=_variables(doc, rule, opinion=command.opinion, by=actor),
+                directory=directory,
+                now=now,
+                due=due,
             )
         if command.verb is Verb.REJECT:
             return _reject(ctx, doc, step, rule, command, actor, trail_obo)
@@ -471,7 +526,8 @@ def transitions(flow: Flow) -> Mapping[tuple[str, str], frozenset[str]]:
         if step.action == "number":
             continue
         table[(step.state, "complete")] = _entries(flow, flow.following(step))
-        if Verb.REJECT in step.commands:
+        # A receiving clerk's REJECT sends back their copy only; the state stays (第二十一條).
+        if Verb.REJECT in step.commands and step.action != "receive":
             target = flow.step(step.reject_to) if step.reject_to != AUTHOR else None
             table[(step.state, "reject")] = frozenset({target.state if target else RETURNED})
     return table
@@ -528,22 +584,9 @@ def units_in_scope(fields: Mapping[str, Any]) -> list[str]:
 def signoff_leader(directory: Directory, unit_id: str) -> tuple[str, str] | None:
     """The bureau leader who signs off ``unit_id``'s documents, and why it is them.
 
-    The unit's ``leader`` (分管局領導) if active; else the bureau's unit_head; else the first
-    bureau_leader (the organisation file's ``leader``). None when there is no bureau leader at all.
+    See ``routing.duties.leader_in_charge``.
     """
-    unit = directory.units.get(unit_id)
-    if unit is not None and unit.leader is not None:
-        leader = directory.people.get(unit.leader)
-        if leader is not None and leader.state == "active" and "bureau_leader" in leader.roles:
-            return leader.account, f"the leader in charge of {unit_id}"
-    for bureau in directory.units_of_kind("bureau"):
-        heads = directory.members(bureau.id, "unit_head")
-        if heads:
-            return heads[0].account, f"{unit_id} has no leader in charge: the bureau's unit_head"
-    leaders = directory.with_role("bureau_leader")
-    if leaders:
-        return leaders[0].account, f"{unit_id} has no leader in charge: the first bureau_leader"
-    return None
+    return leader_in_charge(directory, unit_id)
 
 
 def named_units(directory: Directory, argument: str, text: str = "") -> list[str]:
@@ -615,8 +658,13 @@ def _complete(
         opinion=opinion,
         step=rule.name,
     )
+    # A refused copy waiting to be sent again (第二十一條) keeps the distribution open too.
     others = [
-        s for s in doc.steps if s.state == "waiting" and s.name == step.name and s.id != step.id
+        s
+        for s in doc.steps
+        if s.state == "waiting"
+        and s.id != step.id
+        and (s.name == step.name or (rule.action == "receive" and s.name == REDISTRIBUTE_STEP))
     ]
     zh, en = _DONE_WORDS[command.verb]
     if others:
@@ -661,6 +709,44 @@ def _complete(
         reasons=tuple(reasons),
         outcome=command.verb.value,
         effects=_closing_effects(ctx, moved, stage, reasons),
+    )
+
+
+def _redistribute(
+    ctx: _Ctx,
+    doc: DocumentState,
+    step: StepState,
+    command: Command,
+    actor: str,
+    obo: str | None,
+) -> Decision:
+    """A reply to a copy refused at receipt (``routing.receipt``): DONE sends it out again."""
+    receive = next((s for s in ctx.flow.steps if s.action == "receive"), None)
+    if receive is None:
+        raise _Refused(
+            "流程已修改，已無簽收步驟，請聯繫辦公室。\n"
+            "The flow has no receipt step any more; contact the office.",
+            "no receive step in the flow",
+        )
+    if command.verb is not Verb.DONE:
+        return _refusal(
+            "請更正後回覆「辦結」重新分發給該單位，或「辦結：單位名稱」改送正確的單位。\n"
+            "Correct it, then reply “DONE” to send it to that unit again, or "
+            "“DONE: unit name” to send it to the right unit instead.",
+            f"{command.verb.value} at {REDISTRIBUTE_STEP}",
+        )
+    return redistribute(
+        doc=doc,
+        step=step,
+        summary=command.opinion.strip(),
+        named=named_units(ctx.directory, command.argument),
+        actor=actor,
+        on_behalf_of=_acting_for(step, actor, obo),
+        variables=_variables(doc, receive, opinion="", by=actor),
+        receive_rule=receive,
+        directory=ctx.directory,
+        now=ctx.now,
+        due=ctx.due,
     )
 
 
@@ -1164,10 +1250,18 @@ def _find_step(
             f"This step was already done by {who} at {when}.",
             f"step {step.id} already done by {step.done_by}",
         )
+    if doc.state == CANCELLED:
+        reason = str(doc.fields.get("cancelled_reason", ""))
+        raise _Refused(
+            f"此文件已由辦公室撤銷（{reason}），原待辦通知作廢，無需辦理。\n"
+            f"This document was cancelled by the office ({reason}); its requests are void.",
+            f"document {doc.id} is cancelled",
+        )
     if step.state == "cancelled" or doc.state == CLOSED:
         raise _Refused(
-            "此待辦事項已撤銷（公文已退回、轉交或辦結），請以最新通知為準。\n"
-            "This step was withdrawn (returned, forwarded or closed); see the latest notice.",
+            "此待辦事項已撤銷（公文已退回、轉交、轉辦或辦結），請以最新通知為準。\n"
+            "This step was withdrawn (returned, forwarded, reassigned or closed); "
+            "see the latest notice.",
             f"step {step.id} is {step.state}",
         )
     if step.name == REVISE_STEP:
@@ -1400,7 +1494,13 @@ def _check_waiting(flow: Flow, doc: DocumentState, waiting: list[StepState]) -> 
     problems = []
     for s in waiting:
         rule = flow.step(s.name)
-        if rule is None:
+        if s.name == OBJECTION_STEP:
+            continue
+        if s.name == REDISTRIBUTE_STEP:
+            receiving = {r.state for r in flow.steps if r.action == "receive"}
+            if doc.state not in receiving:
+                problems.append(f"a refused copy waits while the document is {doc.state}")
+        elif rule is None:
             problems.append(f"waiting step {s.name} is not in the flow")
         elif rule.state != doc.state:
             problems.append(f"step {s.name} waits while the document is {doc.state}")

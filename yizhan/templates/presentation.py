@@ -34,6 +34,10 @@ TRAIL_WORDS: dict[str, tuple[str, str, str]] = {
     "withdraw": ("撤回", "撤回", "withdrawn"),
     "expire": ("到期", "到期", "expired"),
     "archive": ("年底归档", "年底歸檔", "archived at year end"),
+    "redistribute": ("重新分发", "重新分發", "sent again"),
+    "object": ("提出异议", "提出異議", "objected"),
+    "uphold": ("支持异议", "支持異議", "upheld the objection"),
+    "overrule": ("驳回异议", "駁回異議", "overruled the objection"),
 }
 _LANGUAGE_INDEX = {"zh_CN": 0, "zh_TW": 1, "en": 2}
 

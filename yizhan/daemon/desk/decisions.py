@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import replace
 
 from yizhan.daemon.desk.modules import EFFECTS
 from yizhan.daemon.desk.notices import send_notices
@@ -57,5 +58,10 @@ def apply_outcome(request: Request, outcome: Outcome) -> None:
     for n, effect in enumerate(decision.effects):
         key = f"{request.key}:fx:{n}"
         log.info("%s: %s for doc %s", key, type(effect).__name__, document.id)
-        EFFECTS[type(effect)].apply_effect(request, document, effect, key=key, actor=outcome.actor)
+        more = EFFECTS[type(effect)].apply_effect(
+            request, document, effect, key=key, actor=outcome.actor
+        )
+        for m, further in enumerate(more or ()):
+            # Told to the people concerned, not answered: the sender gets this decision's answer.
+            apply_outcome(replace(request, key=f"{key}:{m}", mail_from=""), further)
     request.reply(decision.reply, document=document)

@@ -54,6 +54,13 @@ _LABELS: Final = {
     "supervision": ("督辦", "Supervision"),
     "progress": ("辦理進展", "Progress"),
     "part_done": ("請確認辦結", "Confirm completion"),
+    "reassigned": ("已轉辦", "Reassigned"),
+    "cancelled": ("已撤銷", "Cancelled"),
+    "extended": ("期限已延長", "Deadline extended"),
+    "receipt_refused": ("簽收退回", "Receipt refused"),
+    "objection": ("異議待裁決", "Objection to decide"),
+    "objection_upheld": ("異議已支持", "Objection upheld"),
+    "objection_overruled": ("異議已駁回", "Objection overruled"),
 }
 
 

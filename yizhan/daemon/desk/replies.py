@@ -70,8 +70,8 @@ def receive(request: Request, recipient: Recipient) -> Outcome | None:
     step_id: int | None = step.id
     if account != step.assignee:
         acting, delegator = resolve(step.assignee, active_delegations(session), request.now)
-        if command.verb is Verb.COMMENT and acting != account:
-            # Anyone on the document may comment; the engine checks that they are.
+        if command.verb in (Verb.COMMENT, Verb.OBJECT) and acting != account:
+            # Anyone on the document may comment or object; the engine checks that they are.
             step_id = None
         elif acting != account:
             _impersonation(request, step.assignee)
@@ -90,7 +90,7 @@ def receive(request: Request, recipient: Recipient) -> Outcome | None:
         step.name in request.ctx.config.signing.require_signature
         and step.state == "waiting"
         and step_id is not None
-        and command.verb is not Verb.COMMENT
+        and command.verb not in (Verb.COMMENT, Verb.OBJECT)
     ):
         # 簽發 and 用印 count only with the person's own OpenPGP signature (第十八條).
         verification = verify_message(

@@ -37,7 +37,7 @@ from yizhan.routing.content.outside import material_evidence
 from yizhan.routing.digests import mailto
 from yizhan.routing.directory import Directory, PersonInfo
 from yizhan.routing.search import Ranked, contains, query_terms, rank
-from yizhan.routing.visibility import may_see
+from yizhan.routing.visibility import may_see, office_oversees
 from yizhan.templates.render import render_text
 
 __all__ = ["LAZY_BATCH", "MAX_HITS", "Finder", "Found", "Hit", "Link"]
@@ -214,7 +214,11 @@ class Finder:
             if kinds is not None and document.kind not in kinds:
                 continue
             material = document.kind == materials.KIND
-            if not material and document.id not in seen:
+            if (
+                not material
+                and document.id not in seen
+                and not office_oversees(document.kind, account, directory)
+            ):
                 continue
             if not self.may_see(session, document, account, directory):
                 continue

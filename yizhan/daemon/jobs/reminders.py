@@ -17,6 +17,7 @@ from typing import Any, Final
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from yizhan import crashpoints
 from yizhan.daemon.context import Context
 from yizhan.daemon.desk.mailer import Mailer
 from yizhan.daemon.jobs.mail import local_time, person_name, send_job_mail, step_label
@@ -121,6 +122,7 @@ def _sweep_batch(
             except Exception:
                 log.exception("step %s: reminder failed; trying again later", step.id)
                 step.next_reminder_at = now + RETRY_FAILED_AFTER
+        crashpoints.reached("job")
     return len(steps), queued
 
 

@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from yizhan import crashpoints
 from yizhan.daemon.context import Context
 from yizhan.mailstore.models import (
     JobRun,
@@ -70,22 +71,36 @@ def run_slot(
     if slot is None:
         return 0
     with ctx.sessions.begin() as session:
-        values = {"job": job, "slot": slot, "ran_at": now, "owner": _OWNER, "count": 0}
-        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        # Another daemon inserting the same slot makes this wait for its commit, then do
-        # nothing: the slot is taken.
-        taken = session.execute(
-            insert(JobRun).values(**values).on_conflict_do_nothing().returning(JobRun.job)
-        ).first()
-        if taken is None:
+        if not _take(session, job, slot, now):
             return 0
         count = work(session, slot)
         row = session.get(JobRun, (job, slot))
         if row is not None:
             row.count = count
+        crashpoints.reached("job")
     if count:
         log.info("%s for %s: %d mail(s)", job, slot.isoformat(), count)
     return count
+
+
+def claim_slot(ctx: Context, job: str, slot: dt.datetime | None, now: dt.datetime) -> bool:
+    """Take ``slot`` for a long job that works outside the claiming transaction (a backup must
+    not hold the database's write lock); False when there is no slot or another daemon has it."""
+    if slot is None:
+        return False
+    with ctx.sessions.begin() as session:
+        return _take(session, job, slot, now)
+
+
+def _take(session: Session, job: str, slot: dt.datetime, now: dt.datetime) -> bool:
+    values = {"job": job, "slot": slot, "ran_at": now, "owner": _OWNER, "count": 0}
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    # Another daemon inserting the same slot makes this wait for its commit, then do
+    # nothing: the slot is taken.
+    taken = session.execute(
+        insert(JobRun).values(**values).on_conflict_do_nothing().returning(JobRun.job)
+    ).first()
+    return taken is not None
 
 
 def work_calendar(ctx: Context) -> WorkCalendar:

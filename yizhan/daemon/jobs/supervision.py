@@ -13,7 +13,7 @@ from yizhan.daemon.jobs.mail import local_time, send_job_mail
 from yizhan.daemon.jobs.slots import run_slot, weekly_slot, work_calendar
 from yizhan.mailstore import audit
 from yizhan.mailstore.directory import load_directory
-from yizhan.mailstore.documents import load_state
+from yizhan.mailstore.documents import load_states
 from yizhan.mailstore.models import (
     Document,
 )
@@ -46,7 +46,7 @@ def run_supervision_report(
         if not documents:
             return 0
         directory = load_directory(session)
-        tasks = [report_item(load_state(session, d), directory, now, cal.tz) for d in documents]
+        tasks = [report_item(s, directory, now, cal.tz) for s in load_states(session, documents)]
         # Overdue tasks first, then by deadline.
         tasks.sort(key=lambda t: (not t["overdue"], t["deadline"], t["id"]))
         readers = {p.account: p for p in office_staff(directory)}

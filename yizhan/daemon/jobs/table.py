@@ -19,6 +19,7 @@ from yizhan.daemon.jobs.accounts import (
     run_password_warnings,
     run_unused_accounts,
 )
+from yizhan.daemon.jobs.backups import run_nightly_backup
 from yizhan.daemon.jobs.bulletins import (
     BULLETIN_CLEANUP_AT,
     BULLETIN_EXPIRY_AT,
@@ -99,6 +100,8 @@ JOBS: Final[tuple[Job, ...]] = (
         run=run_supervision_report,
         trigger=_daily(SUPERVISION_REPORT_AT),
     ),
+    # At [backup] time, which the body reads from the config: it looks every minute.
+    Job(name="nightly_backup", run=run_nightly_backup, trigger=lambda _: _every(60)),
 )
 
 

@@ -13,10 +13,13 @@ from types import MappingProxyType
 from typing import Final
 
 from yizhan.daemon.desk.commands.base import EmailCommand, Usage
+from yizhan.daemon.desk.commands.cancel import Cancel
 from yizhan.daemon.desk.commands.delegate import Delegate
+from yizhan.daemon.desk.commands.extend import Extend
 from yizhan.daemon.desk.commands.get import GetDocument
 from yizhan.daemon.desk.commands.help import Help
 from yizhan.daemon.desk.commands.key import RegisterKey, public_key_block
+from yizhan.daemon.desk.commands.reassign import Reassign
 from yizhan.daemon.desk.commands.revoke import Revoke
 from yizhan.daemon.desk.commands.search import Search
 from yizhan.daemon.desk.commands.set import Set
@@ -33,7 +36,20 @@ KEY: Final = RegisterKey()
 TOOLS: Final = Tools()
 #: HELP, which lists the commands before it and itself.
 HELP: Final = Help(
-    (Delegate(), Revoke(), Status(), Todo(), Search(), GetDocument(), Set(), KEY, TOOLS)
+    (
+        Delegate(),
+        Revoke(),
+        Status(),
+        Todo(),
+        Search(),
+        GetDocument(),
+        Set(),
+        KEY,
+        TOOLS,
+        Reassign(),
+        Cancel(),
+        Extend(),
+    )
 )
 #: Every command at cmd@, in the order HELP and docs/modules.md show them.
 COMMANDS: Final[tuple[EmailCommand, ...]] = (*HELP.others, HELP)
@@ -76,11 +92,14 @@ def receive(request: Request, _recipient: Recipient) -> Outcome | None:
             + HELP.text(request.ctx.config, command)
         )
         return None
-    _answer(request, found, command)
+    return _answer(request, found, command)
+
+
+def _answer(request: Request, found: EmailCommand, command: Command) -> Outcome | None:
+    # A command that decides about a document (the office's) returns the decision to apply.
+    answer = found.process(request, command)
+    if isinstance(answer, Outcome):
+        return answer
+    if answer is not None:
+        request.reply(answer)
     return None
-
-
-def _answer(request: Request, found: EmailCommand, command: Command) -> None:
-    text = found.process(request, command)
-    if text is not None:
-        request.reply(text)

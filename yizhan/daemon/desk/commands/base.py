@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from yizhan.daemon.desk.request import Request
+from yizhan.daemon.desk.request import Outcome, Request
 from yizhan.routing.commands import Command, Verb
 
 __all__ = ["EmailCommand", "Usage"]
@@ -52,7 +52,8 @@ class EmailCommand(Protocol):
     def doc(self) -> str:
         """Its section of docs/modules.md (Markdown, with its ``###`` headings)."""
 
-    def process(self, request: Request, command: Command) -> str | None:
+    def process(self, request: Request, command: Command) -> str | Outcome | None:
         """Carry out ``command`` for the authenticated sender of ``request``; the answer to
-        send them, or None when the command has answered itself (a file sent, say)."""
+        send them, None when the command has answered itself (a file sent, say), or the
+        decision about a document for the desk to apply (``desk.decisions``), which answers."""
         ...

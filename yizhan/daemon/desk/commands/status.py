@@ -34,9 +34,11 @@ To: cmd@oa.example
 Subject: STATUS 12
 ```
 
-只能查您經手的文件、發給您的公告（歸檔的公告只有辦公室）和您在使用範圍內的內部資料。
+只能查您經手的文件、發給您的公告（歸檔的公告只有辦公室）和您在使用範圍內的內部資料；辦公室可查所有文件（休假申請和內部資料除外，第六條），查詢、搜索和下載都一樣。
 Only documents you took part in, bulletins published to you (archived ones: the office only)
-and the internal materials in whose scope you are. 回覆 Answer: `#12 標題`, `文號 Number`,
+and the internal materials in whose scope you are; the office sees every document but leave
+requests and internal material (art. 6), with STATUS, SEARCH and GET alike.
+回覆 Answer: `#12 標題`, `文號 Number`,
 `狀態 State`, `待辦 Waiting for: 姓名（步驟）` and the trail."""
 
     def process(self, request: Request, command: Command) -> str:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Final
 
+from yizhan.daemon.desk.modules.baoxiu import Baoxiu
 from yizhan.daemon.desk.modules.base import DocumentModule, Module, Prepared
 from yizhan.daemon.desk.modules.biangeng import Biangeng
 from yizhan.daemon.desk.modules.duban import Duban
@@ -38,6 +39,7 @@ _ALL: Final[tuple[Module, ...]] = (
     Duban(),
     Xinxi(),
     Ziliao(),
+    Baoxiu(),
 )
 
 #: Every module by its name (its key in ``[addresses]``), in the order HELP lists them.

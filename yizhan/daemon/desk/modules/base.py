@@ -11,6 +11,7 @@ declares them (``effects``). ``jobs`` names the scheduled jobs that serve the mo
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any, ClassVar, Protocol
@@ -60,9 +61,10 @@ class Module(Protocol):
 
     def apply_effect(
         self, request: Request, document: Document, effect: Effect, *, key: str, actor: str
-    ) -> None:
+    ) -> Sequence[Outcome] | None:
         """Carry out ``effect`` for ``document``; ``key`` names the request and the effect,
-        for every mail it queues."""
+        for every mail it queues. What it returns are further decisions the desk applies in
+        turn (a person removed: their waiting steps handed over, ``desk.handover``)."""
         ...
 
 
@@ -142,7 +144,7 @@ class DocumentModule:
 
     def apply_effect(
         self, request: Request, document: Document, effect: Effect, *, key: str, actor: str
-    ) -> None:
+    ) -> Sequence[Outcome] | None:
         """See ``Module``; a module that declares no effects is never asked."""
         raise TypeError(f"{self.name} carries out no {type(effect).__name__}")
 

@@ -9,11 +9,14 @@ accounts, the IT department hears of it, and the office too when a clerk changes
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Final
 
+from yizhan.daemon.desk.handover import handover_outcomes
 from yizhan.daemon.desk.modules.base import DocumentModule, Prepared
-from yizhan.daemon.desk.request import Request
+from yizhan.daemon.desk.request import Outcome, Request
 from yizhan.mailstore.changes import apply_change
+from yizhan.mailstore.directory import load_directory
 from yizhan.mailstore.models import Document
 from yizhan.routing.changes import Change, is_clerk_change, parse_change
 from yizhan.routing.drafts import Draft
@@ -54,13 +57,14 @@ class Biangeng(DocumentModule):
 
     def apply_effect(
         self, request: Request, document: Document, effect: Effect, *, key: str, actor: str
-    ) -> None:
-        """Apply the approved change and tell IT, and the office for a clerk (第十條)."""
+    ) -> Sequence[Outcome] | None:
+        """Apply the approved change and tell IT, and the office for a clerk (第十條); a person
+        who leaves their post or unit hands their waiting steps over (``desk.handover``)."""
         if not isinstance(effect, ApplyDirectoryChange):
-            super().apply_effect(request, document, effect, key=key, actor=actor)
-            return
+            return super().apply_effect(request, document, effect, key=key, actor=actor)
         directory, mailer = request.directory, request.mailer
         change = Change.from_fields(effect.change)
+        before = directory.people.get(change.account)
         apply_change(request.session, change, document_id=document.id, actor=actor, now=request.now)
         clerk = bool(document.fields.get("clerk_change"))
         told = it_people(directory) + (office_staff(directory) if clerk else [])
@@ -88,3 +92,19 @@ class Biangeng(DocumentModule):
                     "clerk": clerk,
                 },
             )
+        leaving = before is not None and (
+            change.action == "remove" or (change.action == "move" and change.unit != before.unit)
+        )
+        if before is None or not leaving:
+            return None
+        return handover_outcomes(
+            request.session,
+            load_directory(request.session),
+            request.desk.rules,
+            account=change.account,
+            unit=before.unit,
+            why="revoked" if change.action == "remove" else "moved",
+            actor=actor,
+            now=request.now,
+            named=change.successor,
+        )

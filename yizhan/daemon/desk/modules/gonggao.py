@@ -3,7 +3,8 @@
 The 範圍 line names units, roles or people; all-bureau scope needs a bulletin marked special,
 and an important or special one a bureau leader's approval, an ordinary one the unit head's
 (``routing.bulletins``). Once approved the bulletin goes to everyone in scope as a list mail;
-its author may withdraw it (撤回 id / WITHDRAW id), and everyone who had it is told. Scheduled
+its author or the office may withdraw it (撤回 id / WITHDRAW id), and everyone who had it is
+told. Scheduled
 jobs take it off the board after its 期限 and archive the year's bulletins at year end.
 """
 
@@ -19,6 +20,7 @@ from yizhan.mailstore.models import Document
 from yizhan.routing import bulletins
 from yizhan.routing.commands import Verb
 from yizhan.routing.drafts import Draft
+from yizhan.routing.duties import Duty, duties_in
 from yizhan.routing.effects import Effect, PublishBulletin, WithdrawBulletin
 
 __all__ = ["Gonggao"]
@@ -49,6 +51,7 @@ class Gonggao(DocumentModule):
             actor=request.account,
             reason=wanted[1],
             now=request.now,
+            office=Duty.OFFICE in duties_in(request.directory, request.account),
         )
         if not decision.accepted:
             request.reply(decision.reply, document=document)

@@ -1,0 +1,92 @@
+"""Acting on the page as by mail: what a module's command does, the page sends as that mail.
+
+A page action that a mail command already does (withdrawing a bulletin at gonggao@ …) is written
+as the mail the person would send and handed to the inbound queue under their account, as the
+gateway does for a mail sent with SMTP AUTH. The desk then decides it with the same code, audits
+it, tells everyone concerned and answers the person by mail, so the page and the mail cannot
+drift apart. The page waits a few seconds for the answer and shows it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+
+from sqlalchemy import select
+
+from yizhan.admin.web import Site, Viewer
+from yizhan.mailstore.inbound import AUTH_WEB, InboundWriter
+from yizhan.mailstore.models import Inbound, OutboundMessage
+
+__all__ = ["Sent", "send_as"]
+
+#: How long the page waits for the desk's answer before saying it will come by mail.
+WAIT_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Sent:
+    """The page's mail: its inbound row, and the desk's answer if it came in time."""
+
+    inbound_id: int
+    answer: str | None
+
+
+async def send_as(
+    site: Site, viewer: Viewer, to_local: str, text: str, *, wait: float = WAIT_SECONDS
+) -> Sent:
+    """Send ``text`` (as subject and body) from ``viewer`` to ``to_local@<domain>``."""
+    config = site.ctx.config
+    mail = EmailMessage()
+    mail["From"] = f"{viewer.name} <{viewer.account}@{config.domain}>"
+    mail["To"] = f"{to_local}@{config.domain}"
+    mail["Subject"] = text
+    mail["Date"] = format_datetime(site.now())
+    mail["Message-ID"] = make_msgid("admin", domain=config.domain)
+    mail.set_content(text + "\n")
+    writer = InboundWriter(site.ctx)
+    try:
+        inbound_id = await writer.store(
+            data=bytes(mail),
+            mail_from=f"{viewer.account}@{config.domain}",
+            rcpt_tos=[f"{to_local}@{config.domain}"],
+            sender_account=viewer.account,
+            auth_method=AUTH_WEB,
+            peer=f"admin:{viewer.account}",
+        )
+    finally:
+        await writer.aclose()
+    return Sent(inbound_id=inbound_id, answer=await _answer(site, inbound_id, wait))
+
+
+async def _answer(site: Site, inbound_id: int, wait: float) -> str | None:
+    """The text of the desk's answer to the page's mail, once the processor has taken it."""
+    deadline = time.monotonic() + wait
+
+    def look() -> tuple[str, str | None]:
+        with site.ctx.sessions() as session:
+            state = session.scalar(select(Inbound.state).where(Inbound.id == inbound_id))
+            data = session.scalar(
+                select(OutboundMessage.data).where(
+                    OutboundMessage.source == f"in:{inbound_id}:0:reply"
+                )
+            )
+        return state or "accepted", _plain_text(data) if data else None
+
+    while True:
+        state, text = await asyncio.to_thread(look)
+        if state != "accepted" or time.monotonic() > deadline:
+            return text
+        await asyncio.sleep(0.1)
+
+
+def _plain_text(data: bytes) -> str | None:
+    """The plain text of an answer Yizhan queued (inside its PGP/MIME signature)."""
+    mail = message_from_bytes(data, policy=policy.default)
+    assert isinstance(mail, EmailMessage)
+    body = mail.get_body(("plain",))
+    return str(body.get_content()).strip() if body is not None else None

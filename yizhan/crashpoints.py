@@ -1,0 +1,50 @@
+"""Named points where the crash suite (``python -m proofs.crash``) kills the daemon on purpose.
+
+``YIZHAN_CRASH_AT="maildir:3"`` makes the process SIGKILL itself the third time it reaches
+``reached("maildir")``: inside a Maildir delivery, between the fsynced temporary file and its
+link into ``new/``. The points are the moments a crash is hardest on: ``db.commit`` (just
+before a database COMMIT), ``maildir``, ``relay`` (a mail accepted by the relay, not yet
+marked sent), ``job`` (a scheduled job's work done, its transaction not committed: a slot job
+or a batch of the reminder sweep). Without
+the variable (always, in production) ``reached`` returns at once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from typing import Final
+
+__all__ = ["POINTS", "armed", "reached"]
+
+POINTS: Final = ("db.commit", "maildir", "job", "relay")
+
+
+def _target() -> tuple[str, int] | None:
+    wanted = os.environ.get("YIZHAN_CRASH_AT", "")
+    point, _, count = wanted.partition(":")
+    if point not in POINTS:
+        return None
+    return point, int(count or "1")
+
+
+_TARGET: Final = _target()
+_seen = 0
+_lock = threading.Lock()
+
+
+def armed(point: str) -> bool:
+    """Whether the crash suite asked for ``point`` in this process."""
+    return _TARGET is not None and _TARGET[0] == point
+
+
+def reached(point: str) -> None:
+    """Die here if the crash suite asked for this point and this is its turn."""
+    if _TARGET is None or _TARGET[0] != point:
+        return
+    global _seen
+    with _lock:
+        _seen += 1
+        if _seen == _TARGET[1]:
+            os.kill(os.getpid(), signal.SIGKILL)
