@@ -220,3 +220,30 @@ def test_unknown_and_known_accounts_take_as_long_to_refuse(
     known = sorted(took(f"127.0.3.{n}", "lijun") for n in range(1, 6))[2]
     print(f"\nAUTH refused in {unknown * 1000:.0f} ms (unknown) and {known * 1000:.0f} ms (known)")
     assert unknown > known / 3, (unknown, known)
+
+
+# --- Sending as another (part 4) ----------------------------------------------------------------
+
+
+def test_auth_as_one_with_sender_of_another_is_550_and_audited(
+    start_gateway: Callable[..., Running],
+) -> None:
+    # AUTH as 王芳, From: 王芳, Sender: 李軍: refused, recorded, nothing stored.
+    gateway = start_gateway()
+    client = gateway.login()
+    code, reply = send(client, message(extra="Sender: 李軍 <lijun@oa.example>\r\n"))
+    client.quit()
+    assert code == 550
+    assert "Sender: <lijun@oa.example> is not an address of account wangfang" in reply
+    (entry,) = audit_rows(gateway.ctx, "impersonation")
+    assert (entry.actor, entry.target, entry.detail["where"]) == (
+        "wangfang",
+        "lijun@oa.example",
+        "Sender:",
+    )
+    assert inbound_count(gateway.ctx) == 0
+    # Her own Sender: is fine.
+    client = gateway.login()
+    code, _ = send(client, message(extra="Sender: wangfang@oa.example\r\n"))
+    client.quit()
+    assert code == 250

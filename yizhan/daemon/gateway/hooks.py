@@ -225,13 +225,15 @@ class Gateway:
         if account is None:
             method = AUTH_NONE
         else:
-            for address in facts.from_addresses:
+            claimed = [("From:", a) for a in facts.from_addresses]
+            claimed += [("Sender:", a) for a in facts.sender_addresses]
+            for where, address in claimed:
                 if not await self._belongs(address, account):
                     await self._impersonation(
-                        account, address, peer=peer, where="From:", message_id=message_id
+                        account, address, peer=peer, where=where, message_id=message_id
                     )
                     return ERR_550_NOT_YOURS.format(
-                        where="From:", address=shown(address), account=account
+                        where=where, address=shown(address), account=account
                     )
         mail_from = "" if envelope.mail_from == "<>" else envelope.mail_from
         # Content rules (issue 7; 第十一條, 第十四條, 第十七條, 第二十二條): refused before storing.

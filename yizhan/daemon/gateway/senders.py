@@ -84,6 +84,8 @@ class HeaderFacts:
     from_addresses: tuple[str, ...]
     #: Authentication-Results values, topmost (added last, by the nearest MTA) first.
     auth_results: tuple[str, ...]
+    #: Sender: names who sent a message on the From's behalf: it must be the sender too.
+    sender_addresses: tuple[str, ...] = ()
 
 
 def auth_allowed(peer_host: str, *, tls: bool) -> bool:
@@ -160,7 +162,18 @@ def parse_headers(data: bytes) -> HeaderFacts:
     results = tuple(
         _unfold(value) for name, value in fields if name.lower() == "authentication-results"
     )
-    return HeaderFacts(from_addresses=addresses, auth_results=results)
+    senders = [_unfold(value) for name, value in fields if name.lower() == "sender"]
+    sender_addresses = tuple(
+        dict.fromkeys(
+            _unquote(_utf8(address))
+            for value in senders
+            for address in [a for _n, a in getaddresses([value])] + _ADDRESS_TOKEN.findall(value)
+            if address and address != "<>"
+        )
+    )
+    return HeaderFacts(
+        from_addresses=addresses, auth_results=results, sender_addresses=sender_addresses
+    )
 
 
 def parse_auth_results(value: str) -> list[tuple[str, str, dict[str, str]]]:
