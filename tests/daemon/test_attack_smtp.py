@@ -247,3 +247,24 @@ def test_auth_as_one_with_sender_of_another_is_550_and_audited(
     code, _ = send(client, message(extra="Sender: wangfang@oa.example\r\n"))
     client.quit()
     assert code == 250
+
+
+def test_auth_as_one_with_the_display_name_of_another_is_550_and_audited(
+    start_gateway: Callable[..., Running],
+) -> None:
+    # AUTH as 王芳, From: 李軍 <wangfang@…>: her address, his name. Refused and recorded; her
+    # own name, or a name that is no one's, passes.
+    gateway = start_gateway()
+    client = gateway.login()
+    code, reply = send(client, message(sender="=?utf-8?b?5p2O6LuN?= <wangfang@oa.example>"))
+    assert code == 550 and "account lijun" in reply
+    for name in ("王芳", "辦公室"):
+        code, _ = send(client, message(sender=f"{name} <wangfang@oa.example>"))
+        assert code == 250, name
+    client.quit()
+    (entry,) = audit_rows(gateway.ctx, "impersonation")
+    assert (entry.actor, entry.target, entry.detail["where"]) == (
+        "wangfang",
+        "lijun",
+        "From: name",
+    )
