@@ -7,9 +7,10 @@ both; halfway, a few reminders fall due, so both daemons' reminder sweeps compet
 then one daemon is SIGKILLed and not restarted, and the load goes on against the other. When
 the load stops, the survivor must finish everything, the dead daemon's leased work included:
 a dead daemon is noticed only by its leases lapsing (inbound mail after five minutes,
-deliveries after fifteen: yizhan/daemon/processor.py and outbound.py, LEASE). The checks are those of ``proofs.crash`` (every 250
-answered once, no step decided twice, no request or reminder twice, registration numbers
-1..N, queues drained), and it prints how many messages each daemon processed.
+deliveries after fifteen: yizhan/daemon/processor.py and outbound.py, LEASE). The checks are
+those of ``proofs.crash`` (every 250 answered once, no step decided twice, no request or
+reminder twice, registration numbers 1..N, queues drained), and it prints how many messages
+each daemon processed.
 """
 
 from __future__ import annotations

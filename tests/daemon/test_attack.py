@@ -3,6 +3,7 @@ refused or made harmless, recorded, and changes no document; the owner keeps bei
 
 from __future__ import annotations
 
+import datetime as dt
 import smtplib
 import time
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from sqlalchemy import select
 from tests.conftest import make_config, seed_keyring
 from tests.daemon.test_flows import PASSWORD, Daemon, files_of, start_daemon, text
 from yizhan.daemon.context import Context
+from yizhan.mailstore import leave as leave_store
 from yizhan.mailstore.db import upgrade
 from yizhan.mailstore.models import AuditEntry, Document
 
@@ -169,3 +171,46 @@ def test_mail_to_a_colleague_cannot_look_like_a_request_of_yizhan(daemon: Daemon
         "reply-to",
         "from display name",
     }
+
+
+# --- Tokens and HR commands (h) -----------------------------------------------------------------
+
+
+def test_guessed_reply_tokens_are_recorded_and_told_to_it(daemon: Daemon) -> None:
+    # Five replies to r+ addresses Yizhan never gave: each answered and on the trail; at the
+    # fifth in a day the IT department (吳海峰) is told, once.
+    for n in range(6):
+        daemon.send("wangfang", f"r+GUESS{n:016d}@oa.example", "Re: 請示", "同意")
+        daemon.inbox("wangfang")
+    (told,) = daemon.inbox("wuhaifeng")
+    assert "wangfang" in text(told) and "guessing" in text(told)
+    with daemon.ctx.sessions() as session:
+        guesses = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "reply.unknown_token")
+        ).all()
+    assert len(guesses) == 6 and {g.actor for g in guesses} == {"wangfang"}
+    settle(daemon)
+    assert len(list((daemon.ctx.config.maildir_root / "wuhaifeng" / "new").glob("*"))) == 1
+
+
+def test_hr_commands_from_outside_hr_are_recorded(daemon: Daemon) -> None:
+    daemon.send("wangfang", "xiujia@oa.example", "設置 lijun 調整 +30 多給", "")
+    assert "人事處" in text(daemon.inbox("wangfang")[0])
+    daemon.send("wangfang", "xiujia@oa.example", "查詢 lijun", "")
+    assert "人事處" in text(daemon.inbox("wangfang")[0])
+    with daemon.ctx.sessions() as session:
+        refused = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "leave.hr_refused")
+        ).all()
+    assert [(r.actor, r.target, r.detail["command"]) for r in refused] == [
+        ("wangfang", "lijun", "set"),
+        ("wangfang", "lijun", "status"),
+    ]
+
+
+def test_hr_cannot_set_a_service_start_no_one_can_have(daemon: Daemon) -> None:
+    daemon.send("guohongmei", "xiujia@oa.example", "設置 lijun 參加工作 1800-01-01", "")
+    answer = text(daemon.inbox("guohongmei")[0])
+    assert "1800-01-01" in answer and "not possible" in answer
+    with daemon.ctx.sessions() as session:
+        assert leave_store.service_start(session, "lijun") != dt.date(1800, 1, 1)

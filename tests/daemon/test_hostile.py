@@ -226,7 +226,8 @@ def test_malformed_mime_gets_a_definite_answer(daemon: Daemon, name: str) -> Non
         daemon.inbox("wangfang", timeout=60)
         assert inbound_state(daemon.ctx, reply) == "processed"
     else:
-        assert "nested" in reply
+        # Nested too deep, or so many boundaries that it is not read (MAX_PARTS).
+        assert "nested" in reply or "MIME parts" in reply
 
 
 @pytest.mark.parametrize("smtputf8", [False, True])

@@ -108,10 +108,16 @@ def test_leave_counts_working_days_and_refuses_with_numbers() -> None:
 
 def test_hr_corrections_parse() -> None:
     # 第六條: HR sets the service start, adjusts a year's days or cancels a record.
-    assert parse_hr_set("wangfang 參加工作 2005-07-01").service_start == dt.date(2005, 7, 1)  # type: ignore[union-attr]
-    assert parse_hr_set("wangfang adjust -2 wrong").days == -2  # type: ignore[union-attr]
-    assert parse_hr_set("wangfang 取消 7").record_id == 7  # type: ignore[union-attr]
-    assert isinstance(parse_hr_set("nonsense"), str)
+    today = dt.date(2026, 12, 6)
+    assert parse_hr_set("wangfang 參加工作 2005-07-01", today).service_start == dt.date(2005, 7, 1)  # type: ignore[union-attr]
+    assert parse_hr_set("wangfang adjust -2 wrong", today).days == -2  # type: ignore[union-attr]
+    assert parse_hr_set("wangfang 取消 7", today).record_id == 7  # type: ignore[union-attr]
+    assert isinstance(parse_hr_set("nonsense", today), str)
+    # A service start no one can have (issue 17): before a working life, or in the future.
+    for impossible in ("1800-01-01", "1966-11-30", "2027-01-04"):
+        refused = parse_hr_set(f"wangfang 參加工作 {impossible}", today)
+        assert isinstance(refused, str) and "not possible" in refused
+    assert isinstance(parse_hr_set("wangfang 取消 99999999999999999999", today), str)
 
 
 def test_change_requests_follow_article_ten() -> None:

@@ -81,7 +81,9 @@ def routes(site: Site) -> list[Route]:
     async def correct(request: Request, viewer: Viewer) -> Response:
         form = await request.form()
         text = " ".join(str(form.get("correction", "")).split())[:300]
-        parsed = leave_rules.parse_hr_set(text)
+        parsed = leave_rules.parse_hr_set(
+            text, site.now().astimezone(site.ctx.config.tzinfo).date()
+        )
         if isinstance(parsed, str):
             # The usage, as the mail answers a correction it cannot read; nothing changed.
             error, notice = parsed, None

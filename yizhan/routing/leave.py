@@ -296,9 +296,15 @@ def check_request(
     return LeaveRequest(leave_type=kind, start=start, end=end, days=days)
 
 
-def parse_hr_set(argument: str) -> HrCorrection | str:
+#: The longest working life a service start may imply (第六條 counts years of service; no one
+#: works longer than this, so an earlier date is a typing error, e.g. 1800-01-01).
+LONGEST_SERVICE_YEARS = 60
+
+
+def parse_hr_set(argument: str, today: dt.date) -> HrCorrection | str:
     """An HR correction: ``account 參加工作 2005-07-01``, ``account 調整 -2 理由`` or
-    ``account 取消 7`` (English: ``service``, ``adjust``, ``cancel``)."""
+    ``account 取消 7`` (English: ``service``, ``adjust``, ``cancel``). A service start
+    must lie between ``LONGEST_SERVICE_YEARS`` years before ``today`` and ``today``."""
     usage = (
         "人事處可發送：設置 帳號 參加工作 2005-07-01 / 設置 帳號 調整 -2 理由 / "
         "設置 帳號 取消 記錄號\n"
@@ -314,9 +320,17 @@ def parse_hr_set(argument: str) -> HrCorrection | str:
         period = parse_period(value)
         if period is None:
             return usage
+        earliest = today.replace(year=today.year - LONGEST_SERVICE_YEARS, day=1)
+        if not earliest <= period[0] <= today:
+            return (
+                f"參加工作時間 {period[0].isoformat()} 不可能："
+                f"應在 {earliest.isoformat()} 與今天之間。\n"
+                f"A service start of {period[0].isoformat()} is not possible: it must lie "
+                f"between {earliest.isoformat()} and today.\n{usage}"
+            )
         return HrCorrection(account=account, what="service_start", service_start=period[0])
     if key in ("调整", "adjust") and re.fullmatch(r"[+-]?\d{1,3}", value):
         return HrCorrection(account=account, what="adjust", days=int(value), note=note)
-    if key in ("取消", "cancel") and value.lstrip("#").isdigit():
+    if key in ("取消", "cancel") and re.fullmatch(r"#?[0-9]{1,18}", value):
         return HrCorrection(account=account, what="cancel", record_id=int(value.lstrip("#")))
     return usage

@@ -235,7 +235,8 @@ def body_text(msg: EmailMessage) -> str:
         if not text.strip() and markup is not None:
             # Some clients send an empty text/plain beside the HTML they really wrote in.
             text = _html_to_text(_part_text(markup))
-        return text
+        # NUL is no character anyone writes, and PostgreSQL refuses it in text (issue 17).
+        return text.replace("\x00", "")
     except Exception:
         # Broken MIME must still get an answer rather than stop the reply being processed.
         return ""

@@ -11,10 +11,12 @@ reply to a returned document is its new version. The document's module decides t
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import replace
 from email.utils import parseaddr
+from typing import Final
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from yizhan.daemon.desk.files import brings_files
 from yizhan.daemon.desk.modules import DOCUMENT_MODULES, DocumentModule
@@ -24,7 +26,7 @@ from yizhan.mailstore import audit
 from yizhan.mailstore.delegations import active_delegations
 from yizhan.mailstore.documents import doc_target, load_state
 from yizhan.mailstore.it_notices import may_tell_now
-from yizhan.mailstore.models import Document, OutboundMessage, Step
+from yizhan.mailstore.models import AuditEntry, Document, OutboundMessage, Step
 from yizhan.routing import edits, workflow
 from yizhan.routing.addresses import Recipient
 from yizhan.routing.commands import Verb, parse_command
@@ -47,6 +49,7 @@ def receive(request: Request, recipient: Recipient) -> Outcome | None:
     if claim is None:
         claim = _claim_from_thread(request)
     if claim is None:
+        _unknown_token(request, recipient.token or "")
         request.reply(
             "無法識別您回覆的是哪一份文件：請直接回覆驛站發給您的那封郵件，不要修改收件人。\n"
             "Yizhan could not tell which document this reply is for: reply to the mail "
@@ -191,6 +194,54 @@ def _refuse_unsigned(
         "reply signed with your registered OpenPGP key.",
         document=document,
     )
+
+
+#: Replies to tokens Yizhan never gave, from one sender in a day, after which the IT department
+#: is told: a mistyped address happens once, guessing happens many times (第七條).
+GUESSES_TOLD: Final = 5
+
+
+def _unknown_token(request: Request, token: str) -> None:
+    """Record a reply to an ``r+`` address Yizhan never gave; at the ``GUESSES_TOLD``-th in a
+    day from the same sender, tell the IT department."""
+    actor = request.account or request.sender.address or request.mail_from or "unknown"
+    audit.record(
+        request.session,
+        at=request.now,
+        actor=actor,
+        action="reply.unknown_token",
+        target=token[:64] or None,
+        detail={"inbound": request.inbound_id, "recipient": request.recipient[:200]},
+    )
+    recent = request.session.scalar(
+        select(func.count(AuditEntry.id)).where(
+            AuditEntry.action == "reply.unknown_token",
+            AuditEntry.actor == actor,
+            AuditEntry.at >= request.now - dt.timedelta(days=1),
+        )
+    )
+    if recent != GUESSES_TOLD:
+        return
+    for it_person in it_people(request.directory):
+        request.mailer.send(
+            request.session,
+            source=f"{request.key}:guessing:{it_person.account}",
+            to=it_person,
+            template="reply.txt",
+            headers={"Auto-Submitted": "auto-generated"},
+            now=request.now,
+            variables={
+                "subject": f"reply tokens: {actor}",
+                "text": (
+                    f"{actor} 一天內 {GUESSES_TOLD} 次回覆驛站從未發出的地址（r+…），"
+                    f"可能在猜測回覆地址（第七條）。最近一次：收到的郵件 #{request.inbound_id}。\n"
+                    f"{actor} replied {GUESSES_TOLD} times in a day to r+ addresses Yizhan "
+                    "never gave: perhaps guessing reply addresses (art. 7). The latest: inbound "
+                    f"message #{request.inbound_id}. `yizhan audit` lists them "
+                    "(reply.unknown_token)."
+                ),
+            },
+        )
 
 
 def _impersonation(request: Request, asked: str) -> None:

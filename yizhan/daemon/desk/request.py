@@ -169,7 +169,10 @@ class Request:
     @property
     def subject(self) -> str:
         """The message's subject, as written."""
-        return " ".join(header_values(self.msg, "Subject")[:1])
+        # Folded, and an encoded word may hide CR LF or NUL: a subject is one line of text
+        # wherever it goes (a header, a document's title in PostgreSQL).
+        subject = " ".join(header_values(self.msg, "Subject")[:1]).replace("\x00", "")
+        return " ".join(subject.split())
 
     @functools.cached_property
     def command(self) -> Command:

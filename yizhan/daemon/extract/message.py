@@ -34,6 +34,14 @@ log = logging.getLogger("yizhan.content")
 
 #: MIME parts (and mails inside mails) nested deeper than this are not read.
 MAX_NESTING: Final = 30
+#: A message of more parts than this is refused unread: parsing a thousand parts costs seconds
+#: of CPU and hundreds of MB at the gateway and again in the processor (issue 17: 2,000 small
+#: attachments took the daemon from 107 to 301 MB), and no document carries so many files.
+#: Counted as lines that open with "--" (a boundary, or a signature's separator): cheap,
+#: before parsing; a message under the limit may have up to twice as many such lines.
+MAX_PARTS: Final = 200
+
+_TOO_DEEP: Final = f"MIME parts nested more than {MAX_NESTING} deep"
 
 # compat32 keeps headers as the raw strings they are; the default policy's header objects
 # cost most of the time of reading a message, on the gateway's hot path.
@@ -64,9 +72,28 @@ def attached_files(msg: EmailMessage) -> list[EmailMessage]:
         for part in msg.walk()
         if isinstance(part, EmailMessage)
         and not part.is_multipart()
-        and part.get_filename()
+        and _usable_filename(part)
         and part.get_content_type() not in _NOT_FILES
     ]
+
+
+def _usable_filename(part: EmailMessage) -> str:
+    """The part's file name; one the email package cannot decode (an RFC 2231 name in the
+    charset ``unicode_escape``) or that holds control characters is replaced in the parsed
+    part, so that every later ``get_filename`` reads the stand-in instead of raising (the
+    stored bytes are untouched)."""
+    try:
+        name = part.get_filename() or ""
+        if name.isprintable():
+            return name
+    except (ValueError, LookupError, UnicodeError):
+        name = part_filename(part)
+    # Not decodable, or hiding CR LF or other controls (an encoded word): such a name cannot
+    # go into the header of a mail that carries the file on.
+    safe = "".join(c for c in name if c.isprintable() and c not in '"\\') or "attachment"
+    del part["Content-Disposition"]
+    part["Content-Disposition"] = f'attachment; filename="{safe}"'
+    return safe
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,19 +115,19 @@ class ReadMessage:
 def read_message(raw: bytes, rules: ContentRules) -> ReadMessage:
     """Read a raw message; never raises for a malformed one (what cannot be read says so)."""
     reader = _MessageReader(rules)
-    try:
-        msg = _parse(raw)
-    except RecursionError:
-        # The parser recurses once per level: parts (or mails in mails) nested hundreds deep
-        # exhaust the stack before ``walk`` could count them. Only the header block is read;
-        # the body is what the rules refuse, unreadable.
-        end = _HEAD_END.search(raw)
-        head = _PARSER.parsebytes(raw[: end.start() + 1] if end else raw[:0])
-        assert isinstance(head, EmailMessage)
-        msg = head
-        reader.too_deep(msg.get_content_type())
+    if raw.count(b"\n--") > 2 * MAX_PARTS:
+        msg = _head_only(raw)
+        reader.unreadable(msg.get_content_type(), f"more than {MAX_PARTS} MIME parts")
     else:
-        reader.walk(msg, depth=0)
+        try:
+            msg = _parse(raw)
+        except RecursionError:
+            # The parser recurses once per level: parts (or mails in mails) nested hundreds
+            # deep exhaust the stack before ``walk`` could count them.
+            msg = _head_only(raw)
+            reader.unreadable(msg.get_content_type(), _TOO_DEEP)
+        else:
+            reader.walk(msg, depth=0)
     plain = "\n".join(reader.plain)
     body = plain if plain.strip() else "\n".join(reader.html)
     return ReadMessage(
@@ -112,6 +139,14 @@ def read_message(raw: bytes, rules: ContentRules) -> ReadMessage:
         forwarded_messages=reader.forwarded,
         size=len(raw),
     )
+
+
+def _head_only(raw: bytes) -> EmailMessage:
+    """The header block of a message whose body is not read: the rules refuse it, unreadable."""
+    end = _HEAD_END.search(raw)
+    head = _PARSER.parsebytes(raw[: end.start() + 1] if end else raw[:0])
+    assert isinstance(head, EmailMessage)
+    return head
 
 
 def _parse(raw: bytes) -> EmailMessage:
@@ -157,22 +192,19 @@ class _MessageReader:
         self.payloads: list[tuple[int, bytes]] = []
         self.forwarded = 0
 
-    def too_deep(self, ctype: str) -> None:
-        """Parts inside parts inside parts: a real client never nests this deep."""
+    def unreadable(self, ctype: str, why: str) -> None:
+        """A part (or the whole body) that is not read, and why; the rules refuse it."""
         self.attachments.append(
             Attachment(
-                name=ctype,
-                path=ctype,
-                declared_type=ctype,
-                sniffed="unknown",
-                unreadable=f"MIME parts nested more than {MAX_NESTING} deep",
+                name=ctype, path=ctype, declared_type=ctype, sniffed="unknown", unreadable=why
             )
         )
 
     def walk(self, part: Message, *, depth: int) -> None:
         ctype = part.get_content_type()
         if depth > MAX_NESTING:
-            self.too_deep(ctype)
+            # Parts inside parts inside parts: a real client never nests this deep.
+            self.unreadable(ctype, _TOO_DEEP)
             return
         if ctype in ("message/rfc822", "message/global") and part.is_multipart():
             self._message(part, depth=depth)

@@ -34,6 +34,7 @@ from yizhan.daemon.gateway.replies import (
     ERR_530_AUTH,
     ERR_535_AUTH,
     ERR_550_LOGIN,
+    ERR_550_NOT_YOUR_NAME,
     ERR_550_NOT_YOURS,
     ERR_550_NULL_SENDER,
     ERR_553_ADDRESS,
@@ -53,6 +54,7 @@ from yizhan.daemon.gateway.senders import (
     TrustedRelays,
     address_belongs,
     address_problem,
+    name_of_another,
     parse_headers,
     relay_identity,
 )
@@ -250,14 +252,22 @@ class Gateway:
         if account is None:
             method = AUTH_NONE
         else:
-            for address in facts.from_addresses:
+            claimed = [("From:", a) for a in facts.from_addresses]
+            claimed += [("Sender:", a) for a in facts.sender_addresses]
+            for where, address in claimed:
                 if not await self._belongs(address, account):
                     await self._impersonation(
-                        account, address, peer=peer, where="From:", message_id=message_id
+                        account, address, peer=peer, where=where, message_id=message_id
                     )
                     return ERR_550_NOT_YOURS.format(
-                        where="From:", address=shown(address), account=account
+                        where=where, address=shown(address), account=account
                     )
+            other = name_of_another(facts.from_names, account, await self.directory.get())
+            if other is not None:
+                await self._impersonation(
+                    account, other, peer=peer, where="From: name", message_id=message_id
+                )
+                return ERR_550_NOT_YOUR_NAME.format(other=other, account=account)
         mail_from = "" if envelope.mail_from == "<>" else envelope.mail_from
         # Content rules (issue 7; 第十一條, 第十四條, 第十七條, 第二十二條): refused before storing.
         # The version is taken first: should the file change meanwhile, the processor judges

@@ -38,6 +38,10 @@ ERR_550_NOT_YOURS: Final = (
     "sending in another person's name is refused and recorded (article 7)"
 )
 ERR_550_LOGIN: Final = "550 5.7.1 The login {account} may not send: {reason}"
+ERR_550_NOT_YOUR_NAME: Final = (
+    "550 5.7.1 From: shows the name of another person (account {other}), not of {account}; "
+    "sending in another person's name is refused and recorded (article 7)"
+)
 ERR_550_NULL_SENDER: Final = (
     "550 5.7.1 The null sender <> is accepted only from the organisation's mail server"
 )

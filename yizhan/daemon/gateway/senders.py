@@ -14,6 +14,7 @@ from typing import Final
 
 from yizhan.daemon.config import ConfigError
 from yizhan.daemon.extract.headers import plain_header_section, plain_mailbox
+from yizhan.daemon.extract.text import decode_header_text
 from yizhan.daemon.gateway.peers import ip_of
 from yizhan.routing.directory import Directory
 
@@ -87,6 +88,10 @@ class HeaderFacts:
     #: The topmost ``X-Yizhan-Login`` and ``Received`` values (``gateway.login_header``).
     login_header: str | None = None
     first_received: str | None = None
+    #: Sender: names who sent a message on the From's behalf: it must be the sender too.
+    sender_addresses: tuple[str, ...] = ()
+    #: The display names of the From field, decoded ("李軍" in 李軍 <wangfang@…>).
+    from_names: tuple[str, ...] = ()
 
 
 def auth_allowed(peer_host: str, *, tls: bool) -> bool:
@@ -163,12 +168,43 @@ def parse_headers(data: bytes) -> HeaderFacts:
     results = tuple(
         _unfold(value) for name, value in fields if name.lower() == "authentication-results"
     )
+    senders = [_unfold(value) for name, value in fields if name.lower() == "sender"]
+    sender_addresses = tuple(
+        dict.fromkeys(
+            _unquote(_utf8(address))
+            for value in senders
+            for address in [a for _n, a in getaddresses([value])] + _ADDRESS_TOKEN.findall(value)
+            if address and address != "<>"
+        )
+    )
+    names = tuple(
+        " ".join(decode_header_text(name).split())
+        for name, _address in getaddresses([decode_header_text(v) for v in values])
+        if name.strip()
+    )
     return HeaderFacts(
         from_addresses=addresses,
         auth_results=results,
+        sender_addresses=sender_addresses,
+        from_names=names,
         login_header=_first(fields, "x-yizhan-login"),
         first_received=_first(fields, "received"),
     )
+
+
+def name_of_another(names: Sequence[str], account: str, directory: Directory) -> str | None:
+    """The account of another person whose name a From display name shows, when it is not the
+    sender's own name too (AUTH as 王芳, From: 李軍 <wangfang@…>): sending in another's name
+    (第七條); else None."""
+    own = directory.people.get(account)
+    for name in names:
+        bare = name.strip("\"' ")
+        if not bare or (own is not None and bare == own.name):
+            continue
+        for person in directory.people.values():
+            if person.account != account and person.name == bare:
+                return person.account
+    return None
 
 
 def parse_auth_results(value: str) -> list[tuple[str, str, dict[str, str]]]:

@@ -13,6 +13,7 @@ import datetime as dt
 
 from yizhan.daemon.desk.modules.base import DocumentModule, Prepared
 from yizhan.daemon.desk.request import Outcome, Request
+from yizhan.mailstore import audit
 from yizhan.mailstore import leave as leave_store
 from yizhan.mailstore.delegations import covering
 from yizhan.mailstore.models import Document
@@ -42,9 +43,11 @@ class Xiujia(DocumentModule):
         hr = directory.in_unit_of_kind(account, "hr")
         if command.verb is Verb.SET:
             if not hr:
+                _refused(request, "set", command.argument)
                 text = "休假記錄由人事處更正（第六條）。\nOnly HR corrects leave records (art. 6)."
             else:
-                correction = leave.parse_hr_set(command.argument)
+                today = request.now.astimezone(request.ctx.config.tzinfo).date()
+                correction = leave.parse_hr_set(command.argument, today)
                 text = (
                     correction
                     if isinstance(correction, str)
@@ -54,6 +57,7 @@ class Xiujia(DocumentModule):
             return True
         asked = command.argument.strip().lower() or account
         if asked != account and not hr:
+            _refused(request, "status", asked)
             text = "只有人事處可以查看他人的休假。\nOnly HR may see another's leave."
         elif asked not in directory.people:
             text = f"沒有帳號 {asked}。\nNo account {asked}."
@@ -141,3 +145,15 @@ class Xiujia(DocumentModule):
             document_id=document.id,
             variables={"start": effect.start.isoformat(), "end": effect.end.isoformat()},
         )
+
+
+def _refused(request: Request, what: str, argument: str) -> None:
+    """Record an HR command from someone outside HR (第六條): answered, and on the trail."""
+    audit.record(
+        request.session,
+        at=request.now,
+        actor=request.account or request.mail_from or "unknown",
+        action="leave.hr_refused",
+        target=argument.split()[0][:64] if argument.split() else None,
+        detail={"command": what, "argument": argument[:200], "inbound": request.inbound_id},
+    )
