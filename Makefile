@@ -77,10 +77,12 @@ services:
 bench: $(STAMP)
 	$(BIN)/python -m bench.accept
 
-## proofs: the crash suite (50 SIGKILLs under load, then each crash point) on SQLite and PostgreSQL
+## proofs: the crash suite (50 SIGKILLs under load, then each crash point) on SQLite and
+## PostgreSQL, and two daemons on one PostgreSQL with one killed
 proofs: $(STAMP) services
 	$(BIN)/python -m proofs.crash --kills 50
 	YIZHAN_TEST_PG=$(PG_URL) $(BIN)/python -m proofs.crash --kills 50 --postgresql
+	YIZHAN_TEST_PG=$(PG_URL) $(BIN)/python -m proofs.two_daemons
 
 ## bench-admin: every admin page's server time with 10,000 people and 100,000 documents
 bench-admin: $(STAMP)
