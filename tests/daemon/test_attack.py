@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import make_config, seed_keyring
-from tests.daemon.test_flows import PASSWORD, Daemon, files_of, start_daemon, text
+from tests.daemon.test_flows import PASSWORD, Daemon, files_of, reply, start_daemon, text
 from yizhan.daemon.context import Context
 from yizhan.mailstore import leave as leave_store
 from yizhan.mailstore.db import upgrade
@@ -214,3 +214,38 @@ def test_hr_cannot_set_a_service_start_no_one_can_have(daemon: Daemon) -> None:
     assert "1800-01-01" in answer and "not possible" in answer
     with daemon.ctx.sessions() as session:
         assert leave_store.service_start(session, "lijun") != dt.date(1800, 1, 1)
+
+
+# --- A delegate after the delegation ended ------------------------------------------------------
+
+
+def test_a_delegate_cannot_act_after_the_delegation_ended(daemon: Daemon) -> None:
+    # 第九條: the head is away and delegates; the request reaches the delegate, marked 代. The
+    # head comes back and revokes: the step goes back to them, and the delegate's reply to the
+    # request they still hold is refused and changes nothing.
+    head, delegate, author = "liangguoqiang", "hanxue", "xiewenbin"
+    until = (dt.date.today() + dt.timedelta(days=30)).isoformat()
+    daemon.send(head, "cmd@oa.example", "授權", f"授權 韓雪 至 {until}")
+    daemon.inbox(head)
+    daemon.send(author, "qianbao@oa.example", "關於購置檢測設備的請示", "擬購置設備一台。")
+    daemon.inbox(author)
+    (ask,) = daemon.inbox(delegate)
+    assert ask["X-Yizhan-Action"] == "approve" and "代" in text(ask)
+    doc_id = int(ask["X-Yizhan-Doc"])
+
+    daemon.send(head, "cmd@oa.example", "收回授權", "收回授權")
+    (back,) = daemon.inbox(head)
+    assert "1 件待辦已轉回給您" in text(back)
+
+    reply(daemon, delegate, ask, "同意")
+    (refused,) = daemon.inbox(delegate)
+    assert "不是他的授權代理人" in text(refused) and "第七條" in text(refused)
+    with daemon.ctx.sessions() as session:
+        document = session.get(Document, doc_id)
+        assert document is not None and document.state != "closed"
+        decided = session.scalars(
+            select(AuditEntry).where(
+                AuditEntry.target == f"doc:{doc_id}", AuditEntry.actor == delegate
+            )
+        ).all()
+    assert not [e for e in decided if e.action == "doc.approve"]
