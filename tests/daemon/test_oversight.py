@@ -117,9 +117,11 @@ def test_the_office_extends_a_deadline(daemon: Daemon) -> None:
     doc_id = ask["X-Yizhan-Doc"]
     (before,) = steps(daemon, doc_id)
 
-    # A day off and an unreadable date are refused plainly; nothing moves.
-    assert "不是工作日" in command(daemon, OFFICE, f"延期 #{doc_id} 2099-01-03")
+    # An unreadable date, a day that does not exist and a past one are refused plainly;
+    # nothing moves.
     assert "看不懂日期" in command(daemon, OFFICE, f"延期 #{doc_id} someday")
+    assert "看不懂日期" in command(daemon, OFFICE, f"延期 #{doc_id} 2099-02-30")
+    assert "已經過去" in command(daemon, OFFICE, f"延期 #{doc_id} 2020-01-06")
     assert steps(daemon, doc_id)[0].due_at == before.due_at
 
     answer = command(daemon, OFFICE, f"EXTEND #{doc_id} 2099-01-05")

@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from yizhan.admin.web import Site, Viewer, guard
-from yizhan.daemon.desk.acting import hand_over_work, standing_request
+from yizhan.daemon.desk.acting import hand_over_moves, hand_over_work, standing_request
 from yizhan.mailstore import accounts, audit
 from yizhan.mailstore.directory import import_directory, record_creation, save_person
 from yizhan.mailstore.models import Account, Person, Unit
@@ -181,19 +181,28 @@ def routes(site: Site) -> list[Route]:
             return await page(request, viewer, error="\n".join(exc.problems))
 
         def load(session: Session) -> dict[str, int] | str:
+            before = site.directory(session)
+            now = site.now()
             try:
-                return import_directory(
+                counts = import_directory(
                     session,
                     directory,
                     actor=viewer.account,
-                    now=site.now(),
+                    now=now,
                     reason="org import on the admin page",
                 )
             except OrgError as exc:
                 return "\n".join(exc.problems)
+            # Someone moved to another unit leaves no work stuck in the old one (第十條).
+            request = standing_request(
+                site.desk, session, account=viewer.account, key=f"web:import:{now}", now=now
+            )
+            counts["steps_handed_over"] = hand_over_moves(request, before)
+            return counts
 
         counts = await site.write(load)
         site.forget_directory()
+        site.queued()
         if isinstance(counts, str):
             return await page(request, viewer, error=counts)
         summary = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in counts.items())

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from yizhan.cli.base import CONSOLE, CliError, Verbs, opened
-from yizhan.daemon.desk.acting import hand_over_work, standing_request
+from yizhan.daemon.desk.acting import hand_over_moves, hand_over_work, standing_request
 from yizhan.daemon.desk.parts import Desk
 from yizhan.mailstore import accounts
 from yizhan.mailstore.directory import (
@@ -42,13 +42,20 @@ def cmd_org_import(args: argparse.Namespace) -> None:
         raise CliError(f"{args.file} is not valid TOML: {exc}") from exc
     directory = parse_org(data)
     with opened() as ctx, ctx.sessions.begin() as session:
+        before = load_directory(session)
+        now = ctx.clock()
         counts = import_directory(
             session,
             directory,
             actor=operator(),
-            now=ctx.clock(),
+            now=now,
             reason=args.reason or f"org import {args.file.name}",
         )
+        # Someone the file moves to another unit leaves no work stuck in the old one (第十條).
+        request = standing_request(
+            Desk(ctx), session, account=CONSOLE, key=f"cli:import:{now.isoformat()}", now=now
+        )
+        counts["steps_handed_over"] = hand_over_moves(request, before)
     print(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in counts.items()))
 
 

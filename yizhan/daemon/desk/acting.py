@@ -22,8 +22,9 @@ from yizhan.daemon.desk.parts import Desk
 from yizhan.daemon.desk.request import Outcome, Request, Sender
 from yizhan.mailstore.directory import load_directory
 from yizhan.routing.commands import Command, Verb
+from yizhan.routing.directory import Directory
 
-__all__ = ["hand_over_work", "run_command", "standing_request"]
+__all__ = ["hand_over_moves", "hand_over_work", "run_command", "standing_request"]
 
 
 def standing_request(
@@ -79,6 +80,17 @@ def hand_over_work(
     )
     apply_all(request, outcomes)
     return len(outcomes)
+
+
+def hand_over_moves(request: Request, before: Directory) -> int:
+    """After an organisation import: the waiting steps of each person whose unit changed from
+    ``before`` go to the head of the unit they left (第十條). Returns how many moved."""
+    moved = 0
+    for account, was in sorted(before.people.items()):
+        now = request.directory.people.get(account)
+        if now is not None and now.unit != was.unit:
+            moved += hand_over_work(request, account=account, unit=was.unit, why="moved")
+    return moved
 
 
 def apply_all(request: Request, outcomes: Sequence[Outcome]) -> None:

@@ -25,7 +25,7 @@ class Delegate:
         Usage(
             example="授權 王芳 自 2026-12-10 至 2026-12-20",
             form="DELEGATE name FROM date UNTIL date",
-            summary="預先安排授權 delegate from a later day",
+            summary="預先安排授權（简体 授权 … 自 … 至 …）delegate from a later day",
         ),
     )
     doc = r"""### 授權 · DELEGATE — 外出授權 (第九條)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 from yizhan.daemon.desk.commands.base import Usage
 from yizhan.daemon.desk.commands.office import decided, not_office, target
@@ -17,7 +18,7 @@ USAGE = "延期 #12 2026-12-20 / EXTEND #12 2026-12-20"
 
 
 class Extend:
-    """The waiting steps (or the one named) are due at the end of the working day named; their
+    """The waiting steps (or the one named) are due at the end of the day named; their
     holders are told, and reminders start again. See ``EmailCommand``."""
 
     verb = Verb.EXTEND
@@ -40,9 +41,9 @@ To: cmd@oa.example
 Subject: EXTEND #12 2026-12-20
 ```
 
-只限辦公室。文件所有待辦步驟（或寫 `#12.34` 只改一個）的期限改為那天下班時（須是以後的工作日），提醒和升級重新計算；經辦人收到通知。日期寫法同授權：2026-12-20、12月20日、下週五。
+只限辦公室。文件所有待辦步驟（或寫 `#12.34` 只改一個）的期限改為那天下班時（須是以後的日期；不是工作日時回覆會提醒），提醒和升級重新計算；經辦人收到通知。日期寫法同授權：2026-12-20、12月20日、下週五。
 The office only. Every waiting step of the document (or the one written `#12.34`) is due at the
-end of that working day (a later one), reminders and escalation start again, and the people
+end of that day (a later one), reminders and escalation start again, and the people
 who hold them are told. Dates as for DELEGATE. 回覆 Answer: `已將文件 #12「標題」N 個待辦步驟的期限改為 2026-12-20 17:30`."""  # noqa: E501
 
     def process(self, request: Request, command: Command) -> Outcome | str:
@@ -65,12 +66,6 @@ who hold them are told. Dates as for DELEGATE. 回覆 Answer: `已將文件 #12�
                 "EXTEND #12 2026-12-20"
             )
         day = until.date()
-        if not calendar.is_working_day(day):
-            following = calendar.next_working_day(day)
-            return (
-                f"{day.isoformat()} 不是工作日。請寫一個工作日，例如 {following.isoformat()}。\n"
-                f"{day.isoformat()} is not a working day; write one, e.g. {following.isoformat()}."
-            )
         due_at = dt.datetime.combine(day, calendar.day_end, tzinfo=calendar.tz)
         decision = extend(
             state,
@@ -81,4 +76,10 @@ who hold them are told. Dates as for DELEGATE. 回覆 Answer: `已將文件 #12�
             now=request.now,
             shown=f"{day.isoformat()} {calendar.day_end:%H:%M}",
         )
+        if decision.accepted and not calendar.is_working_day(day):
+            # The day asked for is kept; the office is told it is a day off.
+            decision = replace(
+                decision,
+                reply=f"{decision.reply}\n（{day.isoformat()} 不是工作日 is not a working day）",
+            )
         return decided(request, document, decision)

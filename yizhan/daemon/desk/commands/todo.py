@@ -27,7 +27,8 @@ class Todo:
         Usage(
             example="待辦 本單位",
             form="TODO unit",
-            summary="本單位待辦（綜合人員、主要領導）your unit's open items (clerk, head)",
+            summary="本單位待辦（綜合人員、主要領導；简体 待办 本单位）your unit's open items "
+            "(clerk, head)",
         ),
     )
     doc = r"""### 待辦 · TODO
