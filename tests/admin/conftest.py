@@ -88,8 +88,10 @@ def browser() -> Iterator[Browser]:
     call ``asyncio.run``.
     """
     with sync_playwright() as playwright:
+        # Two suites start a browser each at the same moment on a loaded machine: a minute
+        # and a half, not Playwright's thirty seconds, before calling the launch failed.
         chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True, timeout=90_000
         )
         try:
             yield chromium
