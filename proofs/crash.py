@@ -489,6 +489,11 @@ def run(kills: int, postgresql: bool, seed: int) -> int:
         f"{kind}: {kills} kills in {elapsed:.0f} s; refused {dict(load.refused)}, "
         f"client errors {dict(load.errors)}"
     )
+    return verdict(problems)
+
+
+def verdict(problems: dict[str, list[str]]) -> int:
+    """Print each broken check with a few of its cases; the exit status (1: something broke)."""
     broken = {k: v for k, v in problems.items() if v}
     for what, cases in broken.items():
         print(f"BROKEN: {what}: {len(cases)}: {cases[:5]}")

@@ -24,7 +24,15 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, select
 
-from proofs.crash import Bureau, Load, _database, _drain, _make_reminders_due, check
+from proofs.crash import (
+    Bureau,
+    Load,
+    _database,
+    _drain,
+    _make_reminders_due,
+    check,
+    verdict,
+)
 from yizhan.mailstore.models import Inbound
 
 #: The survivor takes the dead daemon's leased work once the leases lapse (fifteen minutes for
@@ -70,12 +78,7 @@ def run(seconds: float) -> int:
     names = {str(first.port): "first", str(second.port): "second"}
     shares = ", ".join(f"{names.get(port, port)} {n}" for port, n in owners.items())
     print(f"PostgreSQL, two daemons: {elapsed:.0f} s; processed by {shares}")
-    broken = {k: v for k, v in problems.items() if v}
-    for what, cases in broken.items():
-        print(f"BROKEN: {what}: {len(cases)}: {cases[:5]}")
-    if not broken:
-        print("every check held")
-    return 1 if broken else 0
+    return verdict(problems)
 
 
 def main(argv: list[str] | None = None) -> int:
