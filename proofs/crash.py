@@ -303,7 +303,7 @@ class Load:
                     yield mail, new.parent.name
 
 
-def _make_reminders_due(bureau: Bureau) -> None:
+def make_reminders_due(bureau: Bureau) -> None:
     """Let time pass for a few waiting steps: the reminder sweep has work at the next start."""
     engine = create_engine(bureau.database_url)
     with engine.begin() as conn:
@@ -316,7 +316,7 @@ def _make_reminders_due(bureau: Bureau) -> None:
     engine.dispose()
 
 
-def _drain(bureau: Bureau, timeout: float = 180) -> bool:
+def drain(bureau: Bureau, timeout: float = 180) -> bool:
     engine = create_engine(bureau.database_url)
     try:
         deadline = time.monotonic() + timeout
@@ -417,7 +417,7 @@ def check(bureau: Bureau, load: Load) -> dict[str, list[str]]:
 
 
 @contextmanager
-def _database(postgresql: bool, root: Path) -> Iterator[str]:
+def scratch_database(postgresql: bool, root: Path) -> Iterator[str]:
     if not postgresql:
         yield f"sqlite:///{root / 'var' / 'yizhan.db'}"
         return
@@ -438,7 +438,7 @@ def _database(postgresql: bool, root: Path) -> Iterator[str]:
 def run(kills: int, postgresql: bool, seed: int) -> int:
     rng = random.Random(seed)
     root = Path(tempfile.mkdtemp(prefix="yzcrash"))
-    with _database(postgresql, root) as url:
+    with scratch_database(postgresql, root) as url:
         bureau = Bureau(root, url)
         load = Load(bureau)
         relay: Relay | None = None
@@ -458,7 +458,7 @@ def run(kills: int, postgresql: bool, seed: int) -> int:
                 turn = 1 if point == "job" else rng.randint(1, 5)
                 bureau.kill()
                 if point == "job":
-                    _make_reminders_due(bureau)
+                    make_reminders_due(bureau)
                 if point == "relay":
                     relay = Relay(bureau)
                     bureau.relay_to(relay.port)
@@ -475,7 +475,7 @@ def run(kills: int, postgresql: bool, seed: int) -> int:
             time.sleep(2)
         finally:
             load.stop()
-        drained = _drain(bureau)
+        drained = drain(bureau)
         elapsed = time.monotonic() - started
         bureau.stop()
         if relay is not None:

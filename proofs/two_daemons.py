@@ -27,9 +27,9 @@ from sqlalchemy import create_engine, select
 from proofs.crash import (
     Bureau,
     Load,
-    _database,
-    _drain,
-    _make_reminders_due,
+    scratch_database,
+    drain,
+    make_reminders_due,
     check,
     verdict,
 )
@@ -42,7 +42,7 @@ DRAIN_SECONDS = 20 * 60
 
 def run(seconds: float) -> int:
     root = Path(tempfile.mkdtemp(prefix="yztwo"))
-    with _database(True, root) as url:
+    with scratch_database(True, root) as url:
         first = Bureau(root, url)
         second = Bureau(root, url, name="second")
         for daemon in (first, second):
@@ -54,7 +54,7 @@ def run(seconds: float) -> int:
         started = time.monotonic()
         try:
             time.sleep(seconds / 2)
-            _make_reminders_due(first)
+            make_reminders_due(first)
             time.sleep(seconds / 4)
             print(f"killing the first daemon: {len(load.acknowledged)} acknowledged", flush=True)
             first.kill()
@@ -62,7 +62,7 @@ def run(seconds: float) -> int:
         finally:
             load.stop()
         print(f"load stopped: {len(load.acknowledged)} acknowledged; draining", flush=True)
-        drained = _drain(second, timeout=DRAIN_SECONDS)
+        drained = drain(second, timeout=DRAIN_SECONDS)
         elapsed = time.monotonic() - started
         second.stop()
         engine = create_engine(url)
