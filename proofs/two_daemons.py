@@ -27,10 +27,10 @@ from sqlalchemy import create_engine, select
 from proofs.crash import (
     Bureau,
     Load,
-    scratch_database,
+    check,
     drain,
     make_reminders_due,
-    check,
+    scratch_database,
     verdict,
 )
 from yizhan.mailstore.models import Inbound
