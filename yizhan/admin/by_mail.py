@@ -13,6 +13,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 from email import message_from_bytes, policy
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
@@ -42,7 +43,7 @@ async def send_as(
     """Send ``text`` (as subject and body) from ``viewer`` to ``to_local@<domain>``."""
     config = site.ctx.config
     mail = EmailMessage()
-    mail["From"] = f"{viewer.name} <{viewer.account}@{config.domain}>"
+    mail["From"] = Address(viewer.name, viewer.account, config.domain)
     mail["To"] = f"{to_local}@{config.domain}"
     mail["Subject"] = text
     mail["Date"] = format_datetime(site.now())
