@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Collection
@@ -45,8 +44,6 @@ __all__ = [
     "forbidden",
     "guard",
 ]
-
-log = logging.getLogger("yizhan.admin")
 
 #: The session cookie's name.
 COOKIE = "yizhan_session"
@@ -115,7 +112,6 @@ class Site:
         self._directory: Directory | None = None
         self._loaded_at = 0.0
         self._max_age = directory_max_age
-        self._reloading = False
         self._lock = threading.Lock()
 
     async def db(self, work: Callable[[Session], T]) -> T:
@@ -137,23 +133,14 @@ class Site:
         return await run_in_threadpool(run)
 
     def directory(self, session: Session | None = None) -> Directory:
-        """The organisation (blocking; call from a worker thread), a few seconds old at most.
-
-        Once loaded, a directory older than ``directory_max_age`` is still answered while a
-        background thread reads the new one: reading ten thousand people takes about a
-        hundred milliseconds, which no page should wait for. After :meth:`forget_directory`
-        (this page changed the organisation) the next question waits for the new one.
+        """The organisation (blocking; call from a worker thread), at most a few seconds old.
 
         Pass the caller's ``session`` when there is one: on SQLite every transaction takes the
         write lock, so a second session in the same thread would wait for the first forever.
         """
         with self._lock:
-            current = self._directory
-            if current is not None:
-                if time.monotonic() - self._loaded_at >= self._max_age and not self._reloading:
-                    self._reloading = True
-                    threading.Thread(target=self._reload, name="directory", daemon=True).start()
-                return current
+            if self._directory is not None and time.monotonic() - self._loaded_at < self._max_age:
+                return self._directory
         if session is not None:
             directory = load_directory(session)
         else:
@@ -162,20 +149,6 @@ class Site:
         with self._lock:
             self._directory, self._loaded_at = directory, time.monotonic()
         return directory
-
-    def _reload(self) -> None:
-        try:
-            with self.ctx.sessions() as session:
-                directory = load_directory(session)
-            with self._lock:
-                if self._directory is not None:  # not forgotten meanwhile
-                    self._directory, self._loaded_at = directory, time.monotonic()
-        except Exception:
-            # The pages go on with the one they have; the next question tries again.
-            log.exception("could not read the organisation again")
-        finally:
-            with self._lock:
-                self._reloading = False
 
     @functools.cached_property
     def desk(self) -> Desk:
