@@ -97,6 +97,10 @@ class DocumentModule:
     effects: ClassVar[tuple[type[Effect], ...]] = ()
     jobs: ClassVar[tuple[str, ...]] = ()
 
+    #: The rule that decides a command in a reply to one of the module's steps: the workflow
+    #: engine, or a module's own (supervision's PROGRESS, DONE and confirmation).
+    engine = staticmethod(workflow.apply_command)
+
     def receive(self, request: Request) -> Outcome | None:
         """See ``Module``: a command of the module's own, else a new document."""
         handled = self.command(request)
@@ -130,7 +134,7 @@ class DocumentModule:
         on_behalf_of: str | None,
     ) -> Decision:
         """The engine's decision on a command in a reply to one of the module's steps."""
-        return workflow.apply_command(
+        return self.engine(
             doc=state,
             step_id=step_id,
             command=command,

@@ -14,8 +14,7 @@ import datetime as dt
 from yizhan.daemon.desk.modules.base import DocumentModule, Prepared
 from yizhan.daemon.desk.request import Request
 from yizhan.routing import supervision
-from yizhan.routing.commands import Command
-from yizhan.routing.documents import Decision, DocumentState
+from yizhan.routing.documents import Decision
 from yizhan.routing.drafts import Draft
 
 __all__ = ["Duban"]
@@ -52,25 +51,5 @@ class Duban(DocumentModule):
         """The task as assigned: a part for each unit, its head told."""
         return supervision.assigned(decision, request.directory, request.now)
 
-    def decide(
-        self,
-        request: Request,
-        state: DocumentState,
-        *,
-        step_id: int | None,
-        command: Command,
-        actor: str,
-        on_behalf_of: str | None,
-    ) -> Decision:
-        """PROGRESS, DONE and the office's confirmation are the module's; the rest the engine's."""
-        return supervision.apply_command(
-            doc=state,
-            step_id=step_id,
-            command=command,
-            actor=actor,
-            on_behalf_of=on_behalf_of,
-            directory=request.directory,
-            rules=request.desk.rules,
-            now=request.now,
-            due=request.desk.calendar.due,
-        )
+    #: PROGRESS, DONE and the office's confirmation are the module's; the rest the engine's.
+    engine = staticmethod(supervision.apply_command)
