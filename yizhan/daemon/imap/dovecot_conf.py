@@ -174,6 +174,9 @@ userdb {{
 
 service imap-login {{
   chroot =
+  # A login process per connection (Dovecot's secure default); the default limit of 100 is
+  # reached when many clients and Yizhan's own filing sessions log in at once.
+  process_limit = 1024
   inet_listener imap {{
     address = {host}
     port = {port}
