@@ -12,9 +12,9 @@ answers 250. It prints, for each database:
 * answered/s: commands whose signed answer reached the sink, per second from the first send to
   the last answer (target ≥ 10× Mailman's posts/s when ``--mailman`` runs it beside);
 * CPU per command: the daemon's user and system time while the clock ran, with its children
-  (gpg) and the gpg-agent of its key ring;
+  (processing workers, gpg) and the gpg-agent of its key ring;
 * latency from a command's 250 to its answer at the sink, p50 and p99;
-* peak RSS of the daemon (VmHWM).
+* peak RSS of the daemon and its processing workers (VmHWM of each, added).
 
 Every command must be answered exactly once; the run fails (exit 1) if one is missing or doubled.
 """
@@ -218,8 +218,9 @@ def running_daemon(config_file: Path) -> Iterator[tuple[subprocess.Popen[str], i
                 break
         if not port:
             raise RuntimeError(f"yizhan serve did not start (exit {daemon.poll()})")
-        # Keep reading its output so that it never blocks on a full pipe.
-        threading.Thread(target=daemon.stdout.read, daemon=True).start()
+        # Keep reading its output so that it never blocks on a full pipe; BENCH_DAEMON_LOG
+        # names a file to keep it in.
+        threading.Thread(target=_drain, args=(daemon.stdout,), daemon=True).start()
         yield daemon, port
     finally:
         daemon.send_signal(signal.SIGTERM)
@@ -230,6 +231,13 @@ def running_daemon(config_file: Path) -> Iterator[tuple[subprocess.Popen[str], i
             daemon.wait()
 
 
+def _drain(output: Any) -> None:
+    kept = os.environ.get("BENCH_DAEMON_LOG")
+    with open(kept or os.devnull, "w") as log:
+        for line in output:
+            log.write(line)
+
+
 def cpu_seconds(pid: int) -> float:
     """User and system time of a process and of its waited-for children."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -237,17 +245,31 @@ def cpu_seconds(pid: int) -> float:
 
 
 def helper_pids(marker: str, daemon: int) -> list[int]:
-    """Processes not under the daemon that serve it (gpg-agent on its key ring)."""
-    found = []
+    """The daemon's processes besides its own: its live children (processing workers) and
+    the gpg-agent of its key ring, which runs detached."""
+    parents: dict[int, int] = {}
+    agents = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == daemon:
             continue
         try:
+            stat = (entry / "stat").read_text()
             cmdline = (entry / "cmdline").read_bytes()
         except OSError:
             continue
+        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
         if marker.encode() in cmdline and b"gpg-agent" in cmdline:
-            found.append(int(entry.name))
+            agents.append(int(entry.name))
+    children = [pid for pid, parent in parents.items() if parent == daemon]
+    return children + agents
+
+
+def children_of(pid: int) -> set[int]:
+    """The live child processes of ``pid``."""
+    found = set()
+    for entry in Path(f"/proc/{pid}/task").iterdir():
+        with suppress(OSError):
+            found |= {int(c) for c in (entry / "children").read_text().split()}
     return found
 
 
@@ -260,9 +282,10 @@ def cpu_of(pids: Sequence[int]) -> float:
 
 
 def peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
+    with suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return 0.0
 
 
@@ -360,7 +383,7 @@ def run_yizhan(
                 subprocess.Popen(
                     [
                         *(Path(sys.executable).parent / "py-spy", "record", "-p", str(daemon.pid)),
-                        *("-o", str(profile), "-f", "raw", "-r", "250", "--gil", "--nonblocking"),
+                        *("-o", str(profile), "-f", "raw", "-r", "250", "--gil"),
                     ],
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
@@ -376,7 +399,10 @@ def run_yizhan(
                 arrivals = dict(sink.arrivals)
             agents = sorted(set(agents) | set(helper_pids(str(directory), daemon.pid)))
             cpu = cpu_seconds(daemon.pid) + cpu_of(agents) - cpu_before
-            rss = peak_rss_mib(daemon.pid)
+            # Peak of each process, added: no less than the peak of their sum.
+            rss = peak_rss_mib(daemon.pid) + sum(
+                peak_rss_mib(pid) for pid in agents if pid in children_of(daemon.pid)
+            )
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
                 spy.wait(timeout=60)
