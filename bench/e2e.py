@@ -119,8 +119,17 @@ def accounts(clients: int) -> list[str]:
     return [f"clerk{n:02d}" for n in range(clients)]
 
 
-def write_setup(base: Path, *, database: str, relay_port: int, clients: int) -> Path:
-    """Write yizhan.toml, migrate, load a unit with the clients' accounts and their passwords."""
+def write_setup(
+    base: Path,
+    *,
+    database: str,
+    relay_port: int,
+    clients: int,
+    people: int = 0,
+    documents: int = 0,
+) -> Path:
+    """Write yizhan.toml, migrate, load a unit with the clients' accounts and their passwords;
+    with ``people`` or ``documents``, the demo bureau grown to that size (``bench.admin_pages``)."""
     from yizhan.daemon.config import load_config
     from yizhan.daemon.context import Context
     from yizhan.mailstore.accounts import set_password
@@ -187,6 +196,10 @@ level = "WARNING"
                     policy=ctx.login_policy,
                 )
         ctx.keyring.ensure_system_key(DOMAIN)
+        if people or documents:
+            from bench.admin_pages import fill
+
+            fill(ctx, people, documents, ctx.clock())
     finally:
         ctx.close()
     return config_file
@@ -311,14 +324,19 @@ def client(
     start: threading.Barrier,
     acknowledged: dict[str, float],
     lock: threading.Lock,
+    interval: float = 0.0,
 ) -> None:
-    """One persistent authenticated connection sending ``count`` commands back to back."""
+    """One persistent authenticated connection sending ``count`` commands back to back, or one
+    every ``interval`` seconds."""
     smtp = smtplib.SMTP("127.0.0.1", port, local_hostname="bench.test", timeout=120)
     smtp.ehlo()
     smtp.login(account, PASSWORD)
     commands = [help_command(account, n) for n in range(count)]
     start.wait()
-    for message_id, data in commands:
+    began = time.monotonic()
+    for n, (message_id, data) in enumerate(commands):
+        if interval:
+            time.sleep(max(0.0, began + n * interval - time.monotonic()))
         smtp.sendmail(f"{account}@{DOMAIN}", [f"cmd@{DOMAIN}"], data)
         with lock:
             acknowledged[message_id] = time.monotonic()
@@ -354,13 +372,23 @@ def run_yizhan(
     clients: int,
     base: Path,
     profile: Path | None = None,
+    people: int = 0,
+    documents: int = 0,
+    rate: float = 0.0,
 ) -> Result:
     """Start the daemon on ``url``, load it, measure, stop it; with ``profile``, py-spy
     samples the daemon (every thread, subprocesses too) while the clock runs and writes the
     folded stacks there (docs/perf.md)."""
     directory = Path(tempfile.mkdtemp(prefix=f"e2e-{database}-", dir=base))
     with answer_sink() as (sink, sink_port):
-        config_file = write_setup(directory, database=url, relay_port=sink_port, clients=clients)
+        config_file = write_setup(
+            directory,
+            database=url,
+            relay_port=sink_port,
+            clients=clients,
+            people=people,
+            documents=documents,
+        )
         with running_daemon(config_file) as (daemon, port):
             names = accounts(clients)
             acknowledged: dict[str, float] = {}
@@ -369,7 +397,10 @@ def run_yizhan(
             shares = [commands // clients + (i < commands % clients) for i in range(clients)]
             threads = [
                 threading.Thread(
-                    target=client, args=(port, names[i], shares[i], barrier, acknowledged, lock)
+                    target=client,
+                    args=(port, names[i], shares[i], barrier, acknowledged, lock),
+                    # Each client's share of the rate, the clients' starts spread over it.
+                    kwargs={"interval": clients / rate if rate else 0.0},
                 )
                 for i in range(clients)
             ]
@@ -383,7 +414,8 @@ def run_yizhan(
                 subprocess.Popen(
                     [
                         *(Path(sys.executable).parent / "py-spy", "record", "-p", str(daemon.pid)),
-                        *("-o", str(profile), "-f", "raw", "-r", "250", "--gil"),
+                        *("-o", str(profile), "-r", "250", "--gil", "--subprocesses"),
+                        *("-f", "flamegraph" if profile.suffix == ".svg" else "raw"),
                     ],
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
@@ -463,15 +495,50 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--db", choices=("sqlite", "postgresql", "both"), default="both", help="which databases"
     )
+    parser.add_argument(
+        "--people", type=int, default=0, help="grow the bureau to this many people (memory)"
+    )
+    parser.add_argument("--documents", type=int, default=0, help="and this many documents")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="commands a second in all, at a steady pace (latency); 0: as fast as answered",
+    )
+    parser.add_argument(
+        "--mailman",
+        action="store_true",
+        help="run GNU Mailman 3 under the same load first (bench.mailman_peer) and compare",
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument(
         "--profile",
         type=Path,
-        help="sample the daemon with py-spy into PROFILE.<database> (folded stacks)",
+        help="sample the daemon and its workers with py-spy (the thread holding the GIL) into "
+        "PROFILE.<database>: folded stacks, or a flame graph for PROFILE.svg",
     )
     args = parser.parse_args(argv)
     base = Path(tempfile.mkdtemp(prefix="yizhan-e2e-"))
     results: list[Result] = []
+    if args.mailman:
+        from bench import mailman_peer
+
+        peer = mailman_peer.run(n_posts=args.commands, clients=args.clients, size=10_000)
+        results.append(
+            Result(
+                database="mailman",
+                commands=peer.n_posts,
+                accepted_per_s=peer.accepted_per_s,
+                sink_per_s=0.0,
+                answered_per_s=peer.posts_per_s,
+                cpu_ms_per_command=peer.cpu_ms_per_post,
+                p50_ms=1000 * peer.p50_s,
+                p99_ms=1000 * peer.p99_s,
+                peak_rss_mib=peer.peak_rss_mib,
+                answered_twice=0,
+                missing=0,
+            )
+        )
     try:
         for database in ("sqlite", "postgresql"):
             if args.db not in (database, "both"):
@@ -486,7 +553,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     commands=args.commands,
                     clients=args.clients,
                     base=base,
-                    profile=args.profile and args.profile.with_suffix(".sqlite"),
+                    profile=args.profile and _named(args.profile, "sqlite"),
+                    people=args.people,
+                    documents=args.documents,
+                    rate=args.rate,
                 )
             else:
                 with postgres_schema() as url:
@@ -496,7 +566,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         commands=args.commands,
                         clients=args.clients,
                         base=base,
-                        profile=args.profile and args.profile.with_suffix(".postgresql"),
+                        profile=args.profile and _named(args.profile, "postgresql"),
+                        people=args.people,
+                        documents=args.documents,
+                        rate=args.rate,
                     )
             results.append(Result(**{**asdict(result), "sink_per_s": sink}))
     finally:
@@ -508,17 +581,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0 if all(r.missing == 0 and r.answered_twice == 0 for r in results) else 1
 
 
+def _named(profile: Path, database: str) -> Path:
+    """``prof.svg`` → ``prof-sqlite.svg``; ``prof`` → ``prof-sqlite``."""
+    return profile.with_name(f"{profile.stem}-{database}{profile.suffix}")
+
+
 def print_table(results: Sequence[Result]) -> None:
+    """One line a server: Mailman's (posts to a 10-member list) first when it ran."""
+    mailman = next((r.answered_per_s for r in results if r.database == "mailman"), 0.0)
     print(
-        f"{'database':<11}{'accepted/s':>11}{'sink/s':>8}{'ratio':>7}{'answered/s':>12}"
-        f"{'CPU ms/cmd':>11}{'p50 ms':>8}{'p99 ms':>8}{'RSS MiB':>9}{'lost':>6}{'twice':>6}"
+        f"{'server':<19}{'accepted/s':>11}{'sink/s':>8}{'ratio':>7}{'answered/s':>12}"
+        f"{'×Mailman':>9}{'CPU ms/cmd':>11}{'p50 ms':>8}{'p99 ms':>8}{'RSS MiB':>9}"
+        f"{'lost':>6}{'twice':>6}"
     )
     for r in results:
+        name = "GNU Mailman 3" if r.database == "mailman" else f"Yizhan {r.database}"
+        sink = f"{r.sink_per_s:>8.1f}{r.accept_ratio:>7.2f}" if r.sink_per_s else f"{'':>15}"
+        versus = f"{r.answered_per_s / mailman:>9.2f}" if mailman else f"{'':>9}"
         print(
-            f"{r.database:<11}{r.accepted_per_s:>11.1f}{r.sink_per_s:>8.1f}"
-            f"{r.accept_ratio:>7.2f}{r.answered_per_s:>12.1f}{r.cpu_ms_per_command:>11.1f}"
-            f"{r.p50_ms:>8.0f}{r.p99_ms:>8.0f}{r.peak_rss_mib:>9.0f}{r.missing:>6}"
-            f"{r.answered_twice:>6}"
+            f"{name:<19}{r.accepted_per_s:>11.1f}{sink}{r.answered_per_s:>12.1f}{versus}"
+            f"{r.cpu_ms_per_command:>11.1f}{r.p50_ms:>8.0f}{r.p99_ms:>8.0f}"
+            f"{r.peak_rss_mib:>9.0f}{r.missing:>6}{r.answered_twice:>6}"
         )
 
 
