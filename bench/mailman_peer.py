@@ -65,6 +65,8 @@ START_TIMEOUT: Final = 90.0
 STOP_TIMEOUT: Final = 10.0
 #: Runners count as idle when the whole tree uses less than this share of one core.
 IDLE_SHARE: Final = 0.05
+#: Seconds over which the idle runners' CPU use is measured.
+IDLE_WINDOW: Final = 3.0
 CLK_TCK: Final = os.sysconf("SC_CLK_TCK")
 
 
@@ -88,6 +90,15 @@ class MailmanResult:
     processes: int = 0
     elapsed_s: float = 0.0
     version: str = ""
+    #: Posts over the time from the first LMTP send to the last LMTP 250.
+    accepted_per_s: float = 0.0
+    #: CPU ms a post by runner (``master``, ``lmtp``, ``in``, ``pipeline``, ``out``, ...).
+    cpu_ms_by_runner: dict[str, float] = field(default_factory=dict)
+    #: SMTP transactions that reached the sink during the load (Mailman's default
+    #: ``max_recipients`` of 10 puts a post to 10 members in one).
+    smtp_transactions: int = 0
+    #: CPU ms a second the idle runners use (measured before the load, not subtracted).
+    idle_cpu_ms_per_s: float = 0.0
 
 
 # --- Installation --------------------------------------------------------------------------------
@@ -241,10 +252,27 @@ def running_sink(handler: DeliverySink) -> Iterator[int]:
 
 @dataclass
 class Usage:
-    """CPU and peak memory of a process tree, read from /proc."""
+    """CPU and peak memory of a process tree, read from /proc, per process."""
 
-    cpu_s: float = 0.0
-    rss_kib: list[int] = field(default_factory=list)
+    #: pid → (runner name, CPU seconds, VmHWM KiB).
+    processes: dict[int, tuple[str, float, int]] = field(default_factory=dict)
+
+    @property
+    def cpu_s(self) -> float:
+        """CPU seconds of the whole tree."""
+        return sum(cpu for _, cpu, _ in self.processes.values())
+
+    @property
+    def rss_kib(self) -> list[int]:
+        """VmHWM of each process."""
+        return [hwm for _, _, hwm in self.processes.values()]
+
+    def cpu_by_name(self) -> dict[str, float]:
+        """CPU seconds per runner name (``master``; ``rest`` includes its gunicorn workers)."""
+        result: dict[str, float] = {}
+        for name, cpu, _ in self.processes.values():
+            result[name] = result.get(name, 0.0) + cpu
+        return result
 
 
 def _proc_stat(pid: int) -> tuple[int, float] | None:
@@ -283,12 +311,29 @@ def usage(root: int) -> Usage:
         stat = _proc_stat(pid)
         if stat is None:
             continue
-        result.cpu_s += stat[1]
+        hwm = 0
         with contextlib.suppress(OSError):
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmHWM:"):
-                    result.rss_kib.append(int(line.split()[1]))
+                    hwm = int(line.split()[1])
+        result.processes[pid] = (_runner_name(pid), stat[1], hwm)
     return result
+
+
+def _runner_name(pid: int) -> str:
+    """``in`` for a process started with ``--runner=in:0:1``, else ``master``."""
+    with contextlib.suppress(OSError):
+        for arg in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0"):
+            if arg.startswith(b"--runner="):
+                return arg[len(b"--runner=") :].decode().split(":")[0]
+    return "master"
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 class Mailman:
@@ -389,7 +434,10 @@ class Mailman:
         self.master = None
 
     def _alive(self) -> list[int]:
-        return [pid for pid in self.pids if _proc_stat(pid) is not None]
+        # A pid counts only while it still runs with this instance's configuration file, so a
+        # reused pid is never signalled.
+        config = str(self.config).encode()
+        return [pid for pid in self.pids if config in _cmdline(pid)]
 
     def log_tail(self) -> str:
         """The end of var/logs/mailman.log, to show with an error."""
@@ -569,7 +617,13 @@ def _measure(
         )
         for i, (batch, log) in enumerate(zip(batches, logs, strict=True))
     ]
+    # What the idle runners spend polling their queues (each wakes once a second), to judge
+    # how much of the CPU a post is that rather than the post's own work.
+    idle = usage(master)
+    time.sleep(IDLE_WINDOW)
     before = usage(master)
+    idle_ms_per_s = (before.cpu_s - idle.cpu_s) * 1000 / IDLE_WINDOW
+    transactions_before = sink.transactions
     for thread in threads:
         thread.start()
     try:
@@ -595,6 +649,11 @@ def _measure(
     accepted = {mid: at for log in logs for mid, at in log.accepted.items()}
     latencies = [sink.delivered[mid] - at for mid, at in accepted.items()]
     elapsed = max(sink.delivered.values()) - began
+    spent_before = before.cpu_by_name()
+    by_runner = {
+        name: (cpu - spent_before.get(name, 0.0)) * 1000 / n_posts
+        for name, cpu in sorted(after.cpu_by_name().items())
+    }
     return MailmanResult(
         posts_per_s=n_posts / elapsed,
         cpu_ms_per_post=(after.cpu_s - before.cpu_s) * 1000 / n_posts,
@@ -606,6 +665,10 @@ def _measure(
         processes=len(after.rss_kib),
         elapsed_s=elapsed,
         version=version,
+        cpu_ms_by_runner=by_runner,
+        idle_cpu_ms_per_s=idle_ms_per_s,
+        accepted_per_s=n_posts / max(1e-9, max(accepted.values()) - began),
+        smtp_transactions=sink.transactions - transactions_before,
     )
 
 
@@ -618,15 +681,28 @@ def format_table(result: MailmanResult) -> str:
         ("Mailman", result.version),
         ("posts", f"{result.n_posts}"),
         ("posts/s", f"{result.posts_per_s:.1f}"),
+        ("LMTP accepted/s", f"{result.accepted_per_s:.1f}"),
         ("CPU ms/post", f"{result.cpu_ms_per_post:.1f}"),
         ("latency p50 s", f"{result.p50_s:.2f}"),
         ("latency p99 s", f"{result.p99_s:.2f}"),
         ("peak RSS MiB", f"{result.peak_rss_mib:.0f} ({result.processes} processes)"),
         ("largest process MiB", f"{result.largest_rss_mib:.0f}"),
         ("elapsed s", f"{result.elapsed_s:.1f}"),
+        ("SMTP transactions", f"{result.smtp_transactions}"),
+        ("idle runners CPU ms/s", f"{result.idle_cpu_ms_per_s:.1f}"),
     ]
+    busiest = sorted(result.cpu_ms_by_runner.items(), key=lambda item: -item[1])
+    rows.append(("CPU ms/post by runner", ", ".join(f"{n} {ms:.1f}" for n, ms in busiest)))
     width = max(len(name) for name, _ in rows)
     return "".join(f"{name:<{width}}  {value}\n" for name, value in rows)
+
+
+def _rounded(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, 4)
+    if isinstance(value, dict):
+        return {key: _rounded(item) for key, item in value.items()}
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -655,7 +731,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mailman_peer: {exc}", file=sys.stderr)
         return 1
     print(
-        json.dumps(asdict(result)) if args.json else format_table(result),
+        json.dumps(_rounded(asdict(result))) if args.json else format_table(result),
         end="\n" if args.json else "",
     )
     return 0
