@@ -208,43 +208,39 @@ def running_sink(handler: DeliverySink) -> Iterator[int]:
 
     loop = asyncio.new_event_loop()
     ready = threading.Event()
+    stop = asyncio.Event()
     port: list[int] = []
     failure: list[BaseException] = []
 
     async def serve() -> None:
-        try:
-            server = await loop.create_server(
-                lambda: SMTP(handler, hostname="sink.test", data_size_limit=0, loop=loop),
-                host="127.0.0.1",
-                port=0,
-            )
-        except BaseException as exc:
-            failure.append(exc)
-            ready.set()
-            raise
+        server = await loop.create_server(
+            lambda: SMTP(handler, hostname="sink.test", data_size_limit=0, loop=loop),
+            host="127.0.0.1",
+            port=0,
+        )
         port.append(server.sockets[0].getsockname()[1])
         ready.set()
         async with server:
-            await asyncio.Event().wait()
+            await stop.wait()
 
     def main() -> None:
-        asyncio.set_event_loop(loop)
-        task = loop.create_task(serve())
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            loop.run_until_complete(task)
+        try:
+            loop.run_until_complete(serve())
+        except BaseException as exc:
+            failure.append(exc)
+        finally:
+            ready.set()
+            loop.close()
 
     thread = threading.Thread(target=main, name="mailman-sink", daemon=True)
     thread.start()
-    if not ready.wait(10) or failure:
+    if not ready.wait(10) or not port:
         raise PeerError(f"the SMTP sink did not start: {failure[0] if failure else 'no answer'}")
     try:
         yield port[0]
     finally:
-        for task in asyncio.all_tasks(loop):
-            loop.call_soon_threadsafe(task.cancel)
+        loop.call_soon_threadsafe(stop.set)
         thread.join(10)
-        if not thread.is_alive():
-            loop.close()
 
 
 # --- Mailman's processes -------------------------------------------------------------------------
@@ -345,12 +341,21 @@ class Mailman:
         self.lmtp_port = lmtp_port
         self.var = directory / "var"
         self.config = directory / "mailman.cfg"
+        gunicorn = directory / "gunicorn.cfg"
+        gunicorn.write_text(_gunicorn_config(directory), encoding="utf-8")
         self.config.write_text(
-            _config(self.var, lmtp_port=lmtp_port, smtp_port=smtp_port, rest_port=free_port()),
+            _config(
+                self.var,
+                lmtp_port=lmtp_port,
+                smtp_port=smtp_port,
+                rest_port=free_port(),
+                gunicorn=gunicorn,
+            ),
             encoding="utf-8",
         )
         self.master: int | None = None
         self.pids: set[int] = set()
+        self.outputs: list[Path] = []
 
     def cli(self, *args: str, stdin: str | None = None) -> str:
         """Run ``mailman ARGS`` on this instance; return its output or raise with it."""
@@ -358,9 +363,11 @@ class Mailman:
         if os.geteuid() == 0:
             command.append("--run-as-root")
         command += ["-C", str(self.config), *args]
-        # Output goes through a file: ``mailman start`` forks the master, which would keep a
-        # pipe open (and the call waiting) for as long as it runs.
-        with tempfile.TemporaryFile(dir=self.directory) as output:
+        # Output goes to a file: ``mailman start`` forks the master, which would keep a pipe
+        # open (and the call waiting) for as long as it runs; what the master and its runners
+        # print (a runner's traceback) lands in ``start.out``.
+        self.outputs.append(self.directory / f"{args[0]}.out")
+        with self.outputs[-1].open("w+b") as output:
             try:
                 done = subprocess.run(
                     command,
@@ -440,16 +447,20 @@ class Mailman:
         return [pid for pid in self.pids if config in _cmdline(pid)]
 
     def log_tail(self) -> str:
-        """The end of var/logs/mailman.log, to show with an error."""
-        log = self.var / "logs" / "mailman.log"
-        try:
-            text = log.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return f"\n(no {log})"
-        return f"\n--- end of {log} ---\n{_tail(text)}"
+        """The end of ``mailman start``'s output and of var/logs/mailman.log, for an error."""
+        parts = []
+        for path in (self.directory / "start.out", self.var / "logs" / "mailman.log"):
+            try:
+                text = path.read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                parts.append(f"\n(no {path})")
+                continue
+            if text.strip():
+                parts.append(f"\n--- end of {path} ---\n{_tail(text)}")
+        return "".join(parts)
 
 
-def _config(var: Path, *, lmtp_port: int, smtp_port: int, rest_port: int) -> str:
+def _config(var: Path, *, lmtp_port: int, smtp_port: int, rest_port: int, gunicorn: Path) -> str:
     return f"""\
 [mailman]
 layout: bench
@@ -472,6 +483,18 @@ smtp_port: {smtp_port}
 [webservice]
 hostname: 127.0.0.1
 port: {rest_port}
+configuration: {gunicorn}
+"""
+
+
+def _gunicorn_config(directory: Path) -> str:
+    # Mailman's own mailman/config/gunicorn.cfg, plus a control socket of this instance's
+    # (gunicorn's default is ~/.gunicorn/gunicorn.ctl, shared by every instance).
+    return f"""\
+[gunicorn]
+graceful_timeout = 30
+timeout = 360
+control_socket = {directory / "gunicorn.ctl"}
 """
 
 
