@@ -99,6 +99,9 @@ class MailmanResult:
     smtp_transactions: int = 0
     #: CPU ms a second the idle runners use (measured before the load, not subtracted).
     idle_cpu_ms_per_s: float = 0.0
+    #: The machine's one-minute load average when the last post arrived (other work on a
+    #: shared machine slows Mailman's runners and inflates their CPU time).
+    load_average: float = 0.0
 
 
 # --- Installation --------------------------------------------------------------------------------
@@ -692,6 +695,7 @@ def _measure(
         idle_cpu_ms_per_s=idle_ms_per_s,
         accepted_per_s=n_posts / max(1e-9, max(accepted.values()) - began),
         smtp_transactions=sink.transactions - transactions_before,
+        load_average=os.getloadavg()[0],
     )
 
 
@@ -713,6 +717,7 @@ def format_table(result: MailmanResult) -> str:
         ("elapsed s", f"{result.elapsed_s:.1f}"),
         ("SMTP transactions", f"{result.smtp_transactions}"),
         ("idle runners CPU ms/s", f"{result.idle_cpu_ms_per_s:.1f}"),
+        ("load average (1 min)", f"{result.load_average:.1f} on {os.cpu_count()} cores"),
     ]
     busiest = sorted(result.cpu_ms_by_runner.items(), key=lambda item: -item[1])
     rows.append(("CPU ms/post by runner", ", ".join(f"{n} {ms:.1f}" for n, ms in busiest)))
