@@ -85,6 +85,8 @@ class MailmanResult:
     #: Sum of VmHWM over the master and every process under it.
     peak_rss_mib: float
     n_posts: int
+    #: Posts a second the clients were paced at (0: as fast as the LMTP runner answered).
+    rate: float = 0.0
     #: VmHWM of the largest single process.
     largest_rss_mib: float = 0.0
     processes: int = 0
@@ -553,14 +555,20 @@ class ClientLog:
 
 
 def client(
-    port: int, posts: list[tuple[str, bytes]], sender: str, start: threading.Barrier, log: ClientLog
+    port: int,
+    posts: list[tuple[int, str, bytes]],
+    sender: str,
+    start: threading.Barrier,
+    pace: Pace,
+    log: ClientLog,
 ) -> None:
     """Deliver ``posts`` over one LMTP connection, as Postfix's lmtp client would."""
     try:
         with smtplib.LMTP("127.0.0.1", port, timeout=120) as lmtp:
             lmtp.ehlo_or_helo_if_needed()
             start.wait()
-            for message_id, data in posts:
+            for number, message_id, data in posts:
+                pace.wait_for(number)
                 refused = lmtp.sendmail(sender, [LIST_ADDRESS], data)
                 if refused:
                     raise PeerError(f"LMTP refused {message_id}: {refused}")
@@ -569,6 +577,23 @@ def client(
         log.error = exc
         with contextlib.suppress(threading.BrokenBarrierError):
             start.abort()
+
+
+@dataclass
+class Pace:
+    """When post number n may be sent: at once (rate 0), or n / rate seconds after the start."""
+
+    rate: float
+    began: float = 0.0
+
+    def start(self) -> None:
+        """Note the start (run by the barrier when every client is connected)."""
+        self.began = time.monotonic()
+
+    def wait_for(self, number: int) -> None:
+        """Sleep until post ``number`` is due."""
+        if self.rate > 0:
+            time.sleep(max(0.0, self.began + number / self.rate - time.monotonic()))
 
 
 def percentile(values: Sequence[float], share: float) -> float:
@@ -587,8 +612,14 @@ def run(
     venv: Path | None = None,
     timeout_s: float = 600.0,
     keep: bool = False,
+    rate: float = 0.0,
 ) -> MailmanResult:
-    """Install (or reuse) Mailman, run the load once, stop it and return the figures."""
+    """Install (or reuse) Mailman, run the load once, stop it and return the figures.
+
+    With ``rate`` 0 the clients send as fast as Mailman's LMTP runner answers, so a post's
+    latency is mostly its wait in Mailman's queues behind the posts sent before it; a ``rate``
+    (posts a second, in all) below what Mailman can process shows the latency of a steady load.
+    """
     if n_posts < 1 or clients < 1 or members < 1:
         raise ValueError("n_posts, clients and members must be at least 1")
     venv = venv or setup()
@@ -606,7 +637,16 @@ def run(
             )
             master = mailman.start()
             return _measure(
-                mailman, master, sink, addresses[0], n_posts, clients, size, timeout_s, version
+                mailman,
+                master,
+                sink,
+                addresses[0],
+                n_posts,
+                clients,
+                size,
+                timeout_s,
+                version,
+                rate,
             )
     finally:
         if mailman is not None:
@@ -627,17 +667,19 @@ def _measure(
     size: int,
     timeout_s: float,
     version: str,
+    rate: float,
 ) -> MailmanResult:
-    batches: list[list[tuple[str, bytes]]] = [[] for _ in range(clients)]
+    batches: list[list[tuple[int, str, bytes]]] = [[] for _ in range(clients)]
     for number in range(n_posts):
-        batches[number % clients].append(post(poster, number, size))
-    sink.watch({message_id for batch in batches for message_id, _ in batch})
+        batches[number % clients].append((number, *post(poster, number, size)))
+    sink.watch({message_id for batch in batches for _, message_id, _ in batch})
     logs = [ClientLog() for _ in batches]
-    start = threading.Barrier(clients + 1)
+    pace = Pace(rate)
+    start = threading.Barrier(clients + 1, action=pace.start)
     threads = [
         threading.Thread(
             target=client,
-            args=(mailman.lmtp_port, batch, poster, start, log),
+            args=(mailman.lmtp_port, batch, poster, start, pace, log),
             name=f"lmtp-{i}",
             daemon=True,
         )
@@ -659,7 +701,7 @@ def _measure(
         raise PeerError(
             f"LMTP clients could not connect: {errors[:1]}{mailman.log_tail()}"
         ) from None
-    began = time.monotonic()
+    began = pace.began
     deadline = began + timeout_s
     for thread in threads:
         thread.join(max(0.0, deadline - time.monotonic()))
@@ -696,6 +738,7 @@ def _measure(
         accepted_per_s=n_posts / max(1e-9, max(accepted.values()) - began),
         smtp_transactions=sink.transactions - transactions_before,
         load_average=os.getloadavg()[0],
+        rate=rate,
     )
 
 
@@ -706,7 +749,7 @@ def format_table(result: MailmanResult) -> str:
     """The result as a short table."""
     rows = [
         ("Mailman", result.version),
-        ("posts", f"{result.n_posts}"),
+        ("posts", f"{result.n_posts}" + (f" at {result.rate:g}/s" if result.rate else "")),
         ("posts/s", f"{result.posts_per_s:.1f}"),
         ("LMTP accepted/s", f"{result.accepted_per_s:.1f}"),
         ("CPU ms/post", f"{result.cpu_ms_per_post:.1f}"),
@@ -742,6 +785,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--members", type=int, default=10, help="list members (default 10)")
     parser.add_argument("--build", type=Path, default=ROOT / "build", help="where the venv goes")
     parser.add_argument("--timeout", type=float, default=600.0, help="cap on the load, seconds")
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="posts/s in all, steady (default 0: at once)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep Mailman's directory")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
@@ -754,6 +800,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             venv=setup(args.build),
             timeout_s=args.timeout,
             keep=args.keep,
+            rate=args.rate,
         )
     except PeerError as exc:
         print(f"mailman_peer: {exc}", file=sys.stderr)
