@@ -68,6 +68,8 @@ IDLE_SHARE: Final = 0.05
 #: Seconds over which the idle runners' CPU use is measured.
 IDLE_WINDOW: Final = 3.0
 CLK_TCK: Final = os.sysconf("SC_CLK_TCK")
+#: Iterations of the reference loop (see ``reference_cpu_ms``).
+REFERENCE_LOOP: Final = 1_000_000
 
 
 class PeerError(RuntimeError):
@@ -104,6 +106,10 @@ class MailmanResult:
     #: The machine's one-minute load average when the last post arrived (other work on a
     #: shared machine slows Mailman's runners and inflates their CPU time).
     load_average: float = 0.0
+    #: CPU ms of a fixed pure-Python loop in this process, just before and just after the load:
+    #: on a shared machine CPU time a unit of work grows with contention, and this shows how
+    #: much (compare runs by it).
+    reference_cpu_ms: tuple[float, float] = (0.0, 0.0)
 
 
 # --- Installation --------------------------------------------------------------------------------
@@ -596,6 +602,18 @@ class Pace:
             time.sleep(max(0.0, self.began + number / self.rate - time.monotonic()))
 
 
+def reference_cpu_ms() -> float:
+    """CPU ms this process spends on a fixed loop (the median of five)."""
+    times = []
+    for _ in range(5):
+        began = time.process_time()
+        total = 0
+        for number in range(REFERENCE_LOOP):
+            total += number
+        times.append((time.process_time() - began) * 1000)
+    return sorted(times)[2]
+
+
 def percentile(values: Sequence[float], share: float) -> float:
     """The nearest-rank percentile of ``values`` (``share`` in 0..1)."""
     ordered = sorted(values)
@@ -692,6 +710,7 @@ def _measure(
     before = usage(master)
     idle_ms_per_s = (before.cpu_s - idle.cpu_s) * 1000 / IDLE_WINDOW
     transactions_before = sink.transactions
+    reference_before = reference_cpu_ms()
     for thread in threads:
         thread.start()
     try:
@@ -714,6 +733,7 @@ def _measure(
             f"{timeout_s:.0f} s{mailman.log_tail()}"
         )
     after = usage(master)
+    reference_after = reference_cpu_ms()
     accepted = {mid: at for log in logs for mid, at in log.accepted.items()}
     latencies = [sink.delivered[mid] - at for mid, at in accepted.items()]
     elapsed = max(sink.delivered.values()) - began
@@ -739,6 +759,7 @@ def _measure(
         smtp_transactions=sink.transactions - transactions_before,
         load_average=os.getloadavg()[0],
         rate=rate,
+        reference_cpu_ms=(reference_before, reference_after),
     )
 
 
@@ -761,6 +782,7 @@ def format_table(result: MailmanResult) -> str:
         ("SMTP transactions", f"{result.smtp_transactions}"),
         ("idle runners CPU ms/s", f"{result.idle_cpu_ms_per_s:.1f}"),
         ("load average (1 min)", f"{result.load_average:.1f} on {os.cpu_count()} cores"),
+        ("reference loop CPU ms", "{:.0f} before, {:.0f} after".format(*result.reference_cpu_ms)),
     ]
     busiest = sorted(result.cpu_ms_by_runner.items(), key=lambda item: -item[1])
     rows.append(("CPU ms/post by runner", ", ".join(f"{n} {ms:.1f}" for n, ms in busiest)))
