@@ -250,7 +250,9 @@ def running_sink(handler: DeliverySink) -> Iterator[int]:
     try:
         yield port[0]
     finally:
-        loop.call_soon_threadsafe(stop.set)
+        # The loop is closed already if the server failed while the load ran.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(stop.set)
         thread.join(10)
 
 
