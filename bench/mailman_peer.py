@@ -797,6 +797,8 @@ def _rounded(value: Any) -> Any:
         return round(value, 4)
     if isinstance(value, dict):
         return {key: _rounded(item) for key, item in value.items()}
+    if isinstance(value, tuple | list):
+        return [_rounded(item) for item in value]
     return value
 
 
