@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
+import smtplib
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,12 +19,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import make_config, seed_keyring, short_dir
-from tests.daemon.test_flows import Daemon, start_daemon, text
+from tests.conftest import demo_org, make_config, seed_keyring, short_dir
+from tests.daemon.test_flows import PASSWORD, Daemon, start_daemon, text
 from yizhan.daemon.config import load_config
 from yizhan.daemon.context import Context
+from yizhan.mailstore import accounts
 from yizhan.mailstore.db import upgrade
+from yizhan.mailstore.directory import import_directory
 from yizhan.mailstore.models import Inbound
+from yizhan.routing.directory import parse_org
 
 
 def children(pid: int) -> set[int]:
@@ -95,9 +101,12 @@ def test_a_worker_that_dies_is_replaced(daemon: Daemon) -> None:
         help_answered(daemon, account)
 
 
-def test_no_worker_outlives_a_daemon_killed_with_sigkill(
+@contextlib.contextmanager
+def serving(
     tmp_path: Path, database_url: str, system_key_home: Path
-) -> None:
+) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """``yizhan serve`` as an operator runs it, with two workers and the demo bureau (every
+    account's password PASSWORD); yields the process and its SMTP port."""
     config_file = tmp_path / "yizhan.toml"
     config_file.write_text(
         f'[yizhan]\ndata_dir = "{tmp_path / "var"}"\nsecret = "{"s" * 32}"\n'
@@ -106,9 +115,27 @@ def test_no_worker_outlives_a_daemon_killed_with_sigkill(
         '[imap]\nlisten = ""\n[processing]\nworkers = 2\n'
         f'[signing]\ngnupg_home = "{short_dir() / "gnupg"}"\n'
     )
-    seed_keyring(load_config(config_file), system_key_home)
+    config = load_config(config_file)
+    seed_keyring(config, system_key_home)
     env = {**os.environ, "YIZHAN_CONFIG": str(config_file)}
     subprocess.run([sys.executable, "-m", "yizhan", "init"], env=env, check=True)
+    ctx = Context.open(config)
+    with ctx.sessions.begin() as session:
+        import_directory(session, parse_org(demo_org()), actor="test", now=ctx.clock())
+        accounts.set_password(
+            session,
+            "wangfang",
+            PASSWORD,
+            temporary=False,
+            actor="test",
+            now=ctx.clock(),
+            policy=ctx.login_policy,
+        )
+        first = accounts.get_account(session, "wangfang")
+        for _person, row in accounts.list_accounts(session):
+            row.password_hash, row.password_temporary = first.password_hash, False
+            row.password_changed_at = first.password_changed_at
+    ctx.close()
     serve = subprocess.Popen(
         [sys.executable, "-m", "yizhan", "serve"],
         env=env,
@@ -118,14 +145,55 @@ def test_no_worker_outlives_a_daemon_killed_with_sigkill(
     )
     try:
         assert serve.stdout is not None
+        port = 0
         for line in serve.stdout:
-            if "SMTP on" in line:
+            if found := re.search(r"SMTP on [\d.]+:(\d+)", line):
+                port = int(found[1])
                 break
+        yield serve, port
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+        serve.wait()
+
+
+def test_no_worker_outlives_a_daemon_killed_with_sigkill(
+    tmp_path: Path, database_url: str, system_key_home: Path
+) -> None:
+    with serving(tmp_path, database_url, system_key_home) as (serve, _port):
         wait_until(lambda: len(children(serve.pid)) >= 2)
         workers = children(serve.pid)
         serve.kill()
         serve.wait()
         wait_until(lambda: all(gone(pid) for pid in workers), timeout=10)
-    finally:
-        if serve.poll() is None:
-            serve.kill()
+
+
+def peak_mib(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmHWM:\s+(\d+)", status)[1]) / 1024  # type: ignore[index]
+
+
+def test_many_clients_logging_in_at_once_take_little_memory(
+    tmp_path: Path, database_url: str, system_key_home: Path
+) -> None:
+    # Each password check (argon2) takes 64 MiB while it runs: sixteen mail clients logging in
+    # at the same moment, as at a bureau's nine o'clock, must not take half a gigabyte.
+    with serving(tmp_path, database_url, system_key_home) as (serve, port):
+        before = peak_mib(serve.pid)
+        start = threading.Barrier(16)
+
+        def log_in(account: str) -> None:
+            with smtplib.SMTP("127.0.0.1", port, timeout=60) as client:
+                start.wait()
+                client.login(account, PASSWORD)
+
+        ctx = Context.open(load_config(tmp_path / "yizhan.toml"))
+        with ctx.sessions() as session:
+            people = [p.account for p, _a in accounts.list_accounts(session)][:16]
+        ctx.close()
+        threads = [threading.Thread(target=log_in, args=(account,)) for account in people]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert peak_mib(serve.pid) - before < 200
