@@ -5,7 +5,8 @@ A sign-off (簽發, 第十八條) signed with a key that has expired in Yizhan's
 copy of a key its owner has since revoked, is refused with the reason, recorded, and changes
 nothing. A client that is not in ``smtp.trusted_relays`` cannot make Yizhan believe an
 Authentication-Results or X-Yizhan-Login naming someone else; the organisation's MTA, which is,
-can (the control that shows the refusals come from the trust check).
+can (the control that shows the refusals come from the trust check). Guessed reply addresses
+that come through that MTA stop their envelope sender, never the MTA.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from tests.daemon.test_signed_flow import _gpg, signed_reply
 from yizhan.daemon.context import Context
 from yizhan.mailstore.db import upgrade
 from yizhan.mailstore.models import AuditEntry, Document, Inbound, Step
+from yizhan.routing.tokens import make_token
 
 LEADER = "sunlimin"
 LEADER_ADDRESS = "sunlimin@bureau.example"
@@ -240,3 +242,29 @@ def test_a_client_that_is_not_a_trusted_relay_cannot_vouch_for_anyone(daemon: Da
     daemon.inbox(APPROVER)
     (next_ask,) = daemon.inbox("liuyang")
     assert next_ask["X-Yizhan-Doc"] == str(doc_id) and waiting_step(daemon, doc_id) == "liuyang"
+
+
+def test_guessing_through_the_trusted_mta_stops_the_sender_not_the_mta(daemon: Daemon) -> None:
+    # The organisation's MTA carries everyone's mail, so guessed r+ addresses are counted by
+    # envelope sender there: after five from 王芳's address the sixth gets 450, while the same
+    # MTA still hands over 李軍's reply to a genuine token.
+    def relay_rcpt(sender: str, address: str) -> tuple[int, bytes]:
+        with smtplib.SMTP("127.0.0.1", daemon.port, timeout=30) as mta:
+            mta.ehlo()
+            mta.mail(sender)
+            code, answer = mta.rcpt(address)
+            mta.rset()
+        return code, answer
+
+    guesser = "wangfang@bureau.example"
+    for n in range(5):
+        assert relay_rcpt(guesser, f"r+relayed{n:016d}@oa.example")[0] == 250
+    code, answer = relay_rcpt(guesser, "r+relayed0000000000000005@oa.example")
+    assert code == 450 and b"never gave" in answer
+    token = make_token(daemon.ctx.config.secret, document_id=3, step_id=4, account="lijun")
+    assert relay_rcpt("lijun@bureau.example", f"r+{token}@oa.example")[0] == 250
+    with daemon.ctx.sessions() as session:
+        (lock,) = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "reply.guessing_locked")
+        ).all()
+    assert lock.target == f"r+*/from:{guesser}" and lock.actor == guesser

@@ -323,9 +323,7 @@ def unlock(session: Session, account: str, *, actor: str, now: dt.datetime) -> N
     row.failed_logins = 0
     row.locked_until = None
     # The reply-token guessing counters of the account go too (``mailstore.reply_guesses``).
-    session.execute(
-        delete(LoginFailure).where(LoginFailure.account.in_((account, "r+" + account)))
-    )
+    session.execute(delete(LoginFailure).where(LoginFailure.account.in_((account, "r+" + account))))
     audit.record(
         session,
         at=now,

@@ -2,7 +2,8 @@
 
 Staff submit with AUTH (only after STARTTLS, or from loopback); the organisation's MTA, listed in
 ``smtp.trusted_relays``, hands over mail without AUTH and vouches for the sender in its
-Authentication-Results header. Recipients are checked at RCPT (``routing.addresses``); the
+Authentication-Results header. Recipients are checked at RCPT (``routing.addresses``), where a
+sender who keeps replying to r+ addresses Yizhan never gave is stopped (``routing.guessing``); the
 envelope and header senders must belong to the authenticated account, and acting in another
 person's name is refused and written to the audit trail (第七條). A message gets 250 only when
 :class:`~yizhan.mailstore.inbound.InboundWriter` has its bytes and its row on disk.
@@ -216,9 +217,14 @@ class Gateway:
         )
         genuine = read_token(self.config.secret, token) is not None
         actor = state.account or shown(envelope.mail_from or "")[:64] or client
-        lock, queued = await asyncio.to_thread(
-            self._count_guess, keys, genuine, actor, {"client": client, "token": token[:64]}
-        )
+        try:
+            lock, queued = await asyncio.to_thread(
+                self._count_guess, keys, genuine, actor, {"client": client, "token": token[:64]}
+            )
+        except Exception:
+            # The database away or a race on a counter: the client tries this RCPT again.
+            log.exception("%s: could not check the r+ recipient", peer_text(state.peer))
+            return ERR_451_INTERNAL
         if queued:
             self.on_queued()
         if lock is None:
