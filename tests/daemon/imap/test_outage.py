@@ -101,7 +101,7 @@ def test_a_daemon_restarted_after_sigkill_replaces_the_dovecot_it_left(
 ) -> None:
     # yizhan serve as a program: SIGKILLed just after ten mails to 李軍 got their 250 (some
     # filed, some not), its Dovecot goes with it (or is ended by the next daemon), nothing it
-    # left (Dovecot's pid file and sockets, gpg-agent) blocks the restart on the same data
+    # left (Dovecot's pid file, sockets and processes) blocks the restart on the same data
     # directory, and the new daemon serves IMAP on the same port at once, with every mail in
     # 李軍's INBOX exactly once and new mail filed as before.
     base = reachable_dir()
