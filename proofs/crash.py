@@ -68,6 +68,8 @@ _NUMBER = re.compile(r"〔\d{4}〕(\d+)")
 #: The bureau document the ``seal`` point needs: who drafts it, to whom it goes.
 DRAFTER = "songjia"
 FAWEN_BODY = "主送：大連分局、丹東分局\n\n各分局要加強口岸檢疫工作。"
+#: Seconds the bureau document may take to reach its seal, and the SEAL to be processed.
+SEAL_WITHIN = 600
 
 
 def _free_port() -> int:
@@ -236,13 +238,22 @@ class Load:
         for thread in self._threads:
             thread.join(60)
 
-    def send(self, account: str, to: str, subject: str, body: str, **headers: str) -> bool:
+    def send(
+        self,
+        account: str,
+        to: str,
+        subject: str,
+        body: str,
+        *,
+        message_id: str | None = None,
+        **headers: str,
+    ) -> bool:
         """One message over SMTP with AUTH; True once it got 250."""
         mail = EmailMessage()
         mail["From"] = f"{account}@{DOMAIN}"
         mail["To"] = to
         mail["Subject"] = subject
-        mail["Message-ID"] = make_msgid("crash", domain=DOMAIN)
+        mail["Message-ID"] = message_id or make_msgid("crash", domain=DOMAIN)
         for name, value in headers.items():
             mail[name.replace("_", "-")] = value
         mail.set_content(body)
@@ -368,9 +379,11 @@ class Signers:
 def up_to_the_seal(bureau: Bureau, load: Load, signers: Signers) -> tuple[EmailMessage, str]:
     """A bureau document at fawen@ taken through its approvals and the leader's signed 簽發 to
     the custodian's 用印 request, as the people would; that request and its addressee."""
-    load.send(DRAFTER, f"fawen@{DOMAIN}", "關於加強口岸檢疫工作的通知", FAWEN_BODY)
+    while not load.send(DRAFTER, f"fawen@{DOMAIN}", "關於加強口岸檢疫工作的通知", FAWEN_BODY):
+        time.sleep(0.5)
     answered: set[str] = set()
-    deadline = time.monotonic() + 240
+    # Each request waits its turn behind the load's backlog, in the processor and the couriers.
+    deadline = time.monotonic() + SEAL_WITHIN
     while time.monotonic() < deadline:
         for request, account in load.requests():
             if request["X-Yizhan-Kind"] != "fawen" or str(request["Message-ID"]) in answered:
@@ -390,25 +403,41 @@ def up_to_the_seal(bureau: Bureau, load: Load, signers: Signers) -> tuple[EmailM
             ):
                 answered.add(str(request["Message-ID"]))
         time.sleep(0.3)
-    raise RuntimeError("the bureau document did not reach its seal in 240 s")
+    raise RuntimeError(f"the bureau document did not reach its seal in {SEAL_WITHIN} s")
 
 
 def seal(
     bureau: Bureau, load: Load, signers: Signers, request: EmailMessage, custodian: str
-) -> bool:
-    """Send the custodian's signed 用印 until it gets 250; False if the daemon died first."""
+) -> str | None:
+    """Send the custodian's signed 用印 until it gets 250; its Message-ID, or None if the
+    daemon died first."""
     body = signers.clearsign(custodian, "用印")
+    message_id = make_msgid("seal", domain=DOMAIN)
     while bureau.alive:
         if load.send(
             custodian,
             str(request["Reply-To"]),
             f"Re: {request['Subject']}",
             body,
+            message_id=message_id,
             In_Reply_To=str(request["Message-ID"]),
         ):
-            return True
+            return message_id
         time.sleep(0.2)
-    return False
+    return None
+
+
+def processed(bureau: Bureau, message_id: str) -> bool:
+    """Whether the daemon has processed the message (it did not die in it)."""
+    engine = create_engine(bureau.database_url)
+    try:
+        with engine.connect() as conn:
+            state = conn.execute(
+                select(Inbound.state).where(Inbound.message_id == message_id)
+            ).scalar()
+        return state == "processed"
+    finally:
+        engine.dispose()
 
 
 def sealed_copies(bureau: Bureau) -> tuple[int, int, list[str]]:
@@ -577,18 +606,30 @@ def run(kills: int, postgresql: bool, seed: int) -> int:
                     bureau.relay_to(relay.port)
                 bureau.start(crash_at=f"{point}:{turn}")
                 died = not bureau.wait_listening()
+                sealing: str | None = None
                 if seal_request is not None and not died:
-                    # The custodian's signed 用印: the daemon dies distributing the sealed copies.
-                    died = not seal(bureau, load, signers, *seal_request)
-                deadline = time.monotonic() + (90 if point in ("job", "seal") else 30)
+                    # The custodian's signed 用印: the daemon dies distributing the sealed copies,
+                    # once the processor reaches it behind the load's backlog.
+                    sealing = seal(bureau, load, signers, *seal_request)
+                    died = sealing is None
+                wait = {"job": 90, "seal": SEAL_WITHIN}.get(point, 30)
+                deadline = time.monotonic() + wait
                 while not died and time.monotonic() < deadline:
                     died = bureau.process is not None and bureau.process.poll() is not None
-                    time.sleep(0.1)
+                    if sealing is not None and not died and processed(bureau, sealing):
+                        break
+                    time.sleep(0.1 if sealing is None else 1.0)
                 print(f"crash point {point}:{turn}: {'died there' if died else 'not reached'}")
                 bureau.kill()
                 bureau.start()
                 bureau.wait_listening()
             time.sleep(2)
+        except BaseException:
+            # The suite itself failed: leave no daemon running behind it.
+            bureau.kill()
+            if relay is not None:
+                relay.stop()
+            raise
         finally:
             load.stop()
             signers.close()
