@@ -7,14 +7,17 @@ shouwen@ (each gets a number at once), staff send HELP to cmd@, and a replier an
 request it finds in people's Maildirs as a person would (同意 to a proposal, an instruction
 naming a unit, 辦結 to a handling step). Meanwhile the daemon is killed ``--kills`` times at
 random moments and restarted, then once at each crash point of ``yizhan.crashpoints`` (inside a
-database commit, a Maildir delivery, a relay delivery, a scheduled job). When the load stops
-and the queues drain, it checks, and prints:
+database commit, a Maildir delivery, a relay delivery, a scheduled job, a sealed distribution:
+for that one a bureau document is taken through its approvals, the leader's signed 簽發 and the
+custodian's signed 用印, with keys made by gpg and registered by ``yizhan key import``). When
+the load stops and the queues drain, it checks, and prints:
 
 - every message that got 250 is stored and processed; every stored message was answered
   exactly once (its answer's In-Reply-To names it);
 - no step was decided twice (one decision entry per step in the trail);
 - no one got the same step's request twice, nor the same Message-ID twice;
 - registration numbers run 1..N with none given twice or skipped;
+- each receiving clerk got the sealed document once, signed (multipart/signed);
 - the inbound and outbound queues are empty.
 
 Exit status 0 when every check holds. Figures go into docs/proofs.md.
@@ -29,6 +32,7 @@ import hashlib
 import os
 import random
 import re
+import shutil
 import signal
 import smtplib
 import socket
@@ -61,6 +65,11 @@ ASKERS = ("xuna", "hanxue", "fenggang")
 #: What the replier says at each step of the incoming-document flow.
 ANSWERS = {"propose": "同意", "instruct": "同意：衛生檢疫處辦理", "handle": "辦結：已辦理"}
 _NUMBER = re.compile(r"〔\d{4}〕(\d+)")
+#: The bureau document the ``seal`` point needs: who drafts it, to whom it goes.
+DRAFTER = "songjia"
+FAWEN_BODY = "主送：大連分局、丹東分局\n\n各分局要加強口岸檢疫工作。"
+#: Seconds the bureau document may take to reach its seal, and the SEAL to be processed.
+SEAL_WITHIN = 600
 
 
 def _free_port() -> int:
@@ -229,13 +238,22 @@ class Load:
         for thread in self._threads:
             thread.join(60)
 
-    def send(self, account: str, to: str, subject: str, body: str, **headers: str) -> bool:
+    def send(
+        self,
+        account: str,
+        to: str,
+        subject: str,
+        body: str,
+        *,
+        message_id: str | None = None,
+        **headers: str,
+    ) -> bool:
         """One message over SMTP with AUTH; True once it got 250."""
         mail = EmailMessage()
         mail["From"] = f"{account}@{DOMAIN}"
         mail["To"] = to
         mail["Subject"] = subject
-        mail["Message-ID"] = make_msgid("crash", domain=DOMAIN)
+        mail["Message-ID"] = message_id or make_msgid("crash", domain=DOMAIN)
         for name, value in headers.items():
             mail[name.replace("_", "-")] = value
         mail.set_content(body)
@@ -273,7 +291,7 @@ class Load:
     def _reply(self) -> None:
         """Answer each step request once, as its recipient would; again only if not 250'd."""
         while not self._stop.is_set():
-            for request, account in self._requests():
+            for request, account in self.requests():
                 if self._stop.is_set():
                     return
                 step = str(request["X-Yizhan-Step"])
@@ -290,7 +308,7 @@ class Load:
                     self.replied.add(key)
             time.sleep(0.3)
 
-    def _requests(self) -> Iterator[tuple[EmailMessage, str]]:
+    def requests(self) -> Iterator[tuple[EmailMessage, str]]:
         root = self.bureau.root / "var" / "maildirs"
         for new in root.glob("*/new"):
             for path in sorted(new.iterdir()):
@@ -314,6 +332,127 @@ def make_reminders_due(bureau: Bureau) -> None:
             .values(next_reminder_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1))
         )
     engine.dispose()
+
+
+class Signers:
+    """The own OpenPGP keys of the people a bureau document needs signatures from (簽發 and
+    用印, 第十八條), made with gpg as on their computers and registered with
+    ``yizhan key import`` as IT would, the first time each is needed."""
+
+    def __init__(self, bureau: Bureau) -> None:
+        self.bureau = bureau
+        self.home = Path(tempfile.mkdtemp(prefix="yzkeys"))
+        self.home.chmod(0o700)
+        self.registered: set[str] = set()
+
+    def _gpg(self, *args: str, stdin: bytes = b"") -> bytes:
+        done = subprocess.run(
+            ["gpg", "--homedir", str(self.home), "--batch", "--pinentry-mode", "loopback", *args],
+            input=stdin,
+            capture_output=True,
+            check=True,
+        )
+        return done.stdout
+
+    def clearsign(self, account: str, text: str) -> str:
+        """``text`` signed inline by ``account``'s key (registered first if need be)."""
+        uid = f"{account}@{DOMAIN}"
+        if account not in self.registered:
+            self._gpg("--passphrase", "", "--quick-gen-key", uid, "ed25519", "sign", "1y")
+            exported = self.home / f"{account}.asc"
+            exported.write_bytes(self._gpg("--armor", "--export", uid))
+            verb = ["key", "import", str(exported), "--account", account]
+            subprocess.run(
+                [sys.executable, "-m", "yizhan", *verb],
+                env=self.bureau.env,
+                check=True,
+                capture_output=True,
+            )
+            self.registered.add(account)
+        return self._gpg("--clearsign", "-u", uid, stdin=text.encode()).decode()
+
+    def close(self) -> None:
+        subprocess.run(["gpgconf", "--homedir", str(self.home), "--kill", "gpg-agent"], check=False)
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+def up_to_the_seal(bureau: Bureau, load: Load, signers: Signers) -> tuple[EmailMessage, str]:
+    """A bureau document at fawen@ taken through its approvals and the leader's signed 簽發 to
+    the custodian's 用印 request, as the people would; that request and its addressee."""
+    while not load.send(DRAFTER, f"fawen@{DOMAIN}", "關於加強口岸檢疫工作的通知", FAWEN_BODY):
+        time.sleep(0.5)
+    answered: set[str] = set()
+    # Each request waits its turn behind the load's backlog, in the processor and the couriers.
+    deadline = time.monotonic() + SEAL_WITHIN
+    while time.monotonic() < deadline:
+        for request, account in load.requests():
+            if request["X-Yizhan-Kind"] != "fawen" or str(request["Message-ID"]) in answered:
+                continue
+            step = str(request["X-Yizhan-Step"])
+            if step == "seal":
+                return request, account
+            if step == "receive":
+                continue
+            body = signers.clearsign(account, "同意") if step == "signoff" else "同意"
+            if load.send(
+                account,
+                str(request["Reply-To"]),
+                f"Re: {request['Subject']}",
+                body,
+                In_Reply_To=str(request["Message-ID"]),
+            ):
+                answered.add(str(request["Message-ID"]))
+        time.sleep(0.3)
+    raise RuntimeError(f"the bureau document did not reach its seal in {SEAL_WITHIN} s")
+
+
+def seal(
+    bureau: Bureau, load: Load, signers: Signers, request: EmailMessage, custodian: str
+) -> str | None:
+    """Send the custodian's signed 用印 until it gets 250; its Message-ID, or None if the
+    daemon died first."""
+    body = signers.clearsign(custodian, "用印")
+    message_id = make_msgid("seal", domain=DOMAIN)
+    while bureau.alive:
+        if load.send(
+            custodian,
+            str(request["Reply-To"]),
+            f"Re: {request['Subject']}",
+            body,
+            message_id=message_id,
+            In_Reply_To=str(request["Message-ID"]),
+        ):
+            return message_id
+        time.sleep(0.2)
+    return None
+
+
+def processed(bureau: Bureau, message_id: str) -> bool:
+    """Whether the daemon has processed the message (it did not die in it)."""
+    engine = create_engine(bureau.database_url)
+    try:
+        with engine.connect() as conn:
+            state = conn.execute(
+                select(Inbound.state).where(Inbound.message_id == message_id)
+            ).scalar()
+        return state == "processed"
+    finally:
+        engine.dispose()
+
+
+def sealed_copies(bureau: Bureau) -> tuple[int, int, list[str]]:
+    """The sealed copies of the bureau document in people's mailboxes: how many, to how many
+    people, and what is wrong with any (not signed by the seal)."""
+    copies: Counter[str] = Counter()
+    problems: list[str] = []
+    for new in (bureau.root / "var" / "maildirs").glob("*/new"):
+        for path in new.iterdir():
+            mail = email.message_from_bytes(path.read_bytes(), policy=default)
+            if mail["X-Yizhan-Kind"] == "fawen" and mail["X-Yizhan-Step"] == "receive":
+                copies[new.parent.name] += 1
+                if mail.get_content_type() != "multipart/signed":
+                    problems.append(f"{new.parent.name}: {mail.get_content_type()}")
+    return sum(copies.values()), len(copies), problems
 
 
 def drain(bureau: Bureau, timeout: float = 180) -> bool:
@@ -441,6 +580,7 @@ def run(kills: int, postgresql: bool, seed: int) -> int:
     with scratch_database(postgresql, root) as url:
         bureau = Bureau(root, url)
         load = Load(bureau)
+        signers = Signers(bureau)
         relay: Relay | None = None
         bureau.start()
         bureau.wait_listening()
@@ -454,8 +594,10 @@ def run(kills: int, postgresql: bool, seed: int) -> int:
                 bureau.wait_listening()
                 print(f"kill {n + 1}/{kills}: {len(load.acknowledged)} acknowledged", flush=True)
             for point in POINTS:
-                # Scheduled jobs run at start-up and every minute: the first one will do.
-                turn = 1 if point == "job" else rng.randint(1, 5)
+                # Scheduled jobs run at start-up and every minute: the first one will do; a
+                # document is sealed once, so is its distribution.
+                turn = 1 if point in ("job", "seal") else rng.randint(1, 5)
+                seal_request = up_to_the_seal(bureau, load, signers) if point == "seal" else None
                 bureau.kill()
                 if point == "job":
                     make_reminders_due(bureau)
@@ -464,17 +606,33 @@ def run(kills: int, postgresql: bool, seed: int) -> int:
                     bureau.relay_to(relay.port)
                 bureau.start(crash_at=f"{point}:{turn}")
                 died = not bureau.wait_listening()
-                deadline = time.monotonic() + (90 if point == "job" else 30)
+                sealing: str | None = None
+                if seal_request is not None and not died:
+                    # The custodian's signed 用印: the daemon dies distributing the sealed copies,
+                    # once the processor reaches it behind the load's backlog.
+                    sealing = seal(bureau, load, signers, *seal_request)
+                    died = sealing is None
+                wait = {"job": 90, "seal": SEAL_WITHIN}.get(point, 30)
+                deadline = time.monotonic() + wait
                 while not died and time.monotonic() < deadline:
                     died = bureau.process is not None and bureau.process.poll() is not None
-                    time.sleep(0.1)
+                    if sealing is not None and not died and processed(bureau, sealing):
+                        break
+                    time.sleep(0.1 if sealing is None else 1.0)
                 print(f"crash point {point}:{turn}: {'died there' if died else 'not reached'}")
                 bureau.kill()
                 bureau.start()
                 bureau.wait_listening()
             time.sleep(2)
+        except BaseException:
+            # The suite itself failed: leave no daemon running behind it.
+            bureau.kill()
+            if relay is not None:
+                relay.stop()
+            raise
         finally:
             load.stop()
+            signers.close()
         drained = drain(bureau)
         elapsed = time.monotonic() - started
         bureau.stop()
@@ -482,6 +640,13 @@ def run(kills: int, postgresql: bool, seed: int) -> int:
             relay.stop()
             print(f"relay: {sum(relay.received.values())} hand-overs, {relay.resent} resent")
         problems = check(bureau, load)
+        copies, clerks, unsealed = sealed_copies(bureau)
+        print(f"sealed distribution: {copies} copies to {clerks} clerks")
+        if copies != clerks or not copies:
+            problems["the sealed distribution was not one copy per clerk"].append(
+                f"{copies} copies to {clerks} clerks"
+            )
+        problems["a distributed copy is not sealed"] += unsealed
         if not drained:
             problems["the queues did not drain"].append("still busy after 180 s")
     kind = "PostgreSQL" if postgresql else "SQLite"

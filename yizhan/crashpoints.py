@@ -5,7 +5,9 @@
 link into ``new/``. The points are the moments a crash is hardest on: ``db.commit`` (just
 before a database COMMIT), ``maildir``, ``relay`` (a mail accepted by the relay, not yet
 marked sent), ``job`` (a scheduled job's work done, its transaction not committed: a slot job
-or a batch of the reminder sweep). Without
+or a batch of the reminder sweep), ``seal`` (inside a sealed distribution: the custodian's SEAL
+applied, the seal key unlocked in gpg, a receiving clerk's sealed copy queued, the transaction
+not committed). Without
 the variable (always, in production) ``reached`` returns at once.
 """
 
@@ -18,7 +20,7 @@ from typing import Final
 
 __all__ = ["POINTS", "armed", "reached"]
 
-POINTS: Final = ("db.commit", "maildir", "job", "relay")
+POINTS: Final = ("db.commit", "maildir", "job", "relay", "seal")
 
 
 def _target() -> tuple[str, int] | None:

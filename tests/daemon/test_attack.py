@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import make_config, seed_keyring
+from tests.conftest import TEST_SECRET, make_config, seed_keyring
 from tests.daemon.test_flows import PASSWORD, Daemon, files_of, reply, start_daemon, text
 from yizhan.daemon.context import Context
 from yizhan.mailstore import leave as leave_store
 from yizhan.mailstore.db import upgrade
 from yizhan.mailstore.models import AuditEntry, Document
+from yizhan.routing.tokens import make_token
 
 SENDER = "wangfang@bureau.example"
 
@@ -99,7 +100,10 @@ def test_more_than_the_recipient_limit_get_452(daemon: Daemon) -> None:
     # RFC 5321 asks a server to take at least 100 recipients; the 101st distinct one gets 452,
     # which a client answers by sending the rest in another transaction.
     people = [f"{a}@oa.example" for a in ("lijun", "zhaojianguo", "sunlimin")]
-    addresses = people + [f"r+{'a' * 20}{n:04d}@oa.example" for n in range(120)]
+    addresses = people + [
+        f"r+{make_token(TEST_SECRET, document_id=n, step_id=n, account='lijun')}@oa.example"
+        for n in range(120)
+    ]
     with smtplib.SMTP("127.0.0.1", daemon.port, timeout=30) as client:
         client.login("wangfang", PASSWORD)
         client.mail(SENDER)
@@ -176,21 +180,80 @@ def test_mail_to_a_colleague_cannot_look_like_a_request_of_yizhan(daemon: Daemon
 # --- Tokens and HR commands (h) -----------------------------------------------------------------
 
 
-def test_guessed_reply_tokens_are_recorded_and_told_to_it(daemon: Daemon) -> None:
-    # Five replies to r+ addresses Yizhan never gave: each answered and on the trail; at the
-    # fifth in a day the IT department (吳海峰) is told, once.
-    for n in range(6):
-        daemon.send("wangfang", f"r+GUESS{n:016d}@oa.example", "Re: 請示", "同意")
-        daemon.inbox("wangfang")
+def rcpt(d: Daemon, account: str, address: str, *, source: str = "127.0.0.1") -> tuple[int, str]:
+    """Log in as ``account`` from ``source`` and name ``address`` at RCPT; the answer."""
+    with smtplib.SMTP("127.0.0.1", d.port, timeout=30, source_address=(source, 0)) as client:
+        client.login(account, PASSWORD)
+        client.mail(f"{account}@bureau.example")
+        code, answer = client.rcpt(address)
+        client.rset()
+    return code, answer.decode()
+
+
+def genuine(account: str = "lijun") -> str:
+    """A reply address Yizhan could have given (its HMAC holds), for a step of no document."""
+    return f"r+{make_token(TEST_SECRET, document_id=7, step_id=9, account=account)}@oa.example"
+
+
+def guesses(d: Daemon) -> list[AuditEntry]:
+    with d.ctx.sessions() as session:
+        return list(
+            session.scalars(
+                select(AuditEntry).where(
+                    AuditEntry.action.in_(("reply.unknown_token", "reply.guessing_locked"))
+                )
+            )
+        )
+
+
+def test_guessed_reply_tokens_are_refused_at_rcpt_after_five_and_told_to_it(
+    daemon: Daemon,
+) -> None:
+    # 王芳 replies to r+ addresses Yizhan never gave. Five are answered and recorded, as a typo
+    # would be; the sixth is refused at RCPT, and from then on every r+ address from her account
+    # (a real one too, from another machine: no way to tell real tokens from guesses), with the
+    # reason and the time it ends; the IT department (吳海峰) is told once. Others reply as usual.
+    for n in range(5):
+        daemon.send("wangfang", f"r+guess{n:016d}@oa.example", "Re: 請示", "同意")
+        assert "could not tell which document" in text(daemon.inbox("wangfang")[0])
+    code, answer = rcpt(daemon, "wangfang", "r+guess0000000000000005@oa.example")
+    assert code == 450 and "never gave" in answer and "refused" in answer and "until" in answer
+    assert rcpt(daemon, "wangfang", genuine(), source="127.0.0.3") == (code, answer)
+    with pytest.raises(smtplib.SMTPRecipientsRefused):
+        daemon.send("wangfang", "r+guess0000000000000006@oa.example", "Re: 請示", "同意")
+    assert rcpt(daemon, "xiewenbin", genuine(), source="127.0.0.4")[0] == 250
+    assert rcpt(daemon, "wangfang", "cmd@oa.example")[0] == 250
+
     (told,) = daemon.inbox("wuhaifeng")
-    assert "wangfang" in text(told) and "guessing" in text(told)
-    with daemon.ctx.sessions() as session:
-        guesses = session.scalars(
-            select(AuditEntry).where(AuditEntry.action == "reply.unknown_token")
-        ).all()
-    assert len(guesses) == 6 and {g.actor for g in guesses} == {"wangfang"}
+    assert "wangfang" in text(told) and "r+" in str(told["Subject"])
+    entries = guesses(daemon)
+    answered = [e for e in entries if e.action == "reply.unknown_token"]
+    locks = [e for e in entries if e.action == "reply.guessing_locked"]
+    assert len(answered) == 5 and {e.actor for e in answered} == {"wangfang"}
+    assert locks and {e.actor for e in locks} == {"wangfang"}
+    assert {e.detail["client"] for e in locks} == {"127.0.0.1"}
     settle(daemon)
     assert len(list((daemon.ctx.config.maildir_root / "wuhaifeng" / "new").glob("*"))) == 1
+    assert not list((daemon.ctx.config.maildir_root / "wangfang" / "new").glob("*"))[5:]
+
+
+def test_guessing_from_one_address_under_several_accounts_is_refused_there(
+    daemon: Daemon,
+) -> None:
+    # Guesses spread over three accounts from one machine (127.0.0.2): each account stays under
+    # its limit, the address does not; the same accounts from elsewhere are not stopped.
+    for n in range(5):
+        account = ("wangfang", "xiewenbin", "hanxue")[n % 3]
+        code, _ = rcpt(daemon, account, f"r+spread{n:016d}@oa.example", source="127.0.0.2")
+        assert code == 250
+    code, answer = rcpt(daemon, "hanxue", "r+spread0000000000000005@oa.example", source="127.0.0.2")
+    assert code == 450 and "never gave" in answer
+    assert rcpt(daemon, "xiewenbin", genuine(), source="127.0.0.2") == (code, answer)
+    assert rcpt(daemon, "hanxue", genuine(), source="127.0.0.5")[0] == 250
+    (lock,) = [e for e in guesses(daemon) if e.action == "reply.guessing_locked"]
+    assert lock.detail["client"] == "127.0.0.2" and lock.target == "r+*/127.0.0.2"
+    (told,) = daemon.inbox("wuhaifeng")
+    assert "127.0.0.2" in text(told)
 
 
 def test_hr_commands_from_outside_hr_are_recorded(daemon: Daemon) -> None:

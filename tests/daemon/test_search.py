@@ -237,7 +237,7 @@ def test_materials_are_filed_found_and_fetched_only_in_scope(
     send(d, "wangfang", "ziliao@oa.example", "搜索 審批", "")
     assert listed(text(one(d, "wangfang"))) == []
     send(d, "wangfang", "ziliao@oa.example", f"下載 {material}", "")
-    assert "不在資料" in text(one(d, "wangfang"))
+    assert "沒有您可取回的資料" in text(one(d, "wangfang"))
     reply(d, "wuhaifeng", review, "同意")
     one(d, "wuhaifeng")
     assert one(d, "mali")["X-Yizhan-State"] == "closed"
@@ -262,7 +262,7 @@ def test_materials_are_filed_found_and_fetched_only_in_scope(
     assert listed(text(one(d, "xiewenbin"))) == []
     send(d, "xiewenbin", "ziliao@oa.example", f"下載 {material}", "")
     refused = one(d, "xiewenbin")
-    assert "不在資料" in text(refused) and not files_of(refused)
+    assert "沒有您可取回的資料" in text(refused) and not files_of(refused)
     send(d, "xiewenbin", "cmd@oa.example", f"GET #{material}", "")
     refused = one(d, "xiewenbin")
     assert "無權" in text(refused) and not files_of(refused)
@@ -287,6 +287,49 @@ def test_materials_are_filed_found_and_fetched_only_in_scope(
             select(AuditEntry).where(AuditEntry.action == "refused.outside")
         ).all()
         assert [r.actor for r in refusals] == [OUTSIDE, OUTSIDE]
+
+
+def test_ziliao_says_the_same_of_a_material_out_of_scope_and_of_a_missing_one(
+    library: Daemon, content_files: Any
+) -> None:
+    # Issue 17: asking ziliao@ must not tell which material ids exist. The IT head files a
+    # network plan for IT alone; 謝文斌 (inspection) asks for it, and for an id that does not
+    # exist, by GET and by SEARCH: the answers differ only in the id or the words, nothing is
+    # sent, and his GET of the real one is recorded.
+    d = library
+    send(
+        d,
+        "wuhaifeng",
+        "ziliao@oa.example",
+        "機房網絡拓撲",
+        "範圍：信息化處\n\n核心交換機配置。",
+        files=[("拓撲.docx", content_files.docx(["核心交換機 配置 說明"]))],
+    )
+    filed = text(one(d, "wuhaifeng"))
+    material = int(re.findall(r"#(\d+)", filed)[0])
+    missing = material + 1000
+    answers = []
+    for ref in (material, missing):
+        send(d, "xiewenbin", "ziliao@oa.example", f"下載 {ref}", "")
+        got = one(d, "xiewenbin")
+        assert not files_of(got) and got["X-Yizhan-Doc"] is None
+        answers.append((text(got).replace(f"#{ref}", "#N"), got["Subject"].replace(str(ref), "N")))
+    assert answers[0] == answers[1]
+    searches = []
+    for words in ("交換機", "潛水艇"):
+        send(d, "xiewenbin", "ziliao@oa.example", f"搜索 {words}", "")
+        found = text(one(d, "xiewenbin"))
+        assert listed(found) == []
+        searches.append(found.replace(words, "W"))
+    assert searches[0] == searches[1]
+    # In scope, the same GET brings the material.
+    send(d, "mali", "ziliao@oa.example", f"下載 {material}", "")
+    assert files_of(one(d, "mali")) == ["拓撲.docx"]
+    with d.ctx.sessions() as session:
+        (refused,) = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "document.get_refused")
+        ).all()
+    assert refused.actor == "xiewenbin" and refused.target == str(material)
 
 
 def test_filing_without_scope_is_answered(library: Daemon) -> None:

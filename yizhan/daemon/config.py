@@ -87,6 +87,9 @@ class SmtpConfig:
     max_connections_per_client: int = 20
     #: RCPTs one transaction may name (RFC 5321 4.5.3.1.8: at least 100); more get 452.
     max_recipients: int = 100
+    #: Replies to r+ addresses Yizhan never gave that one client address or account may send
+    #: (within a day of each other) before its r+ recipients are refused (``routing.guessing``).
+    reply_guess_limit: int = 5
     #: Seconds a connection may wait for its next command (NOOP included) before 421.
     idle_timeout: int = 300
     #: Seconds a connection that is neither authenticated nor from a trusted relay is kept:
@@ -251,6 +254,7 @@ _SECTIONS: dict[str, set[str]] = {
         "policy_listen",
         "max_connections_per_client",
         "max_recipients",
+        "reply_guess_limit",
         "idle_timeout",
         "auth_timeout",
     },
@@ -369,6 +373,7 @@ def parse_config(raw: dict[str, Any], *, source: Path | None = None) -> Config:
         ),
         max_connections_per_client=_int(s, "smtp.max_connections_per_client", 20, low=1),
         max_recipients=_int(s, "smtp.max_recipients", 100, low=1),
+        reply_guess_limit=_int(s, "smtp.reply_guess_limit", 5, low=1),
         idle_timeout=_int(s, "smtp.idle_timeout", 300, low=1),
         auth_timeout=_int(s, "smtp.auth_timeout", 60, low=1),
     )

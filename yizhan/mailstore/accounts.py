@@ -327,7 +327,8 @@ def unlock(session: Session, account: str, *, actor: str, now: dt.datetime) -> N
     previous = row.failed_logins
     row.failed_logins = 0
     row.locked_until = None
-    session.execute(delete(LoginFailure).where(LoginFailure.account == account))
+    # The reply-token guessing counters of the account go too (``mailstore.reply_guesses``).
+    session.execute(delete(LoginFailure).where(LoginFailure.account.in_((account, "r+" + account))))
     audit.record(
         session,
         at=now,

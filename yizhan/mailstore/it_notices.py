@@ -3,8 +3,8 @@ it_notices``).
 
 Each mail to IT is an ``it.notice`` audit row naming its kind and the last event it covered
 (``upto``): an audit row id, or for set-aside messages an inbound id. The events of a kind are
-read from the audit trail (impersonation, viruses, lockouts) and the inbound store (messages
-set aside after failing).
+read from the audit trail (impersonation, viruses, lockouts, reply tokens guessed) and the
+inbound store (messages set aside after failing).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ _ACTIONS = {
     "impersonation": ("impersonation",),
     "virus": ("content.refused", "content.quarantined"),
     "lockout": ("account.locked",),
+    "guessing": ("reply.guessing_locked",),
 }
 _VIRUS_RULE = "virus"
 
@@ -124,6 +125,8 @@ def _what(kind: str, entry: AuditEntry) -> str:
         return f"→ {entry.target or '-'}"
     if kind == "virus":
         return str(detail.get("reason", ""))[:200]
+    if kind == "guessing":
+        return f"{detail.get('client', '')} → {detail.get('until', '')}"
     return f"{detail.get('failed', '')}"
 
 

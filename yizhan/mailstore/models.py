@@ -136,7 +136,8 @@ class Account(Base):
 
 class LoginFailure(Base):
     """Failed logins in a row from one client address: to one account, or to any (``*``).
-    A lock here stops the guesser at that address, not the account's owner (issue 17)."""
+    A lock here stops the guesser at that address, not the account's owner (issue 17). Rows
+    whose account starts ``r+`` count guessed reply tokens instead (``mailstore.reply_guesses``)."""
 
     __tablename__ = "login_failures"
 

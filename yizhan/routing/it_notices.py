@@ -1,10 +1,12 @@
 """IT hears what it must, and never a flood (第七條; mine rules 一(八)).
 
 第七條 has acting in another's name reported to the IT department, and mine rules 一(八) the
-viruses found; the IT department also answers for messages set aside after failing and for
-accounts locked after repeated failures. Impersonation and viruses are told at once; set-aside
-messages and lockouts in one digest a working day. Whatever the kind, IT gets at most one mail
-of it an hour: what happens in between is counted into the next mail.
+viruses found; guessing reply addresses is of a kind with the first (a sender stopped at the
+gateway for replying to r+ addresses Yizhan never gave, ``routing.guessing``). The IT
+department also answers for messages set aside after failing and for accounts locked after
+repeated failures. Impersonation, viruses and guessing are told at once; set-aside messages and
+lockouts in one digest a working day. Whatever the kind, IT gets at most one mail of it an
+hour: what happens in between is counted into the next mail.
 
 Pure: the store gives the events after the last notice of a kind and when that notice went;
 the daemon sends what :func:`alert_due` and :func:`digest_lines` decide.
@@ -26,7 +28,7 @@ __all__ = [
 ]
 
 #: Told at once (第七條, mine rules 一(八)); and once a working day.
-IMMEDIATE_KINDS: Final = ("impersonation", "virus")
+IMMEDIATE_KINDS: Final = ("impersonation", "virus", "guessing")
 DIGEST_KINDS: Final = ("set_aside", "lockout")
 
 #: At most one mail of a kind in this time.

@@ -12,6 +12,7 @@ import imaplib
 import os
 import shutil
 import signal
+import smtplib
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -98,8 +99,11 @@ def test_dovecot_killed_mid_filing_the_reconciler_restores_every_folder(daemon: 
 def test_a_daemon_restarted_after_sigkill_replaces_the_dovecot_it_left(
     system_key_home: Path,
 ) -> None:
-    # yizhan serve as a program: SIGKILLed, its Dovecot goes with it (or is ended by the
-    # next daemon), and a new daemon serves IMAP on the same port at once.
+    # yizhan serve as a program: SIGKILLed just after ten mails to 李軍 got their 250 (some
+    # filed, some not), its Dovecot goes with it (or is ended by the next daemon), nothing it
+    # left (Dovecot's pid file, sockets and processes) blocks the restart on the same data
+    # directory, and the new daemon serves IMAP on the same port at once, with every mail in
+    # 李軍's INBOX exactly once and new mail filed as before.
     base = reachable_dir()
     smtp, imap = free_port(), free_port()
     with fresh_database(base) as url:
@@ -115,13 +119,16 @@ def test_a_daemon_restarted_after_sigkill_replaces_the_dovecot_it_left(
         org.write_text(
             '[[unit]]\nid = "bureau"\nname = "局"\nkind = "bureau"\n'
             '[[person]]\naccount = "wangfang"\nname = "王芳"\nunit = "bureau"\n'
-            'roles = ["clerk"]\n',
+            'roles = ["clerk"]\n'
+            '[[person]]\naccount = "lijun"\nname = "李軍"\nunit = "bureau"\n'
+            'roles = ["staff"]\n',
             encoding="utf-8",
         )
         for args, stdin in (
             (["init"], ""),
             (["org", "import", str(org)], ""),
             (["user", "passwd", "wangfang"], PASSWORD),
+            (["user", "passwd", "lijun"], PASSWORD),
         ):
             subprocess.run(
                 [sys.executable, "-m", "yizhan", *args],
@@ -138,6 +145,7 @@ def test_a_daemon_restarted_after_sigkill_replaces_the_dovecot_it_left(
         second: subprocess.Popen[bytes] | None = None
         try:
             old = _dovecot_up(pid_file, imap, None)
+            sent = [_mail(smtp, n) for n in range(10)]
             first.send_signal(signal.SIGKILL)
             first.wait(10)
             second = subprocess.Popen(
@@ -145,8 +153,19 @@ def test_a_daemon_restarted_after_sigkill_replaces_the_dovecot_it_left(
             )
             new = _dovecot_up(pid_file, imap, old)
             assert not _alive(old), "the old Dovecot is still running"
-            client = _imap_login(imap, "wangfang", PASSWORD)
-            client.logout()
+            inbox = wait_until(
+                lambda: _inbox(imap, "lijun", at_least=len(sent)),
+                timeout=60,
+                what="the ten mails in 李軍's INBOX",
+            )
+            assert sorted(inbox) == sorted(sent), "a mail is missing or filed twice"
+            sent.append(_mail(smtp, 10))
+            inbox = wait_until(
+                lambda: _inbox(imap, "lijun", at_least=len(sent)),
+                timeout=60,
+                what="a new mail after the restart",
+            )
+            assert sorted(inbox) == sorted(sent)
             second.send_signal(signal.SIGTERM)
             assert second.wait(30) == 0
             wait_until(lambda: not _alive(new), timeout=10, what="Dovecot to stop with the daemon")
@@ -159,6 +178,40 @@ def test_a_daemon_restarted_after_sigkill_replaces_the_dovecot_it_left(
         assert b"Traceback" not in (base / "serve.log").read_bytes()
     shutil.rmtree(pid_file.parent.parent, ignore_errors=True)
     shutil.rmtree(base, ignore_errors=True)
+
+
+def _mail(port: int, n: int) -> str:
+    """王芳 mails 李軍 over SMTP with AUTH; the Message-ID, once it got its 250."""
+    message_id = f"<restart-{n}-{os.getpid()}@client.test>"
+    data = (
+        f"From: wangfang@oa.example\r\nTo: lijun@oa.example\r\nSubject: 第{n}封\r\n"
+        f"Message-ID: {message_id}\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+        "請查收。\r\n"
+    ).encode()
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+        client.login("wangfang", PASSWORD)
+        client.sendmail("wangfang@oa.example", ["lijun@oa.example"], data)
+    return message_id
+
+
+def _inbox(port: int, account: str, *, at_least: int) -> list[str] | None:
+    """The Message-IDs in the person's INBOX, as their mail client sees it; None while there
+    are fewer than ``at_least``."""
+    client = _imap_login(port, account, PASSWORD)
+    try:
+        _, count = client.select("INBOX", readonly=True)
+        if int(count[0] or 0) < at_least:
+            return None
+        _, data = client.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
+        ids = [
+            str(email.message_from_bytes(item[1])["Message-ID"]).strip()
+            for item in data
+            if isinstance(item, tuple)
+        ]
+        return ids if len(ids) >= at_least else None
+    finally:
+        client.logout()
 
 
 def _dovecot_up(pid_file: Path, port: int, old: int | None) -> int:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Final
 
+from yizhan import crashpoints
 from yizhan.daemon.desk.files import document_files
 from yizhan.daemon.desk.mailer import Distribution, MailFile
 from yizhan.daemon.desk.request import Request
@@ -103,6 +104,10 @@ def send_notices(
                 official=official if notice.template == "distributed" else None,
                 files=files if notice.template in _WITH_FILES else (),
             )
+            if official is not None and notice.template == "distributed":
+                # The crash suite's "seal" point: the seal applied, a clerk's sealed copy
+                # queued, the transaction not committed.
+                crashpoints.reached("seal")
 
 
 def _send(

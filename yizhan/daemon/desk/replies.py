@@ -11,12 +11,10 @@ reply to a returned document is its new version. The document's module decides t
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import replace
 from email.utils import parseaddr
-from typing import Final
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from yizhan.daemon.desk.files import brings_files
 from yizhan.daemon.desk.modules import DOCUMENT_MODULES, DocumentModule
@@ -26,7 +24,7 @@ from yizhan.mailstore import audit
 from yizhan.mailstore.delegations import active_delegations
 from yizhan.mailstore.documents import doc_target, load_state
 from yizhan.mailstore.it_notices import may_tell_now
-from yizhan.mailstore.models import AuditEntry, Document, OutboundMessage, Step
+from yizhan.mailstore.models import Document, OutboundMessage, Step
 from yizhan.routing import edits, workflow
 from yizhan.routing.addresses import Recipient
 from yizhan.routing.commands import Verb, parse_command
@@ -196,14 +194,10 @@ def _refuse_unsigned(
     )
 
 
-#: Replies to tokens Yizhan never gave, from one sender in a day, after which the IT department
-#: is told: a mistyped address happens once, guessing happens many times (第七條).
-GUESSES_TOLD: Final = 5
-
-
 def _unknown_token(request: Request, token: str) -> None:
-    """Record a reply to an ``r+`` address Yizhan never gave; at the ``GUESSES_TOLD``-th in a
-    day from the same sender, tell the IT department."""
+    """Record a reply to an ``r+`` address Yizhan never gave. The gateway counts them too, and
+    stops a sender who keeps guessing at RCPT and tells the IT department then
+    (``routing.guessing``); a typo or two is only answered."""
     actor = request.account or request.sender.address or request.mail_from or "unknown"
     audit.record(
         request.session,
@@ -213,35 +207,6 @@ def _unknown_token(request: Request, token: str) -> None:
         target=token[:64] or None,
         detail={"inbound": request.inbound_id, "recipient": request.recipient[:200]},
     )
-    recent = request.session.scalar(
-        select(func.count(AuditEntry.id)).where(
-            AuditEntry.action == "reply.unknown_token",
-            AuditEntry.actor == actor,
-            AuditEntry.at >= request.now - dt.timedelta(days=1),
-        )
-    )
-    if recent != GUESSES_TOLD:
-        return
-    for it_person in it_people(request.directory):
-        request.mailer.send(
-            request.session,
-            source=f"{request.key}:guessing:{it_person.account}",
-            to=it_person,
-            template="reply.txt",
-            headers={"Auto-Submitted": "auto-generated"},
-            now=request.now,
-            variables={
-                "subject": f"reply tokens: {actor}",
-                "text": (
-                    f"{actor} 一天內 {GUESSES_TOLD} 次回覆驛站從未發出的地址（r+…），"
-                    f"可能在猜測回覆地址（第七條）。最近一次：收到的郵件 #{request.inbound_id}。\n"
-                    f"{actor} replied {GUESSES_TOLD} times in a day to r+ addresses Yizhan "
-                    "never gave: perhaps guessing reply addresses (art. 7). The latest: inbound "
-                    f"message #{request.inbound_id}. `yizhan audit` lists them "
-                    "(reply.unknown_token)."
-                ),
-            },
-        )
 
 
 def _impersonation(request: Request, asked: str) -> None:

@@ -2,7 +2,8 @@
 
 Staff submit with AUTH (only after STARTTLS, or from loopback); the organisation's MTA, listed in
 ``smtp.trusted_relays``, hands over mail without AUTH and vouches for the sender in its
-Authentication-Results header. Recipients are checked at RCPT (``routing.addresses``); the
+Authentication-Results header. Recipients are checked at RCPT (``routing.addresses``), where a
+sender who keeps replying to r+ addresses Yizhan never gave is stopped (``routing.guessing``); the
 envelope and header senders must belong to the authenticated account, and acting in another
 person's name is refused and written to the audit trail (第七條). A message gets 250 only when
 :class:`~yizhan.mailstore.inbound.InboundWriter` has its bytes and its row on disk.
@@ -28,6 +29,7 @@ from yizhan.daemon.gateway.directory_cache import DIRECTORY_RECHECK, DirectoryCa
 from yizhan.daemon.gateway.login_header import LOGIN_HEADER, strip_field, unseal
 from yizhan.daemon.gateway.peers import peer_host, peer_text, shown
 from yizhan.daemon.gateway.replies import (
+    ERR_450_GUESSING,
     ERR_451_INTERNAL,
     ERR_451_STORE,
     ERR_452_RECIPIENTS,
@@ -70,8 +72,12 @@ from yizhan.mailstore.accounts import (
     vouched_login,
 )
 from yizhan.mailstore.inbound import InboundWriter, StoreFailed, message_id_of
+from yizhan.mailstore.reply_guesses import Lock, count_guess
+from yizhan.mailstore.reply_guesses import locked as guess_locked
 from yizhan.routing.addresses import AddressTable, Refusal
+from yizhan.routing.guessing import guess_keys
 from yizhan.routing.passwords import failure_delay
+from yizhan.routing.tokens import read_token
 
 log = logging.getLogger("yizhan.smtp")
 auth_log = logging.getLogger("yizhan.smtp.auth")
@@ -189,9 +195,70 @@ class Gateway:
             return OK_250_RCPT_AGAIN
         if len(envelope.rcpt_tos) >= self.config.smtp.max_recipients:
             return ERR_452_RECIPIENTS.format(limit=self.config.smtp.max_recipients)
+        if found.kind == "reply":
+            refused = await self._guarded_reply(_state(session), envelope, found.token or "")
+            if refused is not None:
+                return refused
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return OK_250_RCPT
+
+    async def _guarded_reply(
+        self, state: GatewaySession, envelope: Envelope, token: str
+    ) -> str | None:
+        """An ``r+`` recipient: refused while its sender is locked out for guessing tokens,
+        and the token counted when it fails its HMAC (``routing.guessing``); None: accepted."""
+        client = peer_host(state.peer)
+        keys = guess_keys(
+            client=client,
+            account=state.account,
+            envelope_sender=envelope.mail_from,
+            relayed=state.account is None,
+        )
+        genuine = read_token(self.config.secret, token) is not None
+        actor = state.account or shown(envelope.mail_from or "")[:64] or client
+        try:
+            lock, queued = await asyncio.to_thread(
+                self._count_guess, keys, genuine, actor, {"client": client, "token": token[:64]}
+            )
+        except Exception:
+            # The database away or a race on a counter: the client tries this RCPT again.
+            log.exception("%s: could not check the r+ recipient", peer_text(state.peer))
+            return ERR_451_INTERNAL
+        if queued:
+            self.on_queued()
+        if lock is None:
+            return None
+        security_log.warning(
+            "%s: r+ recipients refused until %s (guessed reply tokens; account %s)",
+            peer_text(state.peer),
+            lock.until.isoformat(timespec="minutes"),
+            state.account or shown(envelope.mail_from or ""),
+        )
+        return ERR_450_GUESSING.format(until=lock.until.strftime("%Y-%m-%d %H:%M"))
+
+    def _count_guess(
+        self, keys: list[tuple[str, str]], genuine: bool, actor: str, detail: dict[str, object]
+    ) -> tuple[Lock | None, int]:
+        # One transaction: the lock looked up, the guess counted, a new lock audited and told
+        # to the IT department (at most one mail an hour of the kind, 第七條).
+        with self.ctx.sessions.begin() as session:
+            now = self.ctx.clock()
+            lock = guess_locked(session, keys, now)
+            if lock is not None or genuine:
+                return lock, 0
+            lock = count_guess(
+                session,
+                keys,
+                now,
+                limit=self.config.smtp.reply_guess_limit,
+                actor=actor,
+                detail=detail,
+            )
+            if lock is None or lock.entry is None:
+                return lock, 0
+            session.flush()
+            return lock, alert_now(self.ctx, session, "guessing", now)
 
     async def on_data(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         """End of DATA: check the header senders, store durably, and only then say 250."""

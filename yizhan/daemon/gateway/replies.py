@@ -14,6 +14,11 @@ OK_250_RCPT: Final = "250 2.1.5 Recipient OK"
 OK_250_RCPT_AGAIN: Final = "250 2.1.5 Recipient OK (already named; delivered once)"
 OK_250_STORED: Final = "250 2.0.0 OK: stored as inbound #{id}"
 ERR_421_BUSY: Final = "421 4.7.0 {host} Too many connections; try again later"
+ERR_450_GUESSING: Final = (
+    "450 4.7.1 Too many replies to r+ addresses Yizhan never gave, from this address or "
+    "account: reply addresses are refused from it until {until} UTC, and the IT department "
+    "has been told (article 7); reply to the mail Yizhan sent you, keeping its Reply-To"
+)
 ERR_451_STORE: Final = "451 4.3.0 The message was not accepted: {reason}; try again later"
 ERR_421_CLIENT_BUSY: Final = (
     "421 4.7.0 {host} Too many connections from your address; try again later"

@@ -20,6 +20,7 @@ from yizhan.daemon.desk.copies import refuse_outside, send_copy
 from yizhan.daemon.desk.request import Outcome, Request
 from yizhan.daemon.desk.search import Found, Hit
 from yizhan.daemon.extract.message import attached_files
+from yizhan.mailstore import audit
 from yizhan.mailstore.documents import apply_decision, create_document, document_by_id
 from yizhan.mailstore.models import Document
 from yizhan.routing import materials, workflow
@@ -217,21 +218,29 @@ class Ziliao:
         assert account is not None
         document = document_by_id(request.session, material_id)
         if document is None or document.kind != materials.KIND:
-            text = (
-                f"資料庫中沒有 #{material_id}。發送「目錄」可列出您可用的資料。\n"
-                f"There is no material #{material_id}. Send LIST for the materials you may use."
-            )
-        elif not materials.in_scope(
+            request.reply(_no_material(material_id), to=own)
+            return
+        if not materials.in_scope(
             document.fields, document.author, account, request.directory, state=document.state
         ):
-            scope = materials.scope_text(document.fields, request.directory)
-            text = (
-                f"您不在資料 #{material_id} 的使用範圍內（{scope}），"
-                "不能取回。如工作需要，請聯繫歸檔人。\n"
-                f"You are not in the scope of material #{material_id}; ask the person who "
-                "filed it if your work needs it."
+            audit.record(
+                request.session,
+                at=request.now,
+                actor=account,
+                action="document.get_refused",
+                target=str(document.id),
+                detail={"inbound": request.inbound_id, "reason": "not in scope"},
             )
-        else:
-            send_copy(request, document)
+            # The same words as for a material that does not exist: no list of ids by asking.
+            request.reply(_no_material(material_id), to=own)
             return
-        request.reply(text, to=own)
+        send_copy(request, document)
+
+
+def _no_material(material_id: int) -> str:
+    return (
+        f"資料庫中沒有您可取回的資料 #{material_id}（沒有這個編號，或不在您的使用範圍內）。"
+        "發送「目錄」可列出您可用的資料。\n"
+        f"There is no material #{material_id} that you may use (none with that id, or not in "
+        "your scope). Send LIST for the materials you may use."
+    )
