@@ -1,8 +1,9 @@
 """Acting on the page as by mail: what a module's command does, the page sends as that mail.
 
-A page action that a mail command already does (withdrawing a bulletin at gonggao@ …) is written
-as the mail the person would send and handed to the inbound queue under their account, as the
-gateway does for a mail sent with SMTP AUTH. The desk then decides it with the same code, audits
+A page action that a mail command already does (withdrawing a bulletin at gonggao@, a reply to
+one's step at r+TOKEN@, DELEGATE at cmd@, a problem report at baoxiu@ …) is written as the mail
+the person would send and handed to the inbound queue under their account, as the gateway does
+for a mail sent with SMTP AUTH. The desk then decides it with the same code, audits
 it, tells everyone concerned and answers the person by mail, so the page and the mail cannot
 drift apart. The page waits a few seconds for the answer and shows it.
 """
@@ -22,8 +23,9 @@ from sqlalchemy import select
 from yizhan.admin.web import Site, Viewer
 from yizhan.mailstore.inbound import AUTH_WEB, InboundWriter
 from yizhan.mailstore.models import Inbound, OutboundMessage
+from yizhan.routing.tokens import make_token
 
-__all__ = ["Sent", "send_as"]
+__all__ = ["Sent", "reply_as", "send_as"]
 
 #: How long the page waits for the desk's answer before saying it will come by mail.
 WAIT_SECONDS = 10.0
@@ -38,9 +40,16 @@ class Sent:
 
 
 async def send_as(
-    site: Site, viewer: Viewer, to_local: str, text: str, *, wait: float = WAIT_SECONDS
+    site: Site,
+    viewer: Viewer,
+    to_local: str,
+    text: str,
+    *,
+    body: str | None = None,
+    wait: float = WAIT_SECONDS,
 ) -> Sent:
-    """Send ``text`` (as subject and body) from ``viewer`` to ``to_local@<domain>``."""
+    """Send ``text`` (as subject, and as body unless ``body`` is given) from ``viewer`` to
+    ``to_local@<domain>``."""
     config = site.ctx.config
     mail = EmailMessage()
     mail["From"] = Address(viewer.name, viewer.account, config.domain)
@@ -48,7 +57,7 @@ async def send_as(
     mail["Subject"] = text
     mail["Date"] = format_datetime(site.now())
     mail["Message-ID"] = make_msgid("admin", domain=config.domain)
-    mail.set_content(text + "\n")
+    mail.set_content((text if body is None else body) + "\n")
     writer = InboundWriter(site.ctx)
     try:
         inbound_id = await writer.store(
@@ -62,6 +71,16 @@ async def send_as(
     finally:
         await writer.aclose()
     return Sent(inbound_id=inbound_id, answer=await _answer(site, inbound_id, wait))
+
+
+async def reply_as(site: Site, viewer: Viewer, document_id: int, step_id: int, text: str) -> Sent:
+    """Reply ``text`` from ``viewer`` to step ``step_id`` of ``document_id``, at the r+TOKEN@
+    address a request for that step would give them (``routing.tokens``); the desk then checks
+    who may act, as for any reply (``desk.replies``)."""
+    token = make_token(
+        site.ctx.config.secret, document_id=document_id, step_id=step_id, account=viewer.account
+    )
+    return await send_as(site, viewer, f"r+{token}", text)
 
 
 async def _answer(site: Site, inbound_id: int, wait: float) -> str | None:
