@@ -109,4 +109,7 @@ def _plain_text(data: bytes) -> str | None:
     mail = message_from_bytes(data, policy=policy.default)
     assert isinstance(mail, EmailMessage)
     body = mail.get_body(("plain",))
-    return str(body.get_content()).strip() if body is not None else None
+    if body is None:
+        return None
+    # The answer without the mail's signature block ("-- " and the footer under it).
+    return str(body.get_content()).split("\n-- \n", 1)[0].strip()
