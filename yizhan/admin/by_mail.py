@@ -11,6 +11,7 @@ drift apart. The page waits a few seconds for the answer and shows it.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from dataclasses import dataclass
 from email import message_from_bytes, policy
@@ -27,6 +28,8 @@ from yizhan.routing.tokens import make_token
 
 __all__ = ["Sent", "reply_as", "send_as"]
 
+#: The line above a mail's footer, with or without its trailing space.
+_FOOTER = re.compile(r"\r?\n-- ?\r?\n")
 #: How long the page waits for the desk's answer before saying it will come by mail.
 WAIT_SECONDS = 10.0
 
@@ -111,5 +114,5 @@ def _plain_text(data: bytes) -> str | None:
     body = mail.get_body(("plain",))
     if body is None:
         return None
-    # The answer without the mail's signature block ("-- " and the footer under it).
-    return str(body.get_content()).split("\n-- \n", 1)[0].strip()
+    # The answer without the mail's footer under "-- " (signing drops the trailing space).
+    return _FOOTER.split(str(body.get_content()), maxsplit=1)[0].strip()
