@@ -34,7 +34,7 @@ from yizhan.routing.directory import Directory
 from yizhan.routing.documents import DocumentState
 from yizhan.routing.duties import Duty
 from yizhan.routing.objection import objection_waiting, on_document
-from yizhan.routing.rules import OBJECTION_STEP
+from yizhan.routing.rules import CLOSED, OBJECTION_STEP, RETURNED
 from yizhan.routing.search import contains, query_terms, rank
 from yizhan.routing.visibility import LEAVE_KIND, may_view
 from yizhan.templates.official import official_document
@@ -280,7 +280,8 @@ def _load(site: Site, session: Session, viewer: Viewer, raw_id: Any) -> dict[str
             and (verbs := page_replies(document.kind, s.name, s.action))
         ],
         # An objection is open to anyone on a document under way, one at a time (第二十條).
-        "may_object": any(s.state == "waiting" for s in steps)
+        "may_object": state.state not in (CLOSED, RETURNED)
+        and any(s.state == "waiting" for s in steps)
         and objection_waiting(state) is None
         and on_document(state, viewer.account),
     }
