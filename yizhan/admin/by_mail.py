@@ -11,8 +11,10 @@ drift apart. The page waits a few seconds for the answer and shows it.
 from __future__ import annotations
 
 import asyncio
+import mimetypes
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.headerregistry import Address
@@ -49,10 +51,12 @@ async def send_as(
     text: str,
     *,
     body: str | None = None,
+    files: Sequence[tuple[str, bytes]] = (),
     wait: float = WAIT_SECONDS,
 ) -> Sent:
-    """Send ``text`` (as subject, and as body unless ``body`` is given) from ``viewer`` to
-    ``to_local@<domain>``."""
+    """Send ``text`` (as subject, and as body unless ``body`` is given) with ``files`` (name,
+    bytes; typed by the name) from ``viewer`` to ``to_local@<domain>``. The processor screens
+    it as it screens mail the gateway took (content rules, virus scan), since the page did not."""
     config = site.ctx.config
     mail = EmailMessage()
     mail["From"] = Address(viewer.name, viewer.account, config.domain)
@@ -61,6 +65,10 @@ async def send_as(
     mail["Date"] = format_datetime(site.now())
     mail["Message-ID"] = make_msgid("admin", domain=config.domain)
     mail.set_content((text if body is None else body) + "\n")
+    for name, data in files:
+        kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        maintype, subtype = kind.split("/", 1)
+        mail.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
     writer = InboundWriter(site.ctx)
     try:
         inbound_id = await writer.store(
@@ -92,13 +100,18 @@ async def _answer(site: Site, inbound_id: int, wait: float) -> str | None:
 
     def look() -> tuple[str, str | None]:
         with site.ctx.sessions() as session:
-            state = session.scalar(select(Inbound.state).where(Inbound.id == inbound_id))
+            row = session.execute(
+                select(Inbound.state, Inbound.sha256).where(Inbound.id == inbound_id)
+            ).first()
+            if row is None:
+                return "accepted", None
+            # The desk's answer, or the screening's when the content rules refused the mail
+            # after all (a virus in a file: ``screening.notices``, keyed by the bytes' digest).
+            sources = [f"in:{inbound_id}:0:reply", f"content:{row.sha256[:40]}:reply"]
             data = session.scalar(
-                select(OutboundMessage.data).where(
-                    OutboundMessage.source == f"in:{inbound_id}:0:reply"
-                )
+                select(OutboundMessage.data).where(OutboundMessage.source.in_(sources)).limit(1)
             )
-        return state or "accepted", _plain_text(data) if data else None
+        return row.state, _plain_text(data) if data else None
 
     while True:
         state, text = await asyncio.to_thread(look)
