@@ -1,10 +1,12 @@
 """My account, for everyone: password, to-do list, delegation, settings and signing key.
 
 Each form does what the mail commands do, through the same pieces: the password policy of
-``routing.passwords`` (via ``mailstore.accounts.set_password``), DELEGATE's checks
-(``routing.delegation.check_new_delegation``) and store (``mailstore.delegations``), SET's
-reading of a setting (``routing.settings.apply_set``) and store (``mailstore.settings``), and
-the keyring's staging and confirming of a person's key (``signing.keyring``).
+``routing.passwords`` (via ``mailstore.accounts.set_password``), SET's reading of a setting
+(``routing.settings.apply_set``) and store (``mailstore.settings``), and the keyring's staging
+and confirming of a person's key (``signing.keyring``). Delegation is the very mail: DELEGATE
+(from now, or FROM a later day) and REVOKE go to cmd@ for the person (``by_mail``), and the page
+lists their delegations in force and planned. Each step of the to-do list that the document's
+page can answer links there (``documents.PAGE_REPLIES``).
 """
 
 from __future__ import annotations
@@ -148,10 +150,10 @@ def routes(site: Site) -> list[Route]:
     async def _by_mail(request: Request, viewer: Viewer, line: str) -> Response:
         """DELEGATE or REVOKE sent to cmd@ as the mail (``by_mail``); the page shows the answer,
         as an error when the person's delegations did not change."""
-        before = await site.db(lambda s: _delegations(site, s, viewer.account))
+        before = await site.db(lambda s: _delegations(s, viewer.account))
         sent = await send_as(site, viewer, site.ctx.config.addresses["cmd"][0], line)
         site.queued()
-        after = await site.db(lambda s: _delegations(site, s, viewer.account))
+        after = await site.db(lambda s: _delegations(s, viewer.account))
         if sent.answer is None:
             return await page(
                 request,
@@ -334,7 +336,7 @@ def _account_data(site: Site, session: Session, viewer: Viewer) -> dict[str, Any
         )
         for step, title, number, kind in rows
     ]
-    delegations = _delegations(site, session, viewer.account)
+    delegations = _delegations(session, viewer.account)
     settings = load_settings(session, viewer.account)
     digest = settings.get(DIGEST)
     chosen = [t.strftime("%H:%M") for t in windows_for(viewer.roles, digest)]
@@ -359,7 +361,7 @@ class DelegationItem:
     planned: bool
 
 
-def _delegations(site: Site, session: Session, account: str) -> list[DelegationItem]:
+def _delegations(session: Session, account: str) -> list[DelegationItem]:
     items = []
     for row in open_delegations_of(session, account):
         delegate = session.get(Person, row.delegate)
