@@ -9,7 +9,7 @@ PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 CLAMD_SOCKET ?= /tmp/yizhan-clamd/clamd.sock
 export YIZHAN_TEST_CLAMD ?= $(CLAMD_SOCKET)
 
-.PHONY: run test lint unit units services bench catalogs clean screenshots bench-admin proofs
+.PHONY: run test lint unit units services bench bench-accept catalogs clean screenshots bench-admin proofs
 
 $(STAMP): pyproject.toml scripts/system-packages.sh
 	scripts/system-packages.sh
@@ -73,8 +73,13 @@ services:
 	@scripts/clamd.sh
 	@scripts/mailservers.sh
 
-## bench: the accept-rate benchmark (Yizhan against a bare fsyncing aiosmtpd sink)
-bench: $(STAMP)
+## bench: the whole daemon under 800 HELP commands on SQLite and PostgreSQL, beside the bare
+## fsyncing sink and GNU Mailman 3 (installed into build/mailman-venv on first use): one table
+bench: $(STAMP) services
+	$(BIN)/python -m bench.e2e --mailman
+
+## bench-accept: the gateway alone against the bare fsyncing sink, 8 and 32 connections
+bench-accept: $(STAMP)
 	$(BIN)/python -m bench.accept
 
 ## proofs: the crash suite (50 SIGKILLs under load, then each crash point) on SQLite and

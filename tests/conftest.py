@@ -84,6 +84,9 @@ def make_config(tmp_path: Path, database_url: str, **sections: dict[str, Any]) -
         "admin": {"listen": "127.0.0.1:0"},
         # No Dovecot unless a test asks for one (tests/daemon/imap start their own).
         "imap": {"listen": ""},
+        # The processor in a thread of the in-process daemon (tests/daemon/test_workers.py
+        # and the tests that start `yizhan serve` run it in processes).
+        "processing": {"workers": 0},
     }
     for name, values in sections.items():
         raw.setdefault(name, {}).update(values)

@@ -4,4 +4,6 @@ import sys
 
 from yizhan.cli import main
 
-sys.exit(main())
+# Guarded: a processing worker (daemon/workers.py, spawned) imports this module again.
+if __name__ == "__main__":
+    sys.exit(main())

@@ -338,6 +338,35 @@ def test_signed_message_serialises_back_to_the_signed_bytes(
     assert status == 0
 
 
+def test_signing_leaves_the_message_it_signs_as_it_was(keyring: Keyring) -> None:
+    # The mailer signs a message and then takes its headers (and, for the next recipient, the
+    # message again): making the signed part 7-bit and giving multiparts their boundaries must
+    # happen on a copy.
+    msg = document()
+    msg.add_attachment(
+        "第二頁 8-bit 文字\n".encode(),
+        maintype="text",
+        subtype="plain",
+        cte="8bit",
+        filename="附件.txt",
+    )
+    del msg["Content-Type"]
+    msg["Content-Type"] = "multipart/mixed"  # no boundary: signing must choose one
+    before = (
+        [(k, str(v)) for k, v in msg.items()],
+        [[(k, str(v)) for k, v in part.items()] for part in msg.walk()],
+    )
+    payloads = [part.get_payload() for part in msg.walk() if not part.is_multipart()]
+    first = pgpmime.signed_content(msg)
+    assert (
+        [(k, str(v)) for k, v in msg.items()],
+        [[(k, str(v)) for k, v in part.items()] for part in msg.walk()],
+    ) == before
+    assert [part.get_payload() for part in msg.walk() if not part.is_multipart()] == payloads
+    assert pgpmime.signed_content(msg) == first
+    assert first.isascii() and b"boundary=" in first
+
+
 def test_outbox_keeps_a_signed_email_message_intact(ctx: Context, keyring: Keyring) -> None:
     # Handing the queue the EmailMessage (not bytes) still stores the signed bytes unchanged.
     msg = document()

@@ -29,6 +29,7 @@ from yizhan.daemon.logs import configure as configure_logging
 from yizhan.daemon.outbound import OutboundWorker
 from yizhan.daemon.processor import Processor
 from yizhan.daemon.sdnotify import Notifier
+from yizhan.daemon.workers import ProcessingWorkers, worker_count
 from yizhan.mailstore.db import require_current_schema
 from yizhan.mailstore.inbound import InboundWriter
 from yizhan.mailstore.pending import release_leases
@@ -90,8 +91,8 @@ async def run_daemon(
         outbound.wake()
         imap.wake()
 
-    processor = Processor(ctx, on_queued=queued)
-    writer = InboundWriter(ctx, on_committed=lambda _ids: processor.wake())
+    processing = _start_processing(ctx, stop, on_queued=queued)
+    writer = InboundWriter(ctx, on_committed=lambda _ids: processing.wake())
     smtp = await start_smtp(ctx, writer, on_queued=queued)
     policy_listen = ctx.config.smtp.policy_listen
     policy = (
@@ -113,7 +114,7 @@ async def run_daemon(
         )
     )
     workers = [
-        asyncio.create_task(processor.run(stop), name="processor"),
+        *processing.tasks,
         asyncio.create_task(outbound.run(stop), name="outbound"),
         asyncio.create_task(admin.serve(), name="admin"),
     ]
@@ -141,9 +142,41 @@ async def run_daemon(
     if policy is not None:
         policy.close()
     await writer.aclose()
+    await processing.stop()
     admin.should_exit = True
     await asyncio.gather(*workers, return_exceptions=True)
     await imap.close()
+
+
+class _Processing:
+    """The processor: in worker processes (daemon/workers.py), or in a thread of this one."""
+
+    def __init__(
+        self,
+        wake: Callable[[], None],
+        tasks: list[asyncio.Task[None]],
+        pool: ProcessingWorkers | None,
+    ) -> None:
+        self.wake = wake
+        self.tasks = tasks
+        self._pool = pool
+
+    async def stop(self) -> None:
+        if self._pool is not None:
+            await self._pool.stop()
+
+
+def _start_processing(
+    ctx: Context, stop: asyncio.Event, *, on_queued: Callable[[], None]
+) -> _Processing:
+    count = worker_count(ctx.config)
+    if count:
+        pool = ProcessingWorkers(ctx, count, on_queued=on_queued)
+        pool.start()
+        return _Processing(pool.wake, [], pool)
+    processor = Processor(ctx, on_queued=on_queued)
+    task = asyncio.create_task(processor.run(stop), name="processor")
+    return _Processing(processor.wake, [task], None)
 
 
 async def _bound_port(server: uvicorn.Server, configured: int) -> int:

@@ -24,11 +24,13 @@ from yizhan.daemon.config_ops import (
     BackupConfig,
     LogConfig,
     MetricsConfig,
+    ProcessingConfig,
     RescanConfig,
     RetentionConfig,
     parse_backup,
     parse_log,
     parse_metrics,
+    parse_processing,
     parse_rescan,
     parse_retention,
 )
@@ -201,6 +203,7 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     log: LogConfig = field(default_factory=LogConfig)
     rescan: RescanConfig = field(default_factory=RescanConfig)
+    processing: ProcessingConfig = field(default_factory=ProcessingConfig)
 
     @property
     def tzinfo(self) -> zoneinfo.ZoneInfo:
@@ -466,6 +469,7 @@ def parse_config(raw: dict[str, Any], *, source: Path | None = None) -> Config:
         metrics=parse_metrics(raw.get("metrics", {})),
         log=parse_log(raw.get("log", {})),
         rescan=parse_rescan(raw.get("rescan", {})),
+        processing=parse_processing(raw.get("processing", {})),
     )
 
 

@@ -19,6 +19,7 @@ OPS_SECTIONS: dict[str, set[str]] = {
     "metrics": {"token"},
     "log": {"format", "level"},
     "rescan": {"signatures", "interval_minutes"},
+    "processing": {"workers"},
 }
 
 LOG_FORMATS = ("text", "json")
@@ -76,6 +77,21 @@ class RescanConfig:
     signatures: Path | None = Path("/var/lib/clamav")
     #: How often to ask clamd whether its signatures changed.
     interval_minutes: int = 60
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProcessingConfig:
+    """How accepted mail is processed (yizhan/daemon/workers.py)."""
+
+    #: Processes that process accepted mail; 0: a thread of the daemon; None ("auto"): one on
+    #: SQLite, one a core up to four on PostgreSQL.
+    workers: int | None = None
+
+
+def parse_processing(table: dict[str, Any]) -> ProcessingConfig:
+    if table.get("workers", "auto") == "auto":
+        return ProcessingConfig()
+    return ProcessingConfig(workers=_int(table, "processing.workers", 0, low=0, high=64))
 
 
 def parse_rescan(table: dict[str, Any]) -> RescanConfig:

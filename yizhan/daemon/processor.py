@@ -63,8 +63,16 @@ TEMPORARY_FAILURES: tuple[type[BaseException], ...] = (
 class Processor:
     """Processes accepted messages as they arrive and catches up on any left by a crash."""
 
-    def __init__(self, ctx: Context, *, on_queued: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        *,
+        on_queued: Callable[[], None] = lambda: None,
+        owner: str | None = None,
+    ) -> None:
         self.ctx = ctx
+        #: Whose leases this processor's claims are (``pending.worker_owner`` in a worker).
+        self.owner = owner or ctx.instance
         self.on_queued = on_queued
         self.desk = Desk(ctx)
         self.addresses = AddressTable(ctx.config.domain, ctx.config.addresses)
@@ -109,7 +117,7 @@ class Processor:
             claimed = [
                 row.id
                 for row in pending.claim_accepted(
-                    session, now=now, limit=BATCH, lease=LEASE, owner=self.ctx.instance
+                    session, now=now, limit=BATCH, lease=LEASE, owner=self.owner
                 )
             ]
         for inbound_id in claimed:

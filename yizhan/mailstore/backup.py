@@ -26,7 +26,18 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, LargeBinary, Table, func, insert, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    LargeBinary,
+    Table,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 
 from yizhan.mailstore import auditchain
 from yizhan.mailstore.audit import SYSTEM
@@ -41,13 +52,15 @@ from yizhan.mailstore.backup_check import (
     verify_backup,
 )
 from yizhan.mailstore.db import SNAPSHOT
-from yizhan.mailstore.models import Base, UtcDateTime
+from yizhan.mailstore.models import Base, DirectoryVersion, UtcDateTime
 
 log = logging.getLogger(__name__)
 
 FORMAT = 1
 #: Files of the data dir that travel with the database (the rest is rebuilt or per host).
 FILE_TREES = ("mail", "maildirs")
+# Written by the migration in a new instance, as the chain head is: the backup's replaces it.
+_DIRECTORY_VERSION: Table = DirectoryVersion.__table__  # type: ignore[assignment]
 
 
 class BackupError(Exception):
@@ -148,9 +161,10 @@ def restore(
     counts: dict[str, int] = {}
     with engine.begin() as conn:
         for table in Base.metadata.sorted_tables:
-            # A new instance's chain head is there from the start; it is replaced below.
+            # A new instance's chain head and directory version are there from the start;
+            # they are replaced below.
             if (
-                table is not HEAD
+                table not in (HEAD, _DIRECTORY_VERSION)
                 and conn.execute(select(func.count()).select_from(table)).scalar_one()
             ):
                 raise BackupError(f"table {table.name} is not empty; restore into a new instance")
@@ -164,6 +178,8 @@ def restore(
             if table is AUDIT and head["key_id"] not in (None, key_id(audit_key)):
                 old_head = head
                 head = _reseal(rows, head, anchor, audit_key)
+            if table is _DIRECTORY_VERSION:
+                conn.execute(delete(table))
             if table is not HEAD:
                 for start in range(0, len(rows), 1000):
                     conn.execute(insert(table), rows[start : start + 1000])

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+import threading
+import weakref
 from collections import defaultdict
+from typing import Any, Final
 
-from sqlalchemy import select
+from sqlalchemy import Engine, event, inspect, select, update
 from sqlalchemy.orm import Session
 
 from yizhan.mailstore import audit
-from yizhan.mailstore.models import Account, AccountRecord, Person, Role, Unit
+from yizhan.mailstore.models import (
+    Account,
+    AccountRecord,
+    DirectoryVersion,
+    Person,
+    Role,
+    Unit,
+)
 from yizhan.routing.directory import (
     Directory,
     OrgError,
@@ -18,13 +29,90 @@ from yizhan.routing.directory import (
     check_directory,
 )
 
+#: ``Session.info`` key: this transaction changed the directory (its reads are its own).
+_CHANGED: Final = "yizhan.directory_changed"
+
+
+class _ReadDirectories:
+    """The directory last read from each database, with the version it was read at."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: weakref.WeakKeyDictionary[Engine, tuple[int, Directory]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def get(self, engine: Engine, version: int) -> Directory | None:
+        with self._lock:
+            found = self._entries.get(engine)
+        return found[1] if found is not None and found[0] == version else None
+
+    def put(self, engine: Engine, version: int, directory: Directory) -> None:
+        with self._lock:
+            self._entries[engine] = (version, directory)
+
+
+_READ: Final = _ReadDirectories()
+
 
 def load_directory(session: Session) -> Directory:
     """The directory as the database holds it now.
 
-    Read as plain rows, three queries in all: the directory is read often (the admin page and
-    the jobs hold it a few seconds), and ORM objects for ten thousand people cost ten times more.
+    Every message the processor handles asks for it, and a bureau of ten thousand people takes
+    about 100 ms to read: so the directory read at a version is kept, and read again only once
+    ``directory_version`` has moved (raised in the same transaction as any change, below). A
+    transaction that changed the directory itself reads it afresh and keeps nothing, since it
+    may still roll back.
     """
+    version = session.scalar(select(DirectoryVersion.version).where(DirectoryVersion.id == 1))
+    engine = session.get_bind().engine
+    cacheable = version is not None and not session.info.get(_CHANGED)
+    if cacheable:
+        assert version is not None
+        found = _READ.get(engine, version)
+        if found is not None:
+            return found
+    directory = _read_directory(session)
+    if cacheable:
+        assert version is not None
+        _READ.put(engine, version, directory)
+    return directory
+
+
+@event.listens_for(Session, "before_flush")
+def _raise_directory_version(session: Session, _context: Any, _instances: Any) -> None:
+    """Raise ``directory_version`` in the transaction that changes the directory."""
+    if _changes_directory(session):
+        session.connection().execute(
+            update(DirectoryVersion)
+            .where(DirectoryVersion.id == 1)
+            .values(version=DirectoryVersion.version + 1)
+        )
+        session.info[_CHANGED] = True
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+def _transaction_ended(session: Session) -> None:
+    session.info.pop(_CHANGED, None)
+
+
+def _changes_directory(session: Session) -> bool:
+    for obj in itertools.chain(session.new, session.dirty, session.deleted):
+        if isinstance(obj, Unit | Person | Role):
+            return True
+        if isinstance(obj, Account) and (
+            obj in session.new
+            or obj in session.deleted
+            or inspect(obj).attrs.state.history.has_changes()
+        ):
+            return True
+    return False
+
+
+def _read_directory(session: Session) -> Directory:
+    """The directory read as plain rows, three queries in all: ORM objects for ten thousand
+    people cost ten times more."""
     units = [
         UnitInfo(
             id=u.id, name=u.name, kind=u.kind, parent=u.parent_id, prefix=u.prefix, leader=u.leader

@@ -108,6 +108,16 @@ class Role(Base):
     role: Mapped[str] = mapped_column(String(30), primary_key=True)
 
 
+class DirectoryVersion(Base):
+    """One row: raised by every change of units, people, roles or account states, so that a
+    process may keep the directory it read until the number moves (mailstore/directory.py)."""
+
+    __tablename__ = "directory_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+
+
 class Account(Base):
     """A person's login: password hash, state and the counters of the login policy."""
 

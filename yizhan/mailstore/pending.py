@@ -38,17 +38,28 @@ def claim_accepted(
     return rows
 
 
-def release_leases(session: Session, owner: str) -> int:
+_WORKER = " processor "
+
+
+def worker_owner(owner: str, n: int) -> str:
+    """The lease owner of a daemon's ``n``-th processing worker (daemon/workers.py)."""
+    return f"{owner}{_WORKER}{n}"
+
+
+def release_leases(session: Session, owner: str, *, with_workers: bool = True) -> int:
     """Free the leases ``owner`` held when it stopped; a restarted daemon calls this first.
 
-    Only the daemon's own leases are taken back: another daemon sharing the database may be
-    working on its own right now.
+    Only the daemon's own leases are taken back, with its processing workers' (when
+    ``with_workers``): another daemon sharing the database may be working on its own right now.
     """
     released = 0
     for model in (Inbound, Delivery):
+        mine = model.lease_owner == owner
+        if with_workers:
+            mine = or_(mine, model.lease_owner.startswith(owner + _WORKER, autoescape=True))
         result = session.execute(
             update(model)
-            .where(model.lease_owner == owner, model.lease_until.is_not(None))
+            .where(mine, model.lease_until.is_not(None))
             .values(lease_until=None, lease_owner=None)
         )
         released += result.rowcount  # type: ignore[attr-defined]

@@ -191,9 +191,12 @@ def _subject(msg: EmailMessage) -> str:
     return text
 
 
-def command_from_message(msg: EmailMessage) -> Command:
-    """The command in a reply: the first non-empty line above the quote, else in the subject."""
-    reply = reply_part(normalise(body_text(msg)))
+def command_from_message(msg: EmailMessage, body: str | None = None) -> Command:
+    """The command in a reply: the first non-empty line above the quote, else in the subject.
+
+    ``body`` is ``body_text(msg)`` when the caller has it already.
+    """
+    reply = reply_part(normalise(body_text(msg) if body is None else body))
     if reply:
         return parse_command(reply)
     return parse_command(subject_text(_subject(msg)))

@@ -174,7 +174,7 @@ def signed_content(msg: EmailMessage, *, protect: Sequence[str] = ()) -> bytes:
     Nothing that differs per recipient belongs here. The result is CRLF, 7-bit, and
     serialises to itself when parsed again, so it survives any hop and any re-serialisation.
     """
-    inner = copy.deepcopy(msg)
+    inner = _copy_tree(msg)
     for name in {k.lower() for k in inner}:
         if not name.startswith("content-"):
             del inner[name]
@@ -713,6 +713,25 @@ def _first_text(msg: Message) -> str | None:
             if isinstance(payload, bytes):
                 return payload.decode(_codec(part.get_content_charset() or "utf-8"), "replace")
     return None
+
+
+def _copy_tree(msg: Message) -> Message:
+    """A copy of ``msg`` whose headers and payloads may be changed without changing ``msg``.
+
+    Each part gets its own header list and, for a multipart, its own list of copied parts;
+    the leaves' payloads are strings, which no change alters in place, so they are shared.
+    ``copy.deepcopy`` copied every header object and string too, and was a tenth of the CPU
+    of a command's answer.
+    """
+    part = copy.copy(msg)
+    # The header list is what del and set change in place; copy.copy shares it.
+    part.__dict__["_headers"] = list(msg.__dict__["_headers"])
+    children = msg.get_payload()
+    if isinstance(children, list):
+        part.__dict__["_payload"] = [
+            _copy_tree(child) if isinstance(child, Message) else child for child in children
+        ]
+    return part
 
 
 def _make_7bit(entity: Message) -> None:

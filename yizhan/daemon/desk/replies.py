@@ -34,7 +34,7 @@ from yizhan.routing.delegation import resolve
 from yizhan.routing.documents import Decision, DocumentState
 from yizhan.routing.drafts import parse_draft
 from yizhan.routing.duties import it_people
-from yizhan.routing.replies import body_text, normalise, reply_part
+from yizhan.routing.replies import normalise, reply_part
 from yizhan.routing.rules import REDISTRIBUTE_STEP, REVISE_STEP
 from yizhan.routing.tokens import TokenClaim, read_token
 from yizhan.signing.pgpmime import Verification, verify_message
@@ -85,7 +85,7 @@ def receive(request: Request, recipient: Recipient) -> Outcome | None:
     rule = flow.step(step.name) if flow is not None else None
     if rule is not None and rule.edits_body and command.verb is Verb.APPROVE:
         # An edited text is published as written, with its full-width ，。： (routing.edits).
-        command = replace(command, text=edits.text_below_command(body_text(request.msg)))
+        command = replace(command, text=edits.text_below_command(request.body))
     verification: Verification | None = None
     if (
         step.name in request.ctx.config.signing.require_signature
@@ -155,7 +155,7 @@ def _revise(request: Request, state: DocumentState, on_behalf_of: str | None) ->
     brings any."""
     assert request.account is not None
     msg = request.msg
-    draft = parse_draft(request.subject, edits.reply_as_written(body_text(msg)))
+    draft = parse_draft(request.subject, edits.reply_as_written(request.body))
     files: dict[str, object] = {}
     if brings_files(msg):
         names = [p.get_filename() or "" for p in attached_files(msg)]

@@ -30,6 +30,7 @@ from yizhan.mailstore.models import Document, Inbound
 from yizhan.routing.commands import Command, command_from_message
 from yizhan.routing.directory import Directory, PersonInfo
 from yizhan.routing.documents import Decision
+from yizhan.routing.replies import body_text
 from yizhan.signing.pgpmime import Verification
 
 __all__ = ["Outcome", "Request", "Sender", "answer_address", "answer_headers"]
@@ -175,9 +176,14 @@ class Request:
         return " ".join(subject.split())
 
     @functools.cached_property
+    def body(self) -> str:
+        """The text the sender wrote (:func:`routing.replies.body_text`), read once."""
+        return body_text(self.msg)
+
+    @functools.cached_property
     def command(self) -> Command:
         """The command the message carries (the reply's first line, else the subject)."""
-        return command_from_message(self.msg)
+        return command_from_message(self.msg, self.body)
 
     def answer_address(self) -> str | None:
         """Where an answer to this message goes (:func:`answer_address`)."""

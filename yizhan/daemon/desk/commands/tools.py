@@ -11,7 +11,6 @@ from __future__ import annotations
 from yizhan.daemon.desk.commands.base import Usage
 from yizhan.daemon.desk.request import Request
 from yizhan.routing.commands import Command, Verb
-from yizhan.routing.replies import body_text
 from yizhan.routing.tools import ToolAction, ToolRequest, tool_request
 
 __all__ = ["Tools"]
@@ -134,7 +133,7 @@ Subject: TOOLS REMOVE vpn-client
 
     def recognise(self, request: Request) -> ToolRequest | None:
         """The tools command the mail carries, if it is one."""
-        return tool_request(request.subject, body_text(request.msg))
+        return tool_request(request.subject, request.body)
 
     def process(self, request: Request, command: Command) -> None:
         """Answer the tools command the mail carries (the list, when it says no more)."""

@@ -25,7 +25,6 @@ from yizhan.routing.commands import Command
 from yizhan.routing.documents import Decision, DocumentState
 from yizhan.routing.drafts import Draft, parse_draft
 from yizhan.routing.effects import Effect
-from yizhan.routing.replies import body_text
 
 __all__ = ["DocumentModule", "Module", "Prepared", "fixed_due"]
 
@@ -157,7 +156,7 @@ class DocumentModule:
         body may open with key: value lines (docs/modules.md, Common rules)."""
         assert request.account is not None
         subject = request.subject
-        draft = parse_draft(subject, body_text(request.msg))
+        draft = parse_draft(subject, request.body)
         if draft.problems:
             request.reply("\n".join(draft.problems))
             return None

@@ -28,7 +28,6 @@ from yizhan.routing.documents import Decision
 from yizhan.routing.drafts import parse_draft
 from yizhan.routing.effects import Effect
 from yizhan.routing.materials import RequestKind
-from yizhan.routing.replies import body_text
 
 __all__ = ["MAX_LISTED", "Ziliao", "library_help"]
 
@@ -108,7 +107,7 @@ class Ziliao:
         account = request.account
         assert account is not None
         domain = request.desk.domain
-        draft = parse_draft(request.subject, body_text(request.msg))
+        draft = parse_draft(request.subject, request.body)
         if draft.problems:
             request.reply("\n".join(draft.problems), to=own)
             return None

@@ -1,0 +1,131 @@
+"""Processing in worker processes (``[processing] workers``, daemon/workers.py), as
+``yizhan serve`` runs it by default: mail is answered, a dead worker is replaced, and no worker
+outlives its daemon, even one killed with SIGKILL."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from tests.conftest import make_config, seed_keyring, short_dir
+from tests.daemon.test_flows import Daemon, start_daemon, text
+from yizhan.daemon.config import load_config
+from yizhan.daemon.context import Context
+from yizhan.mailstore.db import upgrade
+from yizhan.mailstore.models import Inbound
+
+
+def children(pid: int) -> set[int]:
+    """The processing workers ``pid`` started (spawned Python processes)."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found |= {int(c) for c in (task / "children").read_text().split()}
+    spawned = set()
+    for child in found:
+        with contextlib.suppress(FileNotFoundError):
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                spawned.add(child)
+    return spawned
+
+
+def gone(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def wait_until(check: object, *, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"not true within {timeout} s: {check}")
+
+
+@pytest.fixture
+def daemon(tmp_path: Path, database_url: str, system_key_home: Path) -> Iterator[Daemon]:
+    config = make_config(tmp_path, database_url, processing={"workers": 2})
+    seed_keyring(config, system_key_home)
+    ctx = Context.open(config)
+    upgrade(ctx.engine)
+    running = start_daemon(ctx)
+    yield running
+    running.stop()
+    ctx.close()
+
+
+def help_answered(daemon: Daemon, account: str) -> None:
+    daemon.send(account, "cmd@oa.example", "HELP", "HELP")
+    (answer,) = daemon.inbox(account)
+    assert "HELP" in text(answer)
+
+
+def test_workers_answer_mail_and_stop_with_the_daemon(daemon: Daemon) -> None:
+    workers = children(os.getpid())
+    assert len(workers) == 2
+    help_answered(daemon, "wangfang")
+    with daemon.ctx.sessions() as session:
+        owners = set(session.scalars(select(Inbound.lease_owner)))
+    # Processed by a worker of this daemon, under a lease of its own.
+    assert len(owners) == 1 and owners.pop().startswith(f"{daemon.ctx.instance} processor ")
+    daemon.stop()
+    wait_until(lambda: all(gone(pid) for pid in workers))
+
+
+def test_a_worker_that_dies_is_replaced(daemon: Daemon) -> None:
+    help_answered(daemon, "wangfang")
+    before = children(os.getpid())
+    victim = max(before)
+    os.kill(victim, signal.SIGKILL)
+    wait_until(lambda: len(children(os.getpid()) - before) >= 1)
+    # Every message still gets its answer (two workers; the new one is up within seconds).
+    for account in ("lintao", "songjia", "caoyaqin"):
+        help_answered(daemon, account)
+
+
+def test_no_worker_outlives_a_daemon_killed_with_sigkill(
+    tmp_path: Path, database_url: str, system_key_home: Path
+) -> None:
+    config_file = tmp_path / "yizhan.toml"
+    config_file.write_text(
+        f'[yizhan]\ndata_dir = "{tmp_path / "var"}"\nsecret = "{"s" * 32}"\n'
+        f'[database]\nurl = "{database_url}"\n'
+        '[smtp]\nlisten = "127.0.0.1:0"\n[admin]\nlisten = "127.0.0.1:0"\n'
+        '[imap]\nlisten = ""\n[processing]\nworkers = 2\n'
+        f'[signing]\ngnupg_home = "{short_dir() / "gnupg"}"\n'
+    )
+    seed_keyring(load_config(config_file), system_key_home)
+    env = {**os.environ, "YIZHAN_CONFIG": str(config_file)}
+    subprocess.run([sys.executable, "-m", "yizhan", "init"], env=env, check=True)
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "yizhan", "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert serve.stdout is not None
+        for line in serve.stdout:
+            if "SMTP on" in line:
+                break
+        wait_until(lambda: len(children(serve.pid)) >= 2)
+        workers = children(serve.pid)
+        serve.kill()
+        serve.wait()
+        wait_until(lambda: all(gone(pid) for pid in workers), timeout=10)
+    finally:
+        if serve.poll() is None:
+            serve.kill()

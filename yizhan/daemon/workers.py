@@ -1,0 +1,215 @@
+"""Processing in processes of its own, so that it uses every core and never takes the
+gateway's turn on the interpreter lock.
+
+``yizhan serve`` starts ``[processing] workers`` processes (``auto``: one on SQLite, which has
+one writer anyway; one a core, up to four, on PostgreSQL, where they claim with SKIP LOCKED).
+Each opens its own Context from the same configuration and runs a :class:`Processor`. A pipe
+joins each to the daemon: the daemon writes ``w`` when messages were accepted, the worker
+writes ``q`` when it queued mail (the couriers and IMAP filing then wake), and the daemon
+writes ``s`` to stop it. Each worker claims under a lease owner of its own
+(``pending.worker_owner``): one that dies is replaced after a second, and what it had claimed
+is released at once. A worker whose daemon is gone (its end of the pipe closes, or the kernel's
+parent-death signal under SIGKILL) stops too, so no orphan keeps working beside a restarted
+daemon. With ``workers = 0`` the processor runs in a thread of the daemon (the tests'
+in-process daemons).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import multiprocessing
+import os
+import signal
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Final
+
+from yizhan.daemon.config import Config
+from yizhan.daemon.context import Context
+from yizhan.daemon.logs import configure as configure_logging
+from yizhan.daemon.processor import Processor
+from yizhan.mailstore.pending import release_leases, worker_owner
+
+log = logging.getLogger("yizhan.workers")
+
+WAKE: Final = b"w"
+QUEUED: Final = b"q"
+STOP: Final = b"s"
+#: How long a stopping worker may take to finish the message it is on.
+STOP_SECONDS: Final = 30.0
+#: How long after a worker died another is started in its place.
+RESTART_SECONDS: Final = 1.0
+#: prctl(2) option: the signal a process gets when its parent dies.
+_PR_SET_PDEATHSIG: Final = 1
+
+
+def worker_count(config: Config) -> int:
+    """How many processing processes ``[processing] workers`` asks for on this database."""
+    wanted = config.processing.workers
+    if wanted is not None:
+        return wanted
+    if config.database_url.startswith("sqlite"):
+        return 1
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
+class _Worker:
+    """One worker process and the daemon's end of its pipe."""
+
+    def __init__(self, n: int, process: BaseProcess, pipe: Connection) -> None:
+        self.n = n
+        self.process = process
+        self.pipe = pipe
+
+
+class ProcessingWorkers:
+    """The daemon's side: starts the workers, wakes them, hears them, replaces one that dies,
+    and stops them."""
+
+    def __init__(self, ctx: Context, count: int, *, on_queued: Callable[[], None]) -> None:
+        self.ctx = ctx
+        self.count = count
+        self.on_queued = on_queued
+        self._workers: dict[int, _Worker] = {}
+        self._stopping = False
+        self._replacing: set[asyncio.Task[None]] = set()
+        self._context = multiprocessing.get_context("spawn")
+
+    def start(self) -> None:
+        """Start the processes (spawned: a fork would copy the daemon's threads' locks)."""
+        for n in range(self.count):
+            self._start(n)
+        log.info("processing in %d worker processes", self.count)
+
+    def _start(self, n: int) -> None:
+        ours, theirs = self._context.Pipe()
+        owner = worker_owner(self.ctx.instance, n)
+        process = self._context.Process(
+            target=run_worker, args=(self.ctx.config, owner, theirs), name=f"yizhan-processor-{n}"
+        )
+        process.start()
+        theirs.close()
+        worker = _Worker(n, process, ours)
+        self._workers[n] = worker
+        asyncio.get_running_loop().add_reader(ours.fileno(), self._heard, worker)
+
+    def wake(self) -> None:
+        """Say that messages were accepted (from the event loop)."""
+        for worker in self._workers.values():
+            with contextlib.suppress(OSError):
+                worker.pipe.send_bytes(WAKE)
+
+    def _heard(self, worker: _Worker) -> None:
+        try:
+            while worker.pipe.poll():
+                worker.pipe.recv_bytes()
+        except (EOFError, OSError):
+            self._lost(worker)
+            return
+        self.on_queued()
+
+    def _lost(self, worker: _Worker) -> None:
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(worker.pipe.fileno())
+        worker.pipe.close()
+        self._workers.pop(worker.n, None)
+        if self._stopping:
+            return
+        log.error(
+            "processing worker %d (pid %s) stopped unexpectedly; starting another",
+            worker.n,
+            worker.process.pid,
+        )
+        task = loop.create_task(self._replace(worker))
+        self._replacing.add(task)
+        task.add_done_callback(self._replacing.discard)
+
+    async def _replace(self, worker: _Worker) -> None:
+        await asyncio.to_thread(worker.process.join)
+        # What it had claimed is taken back now rather than when its leases run out.
+        await asyncio.to_thread(self._release, worker.n)
+        # A worker that cannot start (a broken configuration) is not restarted in a tight loop.
+        await asyncio.sleep(RESTART_SECONDS)
+        if not self._stopping:
+            self._start(worker.n)
+            self.wake()
+
+    def _release(self, n: int) -> None:
+        with self.ctx.sessions.begin() as session:
+            release_leases(session, worker_owner(self.ctx.instance, n), with_workers=False)
+
+    async def stop(self) -> None:
+        """Ask every worker to finish the message it is on and stop; wait for them."""
+        self._stopping = True
+        for task in list(self._replacing):
+            task.cancel()
+        loop = asyncio.get_running_loop()
+        workers = list(self._workers.values())
+        for worker in workers:
+            with contextlib.suppress(OSError, ValueError):
+                loop.remove_reader(worker.pipe.fileno())
+            with contextlib.suppress(OSError):
+                worker.pipe.send_bytes(STOP)
+        for worker in workers:
+            await asyncio.to_thread(worker.process.join, STOP_SECONDS)
+            if worker.process.is_alive():
+                log.error("processing worker %s did not stop; killing it", worker.process.pid)
+                worker.process.kill()
+                await asyncio.to_thread(worker.process.join)
+            worker.pipe.close()
+        self._workers.clear()
+
+
+def run_worker(config: Config, owner: str, pipe: Connection) -> None:
+    """A worker process's body: process until told to stop or the daemon is gone."""
+    _die_with_parent()
+    # The daemon owns SIGINT and SIGTERM (a Ctrl-C reaches the whole process group): the
+    # worker finishes its message and stops when the daemon says so.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    configure_logging(config.log)
+    ctx = Context.open(config)
+    try:
+        asyncio.run(_work(ctx, owner, pipe))
+    finally:
+        ctx.close()
+
+
+async def _work(ctx: Context, owner: str, pipe: Connection) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+
+    def queued() -> None:
+        with contextlib.suppress(OSError):
+            pipe.send_bytes(QUEUED)
+
+    processor = Processor(ctx, on_queued=queued, owner=owner)
+
+    def heard() -> None:
+        try:
+            while pipe.poll():
+                if pipe.recv_bytes() == STOP:
+                    stop.set()
+                else:
+                    processor.wake()
+        except (EOFError, OSError):
+            stop.set()
+        if stop.is_set():
+            loop.remove_reader(pipe.fileno())
+
+    loop.add_reader(pipe.fileno(), heard)
+    await processor.run(stop)
+
+
+def _die_with_parent() -> None:
+    """Have the kernel stop this process when the daemon dies, even by SIGKILL."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() == 1:
+        # The daemon died before the line above: nobody will stop this worker.
+        os._exit(0)
