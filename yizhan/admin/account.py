@@ -1,10 +1,12 @@
 """My account, for everyone: password, to-do list, delegation, settings and signing key.
 
 Each form does what the mail commands do, through the same pieces: the password policy of
-``routing.passwords`` (via ``mailstore.accounts.set_password``), DELEGATE's checks
-(``routing.delegation.check_new_delegation``) and store (``mailstore.delegations``), SET's
-reading of a setting (``routing.settings.apply_set``) and store (``mailstore.settings``), and
-the keyring's staging and confirming of a person's key (``signing.keyring``).
+``routing.passwords`` (via ``mailstore.accounts.set_password``), SET's reading of a setting
+(``routing.settings.apply_set``) and store (``mailstore.settings``), and the keyring's staging
+and confirming of a person's key (``signing.keyring``). Delegation is the very mail: DELEGATE
+(from now, or FROM a later day) and REVOKE go to cmd@ for the person (``by_mail``), and the page
+lists their delegations in force and planned. Each step of the to-do list that the document's
+page can answer links there (``documents.PAGE_REPLIES``).
 """
 
 from __future__ import annotations
@@ -20,19 +22,15 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from yizhan.admin.by_mail import send_as
+from yizhan.admin.documents import page_replies
 from yizhan.admin.web import N_, Site, Viewer, guard
 from yizhan.mailstore import audit
 from yizhan.mailstore.accounts import AccountError, authenticate, set_password
-from yizhan.mailstore.delegations import (
-    active_delegations,
-    delegation_of,
-    revoke_delegation,
-    start_delegation,
-)
+from yizhan.mailstore.delegations import open_delegations_of
 from yizhan.mailstore.models import Document, Person, Step
 from yizhan.mailstore.settings import load_settings, save_settings
 from yizhan.mailstore.web_sessions import end_sessions_of, password_changed
-from yizhan.routing.delegation import check_new_delegation
 from yizhan.routing.digests import OFF, allowed_windows, windows_for
 from yizhan.routing.settings import DIGEST, LANGUAGE, LANGUAGES, SUBSCRIBED, XINXI, apply_set
 from yizhan.signing.keyring import KeyringError
@@ -52,6 +50,8 @@ class TodoItem:
     due_at: dt.datetime | None
     on_behalf_of: str | None
     overdue: bool
+    # Whether the document's page offers this step's replies (``documents.PAGE_REPLIES``).
+    on_page: bool
 
 
 def routes(site: Site) -> list[Route]:
@@ -131,42 +131,38 @@ def routes(site: Site) -> list[Route]:
 
     async def delegate(request: Request, viewer: Viewer) -> Response:
         form = await request.form()
-        name = str(form.get("delegate", "")).strip()
-        until = str(form.get("until", "")).strip()
-
-        def make(session: Session) -> str | None:
-            now = site.now()
-            directory = site.directory(session)
-            result = check_new_delegation(
-                viewer.account,
-                name,
-                until,
-                directory,
-                active_delegations(session),
-                now,
-                site.tz,
-                domain=site.ctx.config.domain,
-            )
-            if isinstance(result, str):
-                return result
-            start_delegation(session, result, now=now)
-            return None
-
+        name = " ".join(str(form.get("delegate", "")).split())[:64]
+        first = str(form.get("from", "")).strip()[:32]
+        until = str(form.get("until", "")).strip()[:32]
         if not name or not until:
-            problem: str | None = site.text(viewer, "Name the colleague and the last day.")
-        else:
-            problem = await site.write(make)
-        if problem is not None:
-            return await page(request, viewer, error=problem)
-        return RedirectResponse("/account?done=delegation", status_code=303)
+            problem = site.text(viewer, "Name the colleague and the last day.")
+            return await page(request, viewer, error=problem, status_code=400)
+        directory = await site.db(site.directory)
+        named = [p.account for p in directory.people.values() if p.name == name]
+        # A name as written may hold 自 or 至 (王自強): the account says who without doubt.
+        who = named[0] if len(named) == 1 else name
+        line = f"授權 {who} 自 {first} 至 {until}" if first else f"授權 {who} 至 {until}"
+        return await _by_mail(request, viewer, line)
 
     async def end_delegation(request: Request, viewer: Viewer) -> Response:
-        revoked = await site.write(lambda s: revoke_delegation(s, viewer.account, now=site.now()))
-        if revoked is None:
+        return await _by_mail(request, viewer, "收回授權")
+
+    async def _by_mail(request: Request, viewer: Viewer, line: str) -> Response:
+        """DELEGATE or REVOKE sent to cmd@ as the mail (``by_mail``); the page shows the answer,
+        as an error when the person's delegations did not change."""
+        before = await site.db(lambda s: _delegations(s, viewer.account))
+        sent = await send_as(site, viewer, site.ctx.config.addresses["cmd"][0], line)
+        site.queued()
+        after = await site.db(lambda s: _delegations(s, viewer.account))
+        if sent.answer is None:
             return await page(
-                request, viewer, error=site.text(viewer, "You have no active delegation.")
+                request,
+                viewer,
+                notice=site.text(viewer, "Sent; the answer will reach you by mail."),
             )
-        return RedirectResponse("/account?done=revoked", status_code=303)
+        if _changed(before, after):
+            return await page(request, viewer, notice=sent.answer)
+        return await page(request, viewer, error=sent.answer, status_code=400)
 
     async def settings(request: Request, viewer: Viewer) -> Response:
         form = await request.form()
@@ -294,8 +290,6 @@ def routes(site: Site) -> list[Route]:
 
 _DONE = {
     "password": N_("Your password has been changed."),
-    "delegation": N_("Your delegation is set; your waiting steps went to your delegate."),
-    "revoked": N_("Your delegation has ended; your waiting steps came back to you."),
     "settings": N_("Your settings are saved."),
     "staged": N_("Check the fingerprint below, then confirm that the key is yours."),
     "key": N_("Your signing key is registered."),
@@ -322,7 +316,7 @@ def _password_error(site: Site, request: Request, viewer: Viewer, problem: str) 
 def _account_data(site: Site, session: Session, viewer: Viewer) -> dict[str, Any]:
     now = site.now()
     rows = session.execute(
-        select(Step, Document.title, Document.number)
+        select(Step, Document.title, Document.number, Document.kind)
         .join(Document, Document.id == Step.document_id)
         .where(Step.assignee == viewer.account, Step.state == "waiting")
         .order_by(Step.due_at.is_(None), Step.due_at, Step.id)
@@ -338,26 +332,56 @@ def _account_data(site: Site, session: Session, viewer: Viewer) -> dict[str, Any
             due_at=step.due_at,
             on_behalf_of=step.on_behalf_of,
             overdue=step.due_at is not None and step.due_at < now,
+            on_page=bool(page_replies(kind, step.name, step.action)),
         )
-        for step, title, number in rows
+        for step, title, number, kind in rows
     ]
-    delegation = delegation_of(session, viewer.account)
-    delegate_name = None
-    if delegation is not None:
-        delegate = session.get(Person, delegation.delegate)
-        delegate_name = delegate.name if delegate else delegation.delegate
+    delegations = _delegations(session, viewer.account)
     settings = load_settings(session, viewer.account)
     digest = settings.get(DIGEST)
     chosen = [t.strftime("%H:%M") for t in windows_for(viewer.roles, digest)]
     return {
         "todo": todo,
-        "delegation": delegation,
-        "delegate_name": delegate_name,
+        "delegations": delegations,
         "digest_mode": "off" if digest == OFF else ("chosen" if digest else "on"),
         "digest_times": chosen,
         "language_setting": settings.get(LANGUAGE, ""),
         "news": settings.get(XINXI) == SUBSCRIBED,
     }
+
+
+@dataclass(frozen=True, kw_only=True)
+class DelegationItem:
+    """One delegation of mine not yet ended: in force, or planned for a later day (第九條)."""
+
+    delegate: str
+    delegate_name: str
+    starts_at: dt.datetime
+    until: dt.datetime
+    planned: bool
+
+
+def _delegations(session: Session, account: str) -> list[DelegationItem]:
+    items = []
+    for row in open_delegations_of(session, account):
+        delegate = session.get(Person, row.delegate)
+        items.append(
+            DelegationItem(
+                delegate=row.delegate,
+                delegate_name=delegate.name if delegate else row.delegate,
+                starts_at=row.starts_at,
+                until=row.until,
+                planned=not row.begun,
+            )
+        )
+    return items
+
+
+def _changed(before: list[DelegationItem], after: list[DelegationItem]) -> bool:
+    def key(items: list[DelegationItem]) -> list[tuple[str, dt.datetime, dt.datetime]]:
+        return [(i.delegate, i.starts_at, i.until) for i in items]
+
+    return key(before) != key(after)
 
 
 async def _key_facts(site: Site, account: str) -> dict[str, Any]:

@@ -34,6 +34,8 @@ from yizhan.admin import (
     oversight,
     people,
     rules_pages,
+    step_replies,
+    support_page,
     unit_pages,
 )
 from yizhan.admin.dovecot_auth import dovecot_auth_routes
@@ -79,6 +81,8 @@ def create_app(ctx: Context, *, on_queued: Callable[[], None] | None = None) -> 
         *dashboard.routes(site),
         *account.routes(site),
         *documents.routes(site),
+        # Before the office's /documents/{id}/{action}, which would take /reply and /object.
+        *step_replies.routes(site),
         *oversight.routes(site),
         *people.routes(site),
         *it_pages.routes(site),
@@ -87,6 +91,7 @@ def create_app(ctx: Context, *, on_queued: Callable[[], None] | None = None) -> 
         *assessment_page.routes(site),
         *unit_pages.routes(site),
         *office_pages.routes(site),
+        *support_page.routes(site),
         *help_page.routes(site),
         *dovecot_auth_routes(ctx),
     ]

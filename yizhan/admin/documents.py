@@ -29,16 +29,31 @@ from yizhan.mailstore.overview import (
     steps_of,
 )
 from yizhan.routing import bulletins, materials
+from yizhan.routing.commands import Verb
 from yizhan.routing.directory import Directory
 from yizhan.routing.documents import DocumentState
 from yizhan.routing.duties import Duty
+from yizhan.routing.objection import objection_waiting, on_document
+from yizhan.routing.rules import CLOSED, OBJECTION_STEP, RETURNED
 from yizhan.routing.search import contains, query_terms, rank
 from yizhan.routing.visibility import LEAVE_KIND, may_view
 from yizhan.templates.official import official_document
 from yizhan.templates.official_html import render_official_html
 from yizhan.templates.official_pdf import CJKFontMissing, render_official_pdf
 
-__all__ = ["document_page", "routes"]
+__all__ = ["PAGE_REPLIES", "document_page", "page_replies", "routes", "visible_document"]
+
+#: The replies the page offers a person at their own waiting step, as the mail would take them
+#: there: (kind or None for any, step name or None, step action or None) → the verbs, each sent
+#: as that reply's mail (``admin.step_replies``); the desk decides them as it decides the mail.
+PAGE_REPLIES: tuple[tuple[str | None, str | None, str | None, tuple[Verb, ...]], ...] = (
+    # A receiving clerk signs for their copy, or sends it back with the reason (第二十一條).
+    (None, None, "receive", (Verb.RECEIVED, Verb.REJECT)),
+    # The leader in charge upholds an objection, or overrules it with the reason (第二十條).
+    (None, OBJECTION_STEP, None, (Verb.APPROVE, Verb.REJECT)),
+    # IT closes a problem report with what was done (第十二條).
+    ("baoxiu", None, "handle", (Verb.DONE,)),
+)
 
 #: Hits a search lists, and candidates it looks at before saying there are more.
 MAX_HITS = 50
@@ -84,6 +99,18 @@ def routes(site: Site) -> list[Route]:
         Route("/documents/{id}", guard(site, show), methods=["GET"]),
         Route("/documents/{id}/official.{fmt}", guard(site, official), methods=["GET"]),
     ]
+
+
+def page_replies(kind: str, step_name: str, action: str) -> tuple[Verb, ...]:
+    """The replies the page offers at a step of ``kind`` (``PAGE_REPLIES``); () for none."""
+    for want_kind, want_name, want_action, verbs in PAGE_REPLIES:
+        if (
+            want_kind in (None, kind)
+            and want_name in (None, step_name)
+            and want_action in (None, action)
+        ):
+            return verbs
+    return ()
 
 
 async def document_page(
@@ -188,6 +215,12 @@ def _pool(session: Session, viewer: Viewer, seen: set[int]) -> list[int]:
     return sorted(ids, reverse=True)
 
 
+def visible_document(site: Site, session: Session, viewer: Viewer, raw_id: Any) -> Document | None:
+    """The document ``raw_id`` if ``viewer`` may see it (``may_view``), else None."""
+    found = _visible_state(site, session, viewer, raw_id)
+    return found[2] if found is not None else None
+
+
 def _visible_state(
     site: Site, session: Session, viewer: Viewer, raw_id: Any
 ) -> tuple[DocumentState, Directory, Document] | None:
@@ -239,6 +272,18 @@ def _load(site: Site, session: Session, viewer: Viewer, raw_id: Any) -> dict[str
         "waiting": [
             (s.id, s.name, names.get(s.assignee, s.assignee)) for s in steps if s.state == "waiting"
         ],
+        "mine": [
+            (s, verbs)
+            for s in steps
+            if s.state == "waiting"
+            and s.assignee == viewer.account
+            and (verbs := page_replies(document.kind, s.name, s.action))
+        ],
+        # An objection is open to anyone on a document under way, one at a time (第二十條).
+        "may_object": state.state not in (CLOSED, RETURNED)
+        and any(s.state == "waiting" for s in steps)
+        and objection_waiting(state) is None
+        and on_document(state, viewer.account),
     }
 
 

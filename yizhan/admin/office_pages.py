@@ -68,7 +68,8 @@ def routes(site: Site) -> list[Route]:
         if not reason:
             problem = site.text(viewer, N_("Say why the bulletin is withdrawn."))
             return await bulletin_board(request, viewer, error=problem, status_code=400)
-        sent = await send_as(site, viewer, "gonggao", f"撤回 {document_id} {reason}")
+        gonggao = site.ctx.config.addresses["gonggao"][0]
+        sent = await send_as(site, viewer, gonggao, f"撤回 {document_id} {reason}")
         answer = sent.answer or site.text(
             viewer, N_("Sent to gonggao@; the answer will reach you by mail.")
         )

@@ -1,5 +1,8 @@
-"""A unit head's /unit (their unit's open and overdue items) and HR's /leave (the leave book,
-第六條): the people who answer for them see them, and HR corrects the book here as by mail.
+"""A unit's /unit (its open and overdue items) and HR's /leave (the leave book, 第六條): the
+people who answer for them see them, and HR corrects the book here as by mail.
+
+/unit is what ``TODO unit`` (待辦 本單位) at cmd@ answers, for the same people: the unit's clerk,
+who keeps its items, and its head, who answers for them (第五條; ``commands.todo.UNIT_ROLES``).
 
 A correction on the page is the text HR would send to xiujia@ after 設置 (SET): a service start,
 an adjustment with its reason, a cancelled record. It is read and applied by the same code as the
@@ -16,7 +19,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from yizhan.admin.web import Site, Viewer, guard
+from yizhan.admin.web import Site, Viewer, forbidden, guard
+from yizhan.daemon.desk.commands.todo import UNIT_ROLES
 from yizhan.mailstore import leave as leave_store
 from yizhan.mailstore.models import LeaveProfile, LeaveRecordRow, Person
 from yizhan.mailstore.overview import unit_load, unit_open_steps
@@ -33,6 +37,8 @@ def routes(site: Site) -> list[Route]:
     """/unit, /leave."""
 
     async def unit(request: Request, viewer: Viewer) -> Response:
+        if not viewer.roles & UNIT_ROLES:
+            return forbidden()
         now = site.now()
 
         def read(session: Session) -> dict[str, Any]:
@@ -113,7 +119,7 @@ def routes(site: Site) -> list[Route]:
         )
 
     return [
-        Route("/unit", guard(site, unit, needs=[Duty.UNIT_HEAD]), methods=["GET"]),
+        Route("/unit", guard(site, unit), methods=["GET"]),
         Route("/leave", guard(site, leave, needs=[Duty.HR]), methods=["GET"]),
         Route("/leave", guard(site, correct, needs=[Duty.HR]), methods=["POST"]),
     ]

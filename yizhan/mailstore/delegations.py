@@ -26,6 +26,7 @@ __all__ = [
     "done_on_behalf",
     "end_delegations",
     "hand_over",
+    "open_delegations_of",
     "revoke_delegation",
     "start_delegation",
 ]
@@ -55,6 +56,17 @@ def delegation_of(session: Session, account: str) -> DelegationRow | None:
         .where(DelegationRow.delegator == account, DelegationRow.ended_at.is_(None))
         .order_by(DelegationRow.starts_at.desc())
     ).first()
+
+
+def open_delegations_of(session: Session, account: str) -> list[DelegationRow]:
+    """Every delegation ``account`` made that has not ended, in force or planned, by first day."""
+    return list(
+        session.scalars(
+            select(DelegationRow)
+            .where(DelegationRow.delegator == account, DelegationRow.ended_at.is_(None))
+            .order_by(DelegationRow.starts_at, DelegationRow.id)
+        )
+    )
 
 
 def start_delegation(session: Session, delegation: Delegation, *, now: dt.datetime) -> int:

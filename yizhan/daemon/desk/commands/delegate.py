@@ -60,7 +60,11 @@ Subject: DELEGATE wangfang FROM 2026-12-10 UNTIL 2026-12-20
 Planned ahead: it begins by itself on the first day (your waiting steps then go to the
 delegate) and ends on the last; you and the delegate are told at both ends. Dates that overlap
 a delegation you already made are refused: REVOKE it first or choose other dates. Answer:
-`已安排授權 王芳（wangfang）自 2026-12-10 至 2026-12-20…`."""  # noqa: E501
+`已安排授權 王芳（wangfang）自 2026-12-10 至 2026-12-20…`.
+
+管理頁面 `/account` 的「外出授權」發出同樣的命令（可填開始日期），列出已安排和生效中的授權，並可收回授權。
+On the admin page, `/account` sends the same command (with an optional first day), lists your
+planned and active delegations, and takes them back (REVOKE)."""  # noqa: E501
 
     def process(self, request: Request, command: Command) -> str:
         """Start the delegation (replacing one in force) and hand the waiting steps over."""
