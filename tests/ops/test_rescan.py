@@ -22,10 +22,10 @@ from email import policy
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from tests.conftest import make_config, seed_keyring
-from tests.daemon.conftest import Files
+from tests.daemon.conftest import Files, clamd_socket
 from tests.daemon.test_flows import Daemon, start_daemon
 from yizhan.daemon.context import Context
 from yizhan.daemon.jobs.rescan import run_rescan
@@ -150,3 +150,20 @@ def dt_hour() -> dt.timedelta:
 def base64_parts(data: bytes) -> list[bytes]:
     msg = email.message_from_bytes(data, policy=policy.default)
     return [p.get_content() for p in msg.walk() if p.get_filename()]
+
+
+@pytest.mark.usefixtures(clamd_socket.__name__)
+def test_a_rescan_run_by_hand_from_a_thread_with_a_running_event_loop(ctx: Context) -> None:
+    # The browser tests' driver runs an event loop in the thread that runs the due jobs; a job
+    # on the hour must still run there (it stopped with "asyncio.run() cannot be called from a
+    # running event loop").
+    socket_path = os.environ["YIZHAN_TEST_CLAMD"]
+    ctx.config.rules_file.write_text(f'[content.scanner]\nsocket = "{socket_path}"\n')
+    on_the_hour = ctx.clock().replace(minute=0, second=0, microsecond=0)
+
+    async def driver() -> int:
+        return run_rescan(ctx, on_the_hour)
+
+    assert asyncio.run(driver()) == 0
+    with ctx.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(SignatureScan)) == 1

@@ -15,10 +15,13 @@ import asyncio
 import datetime as dt
 import hashlib
 import logging
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -40,6 +43,19 @@ from yizhan.routing.duties import it_people
 
 log = logging.getLogger("yizhan.rescan")
 
+T = TypeVar("T")
+
+
+def _run(work: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run``, also when the calling thread runs an event loop of its own (a job run
+    by hand from such a thread, as the browser tests' driver does): then in a thread of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(work)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, work).result()
+
 
 def run_rescan(ctx: Context, now: dt.datetime, calendar: WorkCalendar | None = None) -> int:
     """Look for new signatures every ``interval_minutes``; scan once per new set. Mails queued."""
@@ -51,7 +67,7 @@ def run_rescan(ctx: Context, now: dt.datetime, calendar: WorkCalendar | None = N
     if scanner is None:
         return 0
     try:
-        signatures = asyncio.run(fingerprint(scanner, ctx.config.rescan.signatures))
+        signatures = _run(fingerprint(scanner, ctx.config.rescan.signatures))
     except ScannerUnavailable as exc:
         log.warning("re-scan: %s", exc)
         return 0
@@ -71,7 +87,7 @@ def run_rescan(ctx: Context, now: dt.datetime, calendar: WorkCalendar | None = N
         log.info("re-scan: signatures %s noted; files are scanned when they change", signatures)
         return 0
     log.info("re-scan: new signatures %s; scanning the stored files again", signatures)
-    scanned, hits, queued = asyncio.run(_scan_all(ctx, scanner, signatures, now))
+    scanned, hits, queued = _run(_scan_all(ctx, scanner, signatures, now))
     with ctx.sessions.begin() as session:
         row = session.get(SignatureScan, signatures)
         if row is not None:
