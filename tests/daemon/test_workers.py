@@ -34,7 +34,9 @@ def children(pid: int) -> set[int]:
     """The processing workers ``pid`` started (spawned Python processes)."""
     found: set[int] = set()
     for task in Path(f"/proc/{pid}/task").iterdir():
-        found |= {int(c) for c in (task / "children").read_text().split()}
+        # A thread may end between the listing and the read.
+        with contextlib.suppress(FileNotFoundError):
+            found |= {int(c) for c in (task / "children").read_text().split()}
     spawned = set()
     for child in found:
         with contextlib.suppress(FileNotFoundError):

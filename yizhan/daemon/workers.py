@@ -93,6 +93,9 @@ class ProcessingWorkers:
         )
         process.start()
         theirs.close()
+        # A worker that hangs must not hang the daemon once its pipe is full: a wake it
+        # cannot take is dropped (each message is five bytes, written whole or not at all).
+        os.set_blocking(ours.fileno(), False)
         worker = _Worker(n, process, ours)
         self._workers[n] = worker
         asyncio.get_running_loop().add_reader(ours.fileno(), self._heard, worker)
