@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from sqlalchemy import update
 from sqlalchemy.orm import sessionmaker
 
 from yizhan.daemon.context import Context
@@ -70,3 +71,15 @@ def test_a_login_does_not_make_everyone_read_the_directory_again(bureau: Context
         accounts.get_account(session, "wangfang").last_login_at = bureau.clock()
     with bureau.sessions() as session:
         assert load_directory(session) is first
+
+
+def test_a_change_made_by_a_statement_is_seen(bureau: Context) -> None:
+    # Not object by object: one UPDATE statement through a session (as a script might).
+    with bureau.sessions() as session:
+        load_directory(session)
+    with bureau.sessions.begin() as session:
+        session.execute(
+            update(Person).where(Person.account == "lintao").values(email="lintao@retired.example")
+        )
+    with bureau.sessions() as session:
+        assert load_directory(session).people["lintao"].email == "lintao@retired.example"

@@ -10,7 +10,7 @@ from collections import defaultdict
 from typing import Any, Final
 
 from sqlalchemy import Engine, event, inspect, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from yizhan.mailstore import audit
 from yizhan.mailstore.models import (
@@ -91,10 +91,28 @@ def _raise_directory_version(session: Session, _context: Any, _instances: Any) -
         session.info[_CHANGED] = True
 
 
+@event.listens_for(Session, "do_orm_execute")
+def _raise_for_statements(state: ORMExecuteState) -> None:
+    """The same for an UPDATE, DELETE or INSERT statement on those tables run through a
+    session (not object by object)."""
+    if not (state.is_update or state.is_delete or state.is_insert):
+        return
+    if any(mapper.class_ in _DIRECTORY_MODELS for mapper in state.all_mappers):
+        state.session.connection().execute(
+            update(DirectoryVersion)
+            .where(DirectoryVersion.id == 1)
+            .values(version=DirectoryVersion.version + 1)
+        )
+        state.session.info[_CHANGED] = True
+
+
 @event.listens_for(Session, "after_commit")
 @event.listens_for(Session, "after_rollback")
 def _transaction_ended(session: Session) -> None:
     session.info.pop(_CHANGED, None)
+
+
+_DIRECTORY_MODELS: Final = (Unit, Person, Role, Account)
 
 
 def _changes_directory(session: Session) -> bool:
