@@ -109,7 +109,9 @@ def backup(
         os.fsync(out.fileno())
     for tree in FILE_TREES:
         if (data_dir / tree).is_dir():
-            shutil.copytree(data_dir / tree, target / "files" / tree)
+            # What is in a tmp/ (the raw store's, each Maildir's) is a write under way: not yet
+            # acknowledged nor delivered, and renamed or gone a moment later.
+            shutil.copytree(data_dir / tree, target / "files" / tree, ignore=_writes_under_way)
     if gnupg_home.is_dir():
         shutil.copytree(
             gnupg_home,
@@ -201,6 +203,10 @@ def restore(
         gnupg_home.mkdir(parents=True, exist_ok=True, mode=0o700)
         shutil.copytree(source / "gnupg", gnupg_home, dirs_exist_ok=True)
     return counts
+
+
+def _writes_under_way(directory: str, names: list[str]) -> set[str]:
+    return {"tmp"} & set(names)
 
 
 def read_anchor(source: Path) -> Anchor:
