@@ -77,6 +77,7 @@ class Processor:
         self.desk = Desk(ctx)
         self.addresses = AddressTable(ctx.config.domain, ctx.config.addresses)
         self._wakeup = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def wake(self) -> None:
         """Say that new messages were accepted (safe to call from the event loop only)."""
@@ -84,6 +85,7 @@ class Processor:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Process until ``stop`` is set; polls now and then to pick up other daemons' leftovers."""
+        self._loop = asyncio.get_running_loop()
         while not stop.is_set():
             self._wakeup.clear()
             try:
@@ -125,6 +127,10 @@ class Processor:
             try:
                 with self.ctx.sessions.begin() as session:
                     self.process(session, inbound_id)
+                # Its mail goes now, not once the whole batch is done (a burst's first
+                # answer waited for the fiftieth message).
+                if self._loop is not None:
+                    self._loop.call_soon_threadsafe(self.on_queued)
             except ContentCheckPending as exc:
                 log.warning("inbound %s: waiting for the content check: %s", inbound_id, exc)
                 with self.ctx.sessions.begin() as session:
