@@ -21,6 +21,7 @@ from yizhan.routing.commands import (
     command_from_message,
     parse_command,
     parse_delegate,
+    parse_delegate_period,
 )
 from yizhan.routing.replies import normalise
 
@@ -413,3 +414,27 @@ def test_full_width_english_command() -> None:
 def test_command_from_message_never_raises(raw: bytes) -> None:
     # Every mail gets an answer, so reading its command never fails.
     assert isinstance(command_from_message(parse(raw)).verb, Verb)
+
+
+@pytest.mark.parametrize(
+    ("argument", "expected"),
+    [
+        ("趙敏 自 2026-12-10 至 2026-12-20", ("趙敏", "2026-12-10", "2026-12-20")),
+        # A name with 自 or 至 in it stays whole (it was split into 王 and a date 強 …).
+        ("王自強 自 2026-12-10 至 2026-12-20", ("王自強", "2026-12-10", "2026-12-20")),
+        ("王自强自2026-12-10至2026-12-20", ("王自强", "2026-12-10", "2026-12-20")),
+        ("李至遠 自 下周一 至 下周五", ("李至遠", "下周一", "下周五")),
+        (
+            "wangziqiang FROM 2026-12-10 UNTIL 2026-12-20",
+            ("wangziqiang", "2026-12-10", "2026-12-20"),
+        ),
+        ("趙敏 从 12月10日 到 12月20日", ("趙敏", "12月10日", "12月20日")),
+        # Not a planned delegation: DELEGATE name UNTIL date is parse_delegate's.
+        ("王自強 至 2026-12-01", None),
+        ("趙敏", None),
+    ],
+)
+def test_a_delegation_planned_ahead_names_its_delegate_and_days(
+    argument: str, expected: tuple[str, str, str] | None
+) -> None:
+    assert parse_delegate_period(argument) == expected

@@ -239,10 +239,17 @@ def parse_delegate(argument: str) -> tuple[str, str] | None:
 
 
 # "趙敏 自 2026-12-10 至 2026-12-20", "zhaomin FROM 2026-12-10 UNTIL 2026-12-20",
-# "趙敏 从 12月10日 到 12月20日": a delegation planned ahead (第九條).
-_DELEGATE_PERIOD: Final = re.compile(
-    r"^(?P<name>.*?\S)\s*(?:\bfrom\b|自|从|從)\s*(?P<start>\S.*?)\s*"
-    r"(?:\buntil\b|\btill\b|\bto\b|直至|直到|至|到)\s*(?P<end>\S.*)$",
+# "趙敏 从 12月10日 到 12月20日": a delegation planned ahead (第九條). The words stand between
+# spaces, so a name with 自 or 至 in it (王自強, 李至遠) stays whole.
+_DELEGATE_PERIOD_SPACED: Final = re.compile(
+    r"^(?P<name>.*?\S)\s+(?:from|自|从|從)\s+(?P<start>\S.*?)\s+"
+    r"(?:until|till|to|直至|直到|至|到)\s+(?P<end>\S.*)$",
+    re.IGNORECASE | re.DOTALL,
+)
+# "趙敏自2026-12-10至2026-12-20": unspaced, so each date must open with a digit.
+_DELEGATE_PERIOD_JOINED: Final = re.compile(
+    r"^(?P<name>.+?)\s*(?:\bfrom\b|自|从|從)\s*(?P<start>\d.*?)\s*"
+    r"(?:\buntil\b|\btill\b|\bto\b|直至|直到|至|到)\s*(?P<end>\d.*)$",
     re.IGNORECASE | re.DOTALL,
 )
 
@@ -250,7 +257,8 @@ _DELEGATE_PERIOD: Final = re.compile(
 def parse_delegate_period(argument: str) -> tuple[str, str, str] | None:
     """Split ``name FROM date UNTIL date`` (``name 自 date 至 date``) into the delegate's name and
     the first and last days as written; None when it is not of that form."""
-    found = _DELEGATE_PERIOD.match(argument.strip())
+    text = argument.strip()
+    found = _DELEGATE_PERIOD_SPACED.match(text) or _DELEGATE_PERIOD_JOINED.match(text)
     if found is None:
         return None
     name = found["name"].strip(_NAME_TRIM)
