@@ -18,7 +18,7 @@ import signal
 import threading
 from typing import Final
 
-__all__ = ["POINTS", "armed", "reached"]
+__all__ = ["POINTS", "armed", "die_with", "reached"]
 
 POINTS: Final = ("db.commit", "maildir", "job", "relay", "seal")
 
@@ -34,6 +34,15 @@ def _target() -> tuple[str, int] | None:
 _TARGET: Final = _target()
 _seen = 0
 _lock = threading.Lock()
+# The daemon, when this process is one of its processing workers: a crash there is the
+# daemon's crash, as it was when processing ran in a thread of the daemon.
+_daemon: int | None = None
+
+
+def die_with(daemon: int) -> None:
+    """Make a crash point reached in this process (a processing worker) kill ``daemon`` too."""
+    global _daemon
+    _daemon = daemon
 
 
 def armed(point: str) -> bool:
@@ -49,4 +58,6 @@ def reached(point: str) -> None:
     with _lock:
         _seen += 1
         if _seen == _TARGET[1]:
+            if _daemon is not None:
+                os.kill(_daemon, signal.SIGKILL)
             os.kill(os.getpid(), signal.SIGKILL)

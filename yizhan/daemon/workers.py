@@ -28,6 +28,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Final
 
+from yizhan import crashpoints
 from yizhan.daemon.config import Config
 from yizhan.daemon.context import Context
 from yizhan.daemon.logs import configure as configure_logging
@@ -170,6 +171,7 @@ class ProcessingWorkers:
 def run_worker(config: Config, owner: str, pipe: Connection) -> None:
     """A worker process's body: process until told to stop or the daemon is gone."""
     _die_with_parent()
+    crashpoints.die_with(os.getppid())
     # The daemon owns SIGINT and SIGTERM (a Ctrl-C reaches the whole process group): the
     # worker finishes its message and stops when the daemon says so.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
