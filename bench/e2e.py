@@ -474,6 +474,17 @@ def postgres_schema() -> Iterator[str]:
         engine.dispose()
 
 
+@contextmanager
+def database_url(database: str, base: Path) -> Iterator[str]:
+    """A fresh SQLite file under ``base``, or a fresh schema in PostgreSQL's test database."""
+    if database == "sqlite":
+        (base / "sqlite").mkdir()
+        yield f"sqlite:///{base / 'sqlite' / 'yizhan.db'}"
+    else:
+        with postgres_schema() as url:
+            yield url
+
+
 def sink_rate(*, commands: int, clients: int, base: Path) -> float:
     """The bare fsyncing aiosmtpd sink's accept rate under the same clients."""
     result = accept.run_once(
@@ -544,33 +555,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.db not in (database, "both"):
                 continue
             sink = sink_rate(commands=args.commands, clients=args.clients, base=base)
-            if database == "sqlite":
-                url = f"sqlite:///{base / 'sqlite' / 'yizhan.db'}"
-                (base / "sqlite").mkdir()
+            with database_url(database, base) as url:
                 result = run_yizhan(
                     database,
                     url,
                     commands=args.commands,
                     clients=args.clients,
                     base=base,
-                    profile=args.profile and _named(args.profile, "sqlite"),
+                    profile=args.profile and _named(args.profile, database),
                     people=args.people,
                     documents=args.documents,
                     rate=args.rate,
                 )
-            else:
-                with postgres_schema() as url:
-                    result = run_yizhan(
-                        database,
-                        url,
-                        commands=args.commands,
-                        clients=args.clients,
-                        base=base,
-                        profile=args.profile and _named(args.profile, "postgresql"),
-                        people=args.people,
-                        documents=args.documents,
-                        rate=args.rate,
-                    )
             results.append(Result(**{**asdict(result), "sink_per_s": sink}))
     finally:
         shutil.rmtree(base, ignore_errors=True)

@@ -7,6 +7,7 @@ rejection, a revision, delegation while away (第九條), and a reply from someo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import email
 import json
@@ -145,17 +146,30 @@ def start_daemon(ctx: Context) -> Daemon:
     return Daemon(ctx)
 
 
-@pytest.fixture
-def daemon(tmp_path: Path, database_url: str, system_key_home: Path) -> Iterator[Daemon]:
-    """The demo bureau running, with no step asking for a signed reply (see test_signed_flow)."""
-    config = make_config(tmp_path, database_url, signing={"require_signature": []})
+@contextlib.contextmanager
+def running_bureau(
+    tmp_path: Path, database_url: str, system_key_home: Path, **sections: dict[str, Any]
+) -> Iterator[Daemon]:
+    """The demo bureau running, its config's sections overridden as ``make_config`` does."""
+    config = make_config(tmp_path, database_url, **sections)
     seed_keyring(config, system_key_home)
     ctx = Context.open(config)
     upgrade(ctx.engine)
     running = start_daemon(ctx)
-    yield running
-    running.stop()
-    ctx.close()
+    try:
+        yield running
+    finally:
+        running.stop()
+        ctx.close()
+
+
+@pytest.fixture
+def daemon(tmp_path: Path, database_url: str, system_key_home: Path) -> Iterator[Daemon]:
+    """The demo bureau running, with no step asking for a signed reply (see test_signed_flow)."""
+    with running_bureau(
+        tmp_path, database_url, system_key_home, signing={"require_signature": []}
+    ) as running:
+        yield running
 
 
 def text(mail: EmailMessage) -> str:

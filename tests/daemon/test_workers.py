@@ -19,12 +19,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import demo_org, make_config, seed_keyring, short_dir
-from tests.daemon.test_flows import PASSWORD, Daemon, start_daemon, text
+from tests.conftest import demo_org, seed_keyring, short_dir
+from tests.daemon.test_flows import PASSWORD, Daemon, running_bureau, text
 from yizhan.daemon.config import load_config
 from yizhan.daemon.context import Context
 from yizhan.mailstore import accounts
-from yizhan.mailstore.db import upgrade
 from yizhan.mailstore.directory import import_directory
 from yizhan.mailstore.models import Inbound
 from yizhan.routing.directory import parse_org
@@ -64,14 +63,10 @@ def wait_until(check: object, *, timeout: float = 20) -> None:
 
 @pytest.fixture
 def daemon(tmp_path: Path, database_url: str, system_key_home: Path) -> Iterator[Daemon]:
-    config = make_config(tmp_path, database_url, processing={"workers": 2})
-    seed_keyring(config, system_key_home)
-    ctx = Context.open(config)
-    upgrade(ctx.engine)
-    running = start_daemon(ctx)
-    yield running
-    running.stop()
-    ctx.close()
+    with running_bureau(
+        tmp_path, database_url, system_key_home, processing={"workers": 2}
+    ) as running:
+        yield running
 
 
 def help_answered(daemon: Daemon, account: str) -> None:

@@ -82,6 +82,19 @@ def send_copy(request: Request, document: Document) -> None:
     )
 
 
+def record_refused(request: Request, document: Document, account: str) -> None:
+    """Audit a GET of a document outside ``account``'s scope; the caller answers it as for a
+    document that does not exist, so that asking gives no list of ids."""
+    audit.record(
+        request.session,
+        at=request.now,
+        actor=account,
+        action="document.get_refused",
+        target=str(document.id),
+        detail={"inbound": request.inbound_id, "reason": "not in scope"},
+    )
+
+
 def refuse_outside(
     request: Request,
     person: PersonInfo,

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from yizhan.daemon.desk.commands.base import Usage
 from yizhan.daemon.desk.commands.tools import Tools
-from yizhan.daemon.desk.copies import send_copy
+from yizhan.daemon.desk.copies import record_refused, send_copy
 from yizhan.daemon.desk.request import Request
-from yizhan.mailstore import audit
 from yizhan.mailstore.documents import find_document
 from yizhan.routing.commands import Command, Verb
 from yizhan.routing.tools import ToolAction, ToolRequest, is_document_reference
@@ -59,14 +58,7 @@ document and its files attached."""  # noqa: E501
                 return None
             return _not_found(ref)
         if not request.desk.finder.may_see(request.session, document, account, request.directory):
-            audit.record(
-                request.session,
-                at=request.now,
-                actor=account,
-                action="document.get_refused",
-                target=str(document.id),
-                detail={"inbound": request.inbound_id, "reason": "not in scope"},
-            )
+            record_refused(request, document, account)
             # The same words as for a document that does not exist: no id list by asking.
             return _not_found(ref)
         send_copy(request, document)

@@ -16,11 +16,10 @@ from typing import Final
 
 from sqlalchemy import select
 
-from yizhan.daemon.desk.copies import refuse_outside, send_copy
+from yizhan.daemon.desk.copies import record_refused, refuse_outside, send_copy
 from yizhan.daemon.desk.request import Outcome, Request
 from yizhan.daemon.desk.search import Found, Hit
 from yizhan.daemon.extract.message import attached_files
-from yizhan.mailstore import audit
 from yizhan.mailstore.documents import apply_decision, create_document, document_by_id
 from yizhan.mailstore.models import Document
 from yizhan.routing import materials, workflow
@@ -223,14 +222,7 @@ class Ziliao:
         if not materials.in_scope(
             document.fields, document.author, account, request.directory, state=document.state
         ):
-            audit.record(
-                request.session,
-                at=request.now,
-                actor=account,
-                action="document.get_refused",
-                target=str(document.id),
-                detail={"inbound": request.inbound_id, "reason": "not in scope"},
-            )
+            record_refused(request, document, account)
             # The same words as for a material that does not exist: no list of ids by asking.
             request.reply(_no_material(material_id), to=own)
             return
