@@ -9,6 +9,10 @@ or a batch of the reminder sweep), ``seal`` (inside a sealed distribution: the c
 applied, the seal key unlocked in gpg, a receiving clerk's sealed copy queued, the transaction
 not committed). Without
 the variable (always, in production) ``reached`` returns at once.
+
+``YIZHAN_CRASH_ON_MESSAGE="marker"`` (tests only) makes a processing worker SIGKILL itself,
+not its daemon, whenever it processes a message containing ``marker``: a poison message, as
+one that crashes a C library would be.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import signal
 import threading
 from typing import Final
 
-__all__ = ["POINTS", "armed", "die_with", "reached"]
+__all__ = ["POINTS", "armed", "die_with", "poisoned", "reached"]
 
 POINTS: Final = ("db.commit", "maildir", "job", "relay", "seal")
 
@@ -61,3 +65,12 @@ def reached(point: str) -> None:
             if _daemon is not None:
                 os.kill(_daemon, signal.SIGKILL)
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+_POISON: Final = os.environ.get("YIZHAN_CRASH_ON_MESSAGE", "").encode()
+
+
+def poisoned(raw: bytes) -> None:
+    """Die here, alone, if the tests marked this message as one that kills its worker."""
+    if _POISON and _POISON in raw:
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -23,7 +23,7 @@ from tests.conftest import demo_org, seed_keyring, short_dir
 from tests.daemon.test_flows import PASSWORD, Daemon, running_bureau, text
 from yizhan.daemon.config import load_config
 from yizhan.daemon.context import Context
-from yizhan.mailstore import accounts
+from yizhan.mailstore import accounts, pending
 from yizhan.mailstore.directory import import_directory
 from yizhan.mailstore.models import Inbound
 from yizhan.routing.directory import parse_org
@@ -96,6 +96,38 @@ def test_a_worker_that_dies_is_replaced(daemon: Daemon) -> None:
     # Every message still gets its answer (two workers; the new one is up within seconds).
     for account in ("lintao", "songjia", "caoyaqin"):
         help_answered(daemon, account)
+
+
+def test_a_message_that_kills_its_worker_is_set_aside_after_five_deaths(
+    tmp_path: Path, database_url: str, system_key_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Processing this message kills the worker process itself (as a crash in a C library
+    # would; crashpoints.poisoned), not with a Python exception. Each replacement takes it up
+    # again; after five deaths it is set aside with the reason, the IT department (吳海峰) is
+    # told once, and mail sent after it is processed as usual.
+    monkeypatch.setenv("YIZHAN_CRASH_ON_MESSAGE", "POISON-7f3a")
+    with running_bureau(
+        tmp_path, database_url, system_key_home, processing={"workers": 2}
+    ) as daemon:
+        daemon.send("wangfang", "cmd@oa.example", "HELP", "POISON-7f3a")
+
+        def set_aside() -> list[Inbound]:
+            with daemon.ctx.sessions() as session:
+                return pending.set_aside(session)
+
+        wait_until(lambda: set_aside(), timeout=90)
+        (row,) = set_aside()
+        assert row.attempts == pending.MAX_ATTEMPTS
+        assert "processing worker died (signal 9)" in (row.reason or "")
+        (notice,) = daemon.inbox("wuhaifeng")
+        assert f"#{row.id}" in text(notice) and "signal 9" in text(notice)
+        (told,) = daemon.inbox("wangfang")
+        assert "not acted on" in text(told)
+        help_answered(daemon, "lintao")
+        # Only the one notice: the message is not taken up again.
+        time.sleep(1)
+        with pytest.raises(AssertionError):
+            daemon.inbox("wuhaifeng", timeout=1)
 
 
 @contextlib.contextmanager

@@ -21,6 +21,7 @@ from email.parser import BytesParser
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
+from yizhan import crashpoints
 from yizhan.daemon.context import Context
 from yizhan.daemon.desk import Desk
 from yizhan.daemon.desk.decisions import apply_outcome
@@ -69,8 +70,13 @@ class Processor:
         *,
         on_queued: Callable[[], None] = lambda: None,
         owner: str | None = None,
+        in_hand: Callable[[int | None], None] = lambda _id: None,
     ) -> None:
         self.ctx = ctx
+        #: Told (from the processing thread) which message is begun, and None once the batch
+        #: is done: a worker tells its daemon, which sets aside a message it died on five
+        #: times (daemon/workers.py).
+        self.in_hand = in_hand
         #: Whose leases this processor's claims are (``pending.worker_owner`` in a worker).
         self.owner = owner or ctx.instance
         self.on_queued = on_queued
@@ -124,6 +130,7 @@ class Processor:
             ]
         for inbound_id in claimed:
             MESSAGE_ID.set(None)
+            self.in_hand(inbound_id)
             try:
                 with self.ctx.sessions.begin() as session:
                     self.process(session, inbound_id)
@@ -139,6 +146,8 @@ class Processor:
                 log.exception("inbound %s: processing failed", inbound_id)
                 self._failed(inbound_id, exc)
         MESSAGE_ID.set(None)
+        if claimed:
+            self.in_hand(None)
         return len(claimed)
 
     def process(self, session: Session, inbound_id: int) -> None:
@@ -149,6 +158,7 @@ class Processor:
         row = session.get(Inbound, inbound_id)
         assert row is not None
         raw = self.ctx.raw.read(row.path)
+        crashpoints.poisoned(raw)
         directory = load_directory(session)
         if self._refused_since_accepted(session, row, raw, directory):
             return
@@ -217,13 +227,16 @@ class Processor:
         return True
 
     def _failed(self, inbound_id: int, exc: Exception) -> None:
+        final = not isinstance(exc, TEMPORARY_FAILURES)
+        self.record_failure(inbound_id, repr(exc)[:2000], final=final)
+
+    def record_failure(self, inbound_id: int, reason: str, *, final: bool = False) -> None:
         """Record a failure; when it sets the message aside, audit it and tell its sender and
         the IT department, each in its own savepoint so that the message is set aside even if
-        telling someone fails too."""
-        final = not isinstance(exc, TEMPORARY_FAILURES)
+        telling someone fails too. Also called by the daemon for a message its processing
+        worker died on (daemon/workers.py)."""
         with self.ctx.sessions.begin() as session:
             now = self.ctx.clock()
-            reason = repr(exc)[:2000]
             aside = pending.mark_failed(session, inbound_id, reason, now=now, final=final)
             if aside is None:
                 return

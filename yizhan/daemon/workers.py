@@ -5,13 +5,16 @@ gateway's turn on the interpreter lock.
 one writer anyway; one a core, up to four, on PostgreSQL, where they claim with SKIP LOCKED).
 Each opens its own Context from the same configuration and runs a :class:`Processor`. A pipe
 joins each to the daemon: the daemon writes ``w`` when messages were accepted, the worker
-writes ``q`` when it queued mail (the couriers and IMAP filing then wake), and the daemon
-writes ``s`` to stop it. Each worker claims under a lease owner of its own
-(``pending.worker_owner``): one that dies is replaced after a second, and what it had claimed
-is released at once. A worker whose daemon is gone (its end of the pipe closes, or the kernel's
-parent-death signal under SIGKILL) stops too, so no orphan keeps working beside a restarted
-daemon. With ``workers = 0`` the processor runs in a thread of the daemon (the tests'
-in-process daemons).
+writes ``q`` when it queued mail (the couriers and IMAP filing then wake) and ``b<id>`` /
+``b`` when it begins a message / has finished its batch, and the daemon writes ``s`` to stop
+it. Each worker claims under a lease owner of its own (``pending.worker_owner``): one that dies
+is replaced after a second, and what it had claimed is released at once. The message it died
+on counts as a failed attempt: one that kills every worker that takes it (a crash in a C
+library, not a Python exception) is set aside after ``pending.MAX_ATTEMPTS`` deaths, and its
+sender and the IT department told, as for a message whose processing raises. A worker whose
+daemon is gone (its end of the pipe closes, or the kernel's parent-death signal under SIGKILL)
+stops too, so no orphan keeps working beside a restarted daemon. With ``workers = 0`` the
+processor runs in a thread of the daemon (the tests' in-process daemons).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -33,6 +37,7 @@ from yizhan.daemon.config import Config
 from yizhan.daemon.context import Context
 from yizhan.daemon.logs import configure as configure_logging
 from yizhan.daemon.processor import Processor
+from yizhan.mailstore import pending
 from yizhan.mailstore.pending import release_leases, worker_owner
 
 log = logging.getLogger("yizhan.workers")
@@ -40,6 +45,8 @@ log = logging.getLogger("yizhan.workers")
 WAKE: Final = b"w"
 QUEUED: Final = b"q"
 STOP: Final = b"s"
+#: ``b`` and the id of the message the worker begins; ``b`` alone: none in hand.
+IN_HAND: Final = b"b"
 #: How long a stopping worker may take to finish the message it is on.
 STOP_SECONDS: Final = 30.0
 #: How long after a worker died another is started in its place.
@@ -65,6 +72,8 @@ class _Worker:
         self.n = n
         self.process = process
         self.pipe = pipe
+        #: The message it said it began, until it says its batch is done.
+        self.in_hand: int | None = None
 
 
 class ProcessingWorkers:
@@ -110,7 +119,9 @@ class ProcessingWorkers:
     def _heard(self, worker: _Worker) -> None:
         try:
             while worker.pipe.poll():
-                worker.pipe.recv_bytes()
+                said = worker.pipe.recv_bytes()
+                if said.startswith(IN_HAND):
+                    worker.in_hand = int(said[1:]) if len(said) > 1 else None
         except (EOFError, OSError):
             self._lost(worker)
             return
@@ -134,6 +145,9 @@ class ProcessingWorkers:
 
     async def _replace(self, worker: _Worker) -> None:
         await asyncio.to_thread(worker.process.join)
+        if worker.in_hand is not None:
+            await asyncio.to_thread(self._died_on, worker)
+            self.on_queued()
         # What it had claimed is taken back now rather than when its leases run out.
         await asyncio.to_thread(self._release, worker.n)
         # A worker that cannot start (a broken configuration) is not restarted in a tight loop.
@@ -141,6 +155,23 @@ class ProcessingWorkers:
         if not self._stopping:
             self._start(worker.n)
             self.wake()
+
+    def _died_on(self, worker: _Worker) -> None:
+        """Count the message the worker died on as a failed attempt (set aside, and its sender
+        and IT told, at the last), and not the ones after it in its batch, never begun."""
+        assert worker.in_hand is not None
+        code = worker.process.exitcode
+        how = f"signal {-code}" if code is not None and code < 0 else f"exit status {code}"
+        reason = f"the processing worker died ({how}) while processing this message"
+        log.error("inbound %s: %s", worker.in_hand, reason)
+        try:
+            with self.ctx.sessions.begin() as session:
+                pending.not_started(
+                    session, worker_owner(self.ctx.instance, worker.n), worker.in_hand
+                )
+            Processor(self.ctx).record_failure(worker.in_hand, reason)
+        except Exception:
+            log.exception("inbound %s: could not record its worker's death", worker.in_hand)
 
     def _release(self, n: int) -> None:
         with self.ctx.sessions.begin() as session:
@@ -188,11 +219,20 @@ async def _work(ctx: Context, owner: str, pipe: Connection) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
 
-    def queued() -> None:
-        with contextlib.suppress(OSError):
-            pipe.send_bytes(QUEUED)
+    # The processing thread and the event loop both write to the pipe.
+    sending = threading.Lock()
 
-    processor = Processor(ctx, on_queued=queued, owner=owner)
+    def say(what: bytes) -> None:
+        with sending, contextlib.suppress(OSError):
+            pipe.send_bytes(what)
+
+    def queued() -> None:
+        say(QUEUED)
+
+    def in_hand(inbound_id: int | None) -> None:
+        say(IN_HAND + (b"" if inbound_id is None else str(inbound_id).encode()))
+
+    processor = Processor(ctx, on_queued=queued, owner=owner, in_hand=in_hand)
 
     def heard() -> None:
         try:

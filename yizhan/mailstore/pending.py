@@ -94,6 +94,28 @@ def mark_failed(
     # Back off: the next claim waits for the lease to run out.
 
 
+def not_started(session: Session, owner: str, in_hand: int) -> int:
+    """Uncount the claim of the messages a dead worker had claimed with ``in_hand`` but not
+    begun (they come after it in its batch): only the message it died on was attempted, so a
+    poison message does not use up its neighbours' attempts. Returns how many."""
+    row = session.get(Inbound, in_hand)
+    if row is None or row.lease_owner != owner or row.lease_until is None:
+        return 0
+    # One claim gives its whole batch the same lease; the worker takes them in id order.
+    result = session.execute(
+        update(Inbound)
+        .where(
+            Inbound.lease_owner == owner,
+            Inbound.lease_until == row.lease_until,
+            Inbound.state == "accepted",
+            Inbound.id > in_hand,
+            Inbound.attempts > 0,
+        )
+        .values(attempts=Inbound.attempts - 1)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 def postpone(session: Session, inbound_id: int, reason: str) -> None:
     """Try again when the lease runs out, without counting the attempt: the message was not
     at fault (the virus scanner was down), so it must not be set aside for it."""
