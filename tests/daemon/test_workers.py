@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from tests.conftest import demo_org, seed_keyring, short_dir
 from tests.daemon.test_flows import PASSWORD, Daemon, running_bureau, text
+from tests.ops.test_metrics import free_port, get, samples
 from yizhan.daemon.config import load_config
 from yizhan.daemon.context import Context
 from yizhan.mailstore import accounts, pending
@@ -96,6 +97,35 @@ def test_a_worker_that_dies_is_replaced(daemon: Daemon) -> None:
     # Every message still gets its answer (two workers; the new one is up within seconds).
     for account in ("lintao", "songjia", "caoyaqin"):
         help_answered(daemon, account)
+
+
+def test_the_workers_signing_times_are_in_the_daemons_metrics(
+    tmp_path: Path, database_url: str, system_key_home: Path
+) -> None:
+    # The answer is signed in a worker process; the operator scrapes the daemon's /metrics and
+    # sees that signature's time, and the counts do not go down when a worker is replaced.
+    port = free_port()
+    with running_bureau(
+        tmp_path,
+        database_url,
+        system_key_home,
+        processing={"workers": 2},
+        admin={"listen": f"127.0.0.1:{port}"},
+    ) as daemon:
+        count = ("yizhan_signing_seconds_count", ())
+        before = samples(get(f"http://127.0.0.1:{port}/metrics")[1]).get(count, 0)
+        help_answered(daemon, "wangfang")
+
+        def signed() -> float:
+            return samples(get(f"http://127.0.0.1:{port}/metrics")[1]).get(count, 0) - before
+
+        wait_until(lambda: signed() >= 1)
+        for pid in children(os.getpid()):
+            os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: len(children(os.getpid())) == 2)
+        assert signed() >= 1
+        help_answered(daemon, "lintao")
+        wait_until(lambda: signed() >= 2)
 
 
 def test_a_message_that_kills_its_worker_is_set_aside_after_five_deaths(

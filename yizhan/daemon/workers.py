@@ -4,17 +4,19 @@ gateway's turn on the interpreter lock.
 ``yizhan serve`` starts ``[processing] workers`` processes (``auto``: one on SQLite, which has
 one writer anyway; one a core, up to four, on PostgreSQL, where they claim with SKIP LOCKED).
 Each opens its own Context from the same configuration and runs a :class:`Processor`. A pipe
-joins each to the daemon: the daemon writes ``w`` when messages were accepted, the worker
-writes ``q`` when it queued mail (the couriers and IMAP filing then wake) and ``b<id>`` /
-``b`` when it begins a message / has finished its batch, and the daemon writes ``s`` to stop
-it. Each worker claims under a lease owner of its own (``pending.worker_owner``): one that dies
-is replaced after a second, and what it had claimed is released at once. The message it died
-on counts as a failed attempt: one that kills every worker that takes it (a crash in a C
-library, not a Python exception) is set aside after ``pending.MAX_ATTEMPTS`` deaths, and its
-sender and the IT department told, as for a message whose processing raises. A worker whose
-daemon is gone (its end of the pipe closes, or the kernel's parent-death signal under SIGKILL)
-stops too, so no orphan keeps working beside a restarted daemon. With ``workers = 0`` the
-processor runs in a thread of the daemon (the tests' in-process daemons).
+joins each to the daemon: the daemon writes ``w`` when messages were accepted, the worker writes
+``q`` when it queued mail (the couriers and IMAP filing then wake) and ``b<id>`` / ``b`` when it
+begins a message / has finished its batch, then ``m`` and its counters and histograms
+(``yizhan_signing_seconds`` …, added into the daemon's ``/metrics``) when they changed, and the
+daemon writes ``s`` to stop it. Each worker claims under a lease owner of its own
+(``pending.worker_owner``): one that dies is replaced after a second, and what it had claimed is
+released at once. The message it died on counts as a failed attempt: one that kills every worker
+that takes it (a crash in a C library, not a Python exception) is set aside after
+``pending.MAX_ATTEMPTS`` deaths, and its sender and the IT department told, as for a message
+whose processing raises. A worker whose daemon is gone (its end of the pipe closes, or the
+kernel's parent-death signal under SIGKILL) stops too, so no orphan keeps working beside a
+restarted daemon. With ``workers = 0`` the processor runs in a thread of the daemon (the tests'
+in-process daemons).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from yizhan import crashpoints
 from yizhan.daemon.config import Config
 from yizhan.daemon.context import Context
 from yizhan.daemon.logs import configure as configure_logging
+from yizhan.daemon.metrics import WORKERS, snapshot
 from yizhan.daemon.processor import Processor
 from yizhan.mailstore import pending
 from yizhan.mailstore.pending import release_leases, worker_owner
@@ -47,6 +50,8 @@ QUEUED: Final = b"q"
 STOP: Final = b"s"
 #: ``b`` and the id of the message the worker begins; ``b`` alone: none in hand.
 IN_HAND: Final = b"b"
+#: ``m`` and the worker's metrics (``metrics.snapshot``).
+METRICS: Final = b"m"
 #: How long a stopping worker may take to finish the message it is on.
 STOP_SECONDS: Final = 30.0
 #: How long after a worker died another is started in its place.
@@ -122,6 +127,8 @@ class ProcessingWorkers:
                 said = worker.pipe.recv_bytes()
                 if said.startswith(IN_HAND):
                     worker.in_hand = int(said[1:]) if len(said) > 1 else None
+                elif said.startswith(METRICS):
+                    WORKERS.heard(worker, said[1:])
         except (EOFError, OSError):
             self._lost(worker)
             return
@@ -132,6 +139,7 @@ class ProcessingWorkers:
         loop.remove_reader(worker.pipe.fileno())
         worker.pipe.close()
         self._workers.pop(worker.n, None)
+        WORKERS.stopped(worker)
         if self._stopping:
             return
         log.error(
@@ -196,6 +204,7 @@ class ProcessingWorkers:
                 worker.process.kill()
                 await asyncio.to_thread(worker.process.join)
             worker.pipe.close()
+            WORKERS.stopped(worker)
         self._workers.clear()
 
 
@@ -229,8 +238,17 @@ async def _work(ctx: Context, owner: str, pipe: Connection) -> None:
     def queued() -> None:
         say(QUEUED)
 
+    sent = b""
+
     def in_hand(inbound_id: int | None) -> None:
+        nonlocal sent
         say(IN_HAND + (b"" if inbound_id is None else str(inbound_id).encode()))
+        if inbound_id is None:
+            # A batch is done: what it counted (its signing times …) goes to the daemon.
+            figures = snapshot()
+            if figures != sent:
+                say(METRICS + figures)
+                sent = figures
 
     processor = Processor(ctx, on_queued=queued, owner=owner, in_hand=in_hand)
 
