@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
@@ -222,9 +223,17 @@ def into_working_hours(moment: dt.datetime, calendar: WorkCalendar) -> dt.dateti
 def overdue_working_days(due_at: dt.datetime, now: dt.datetime, calendar: WorkCalendar) -> int:
     """Full working days between the deadline and ``now`` (0 until one has passed)."""
     first = _first_morning_after(due_at, calendar)
-    local_now = _aware(now).astimezone(calendar.tz)
+    return _mornings_come(first.date(), _aware(now).astimezone(calendar.tz), calendar)
+
+
+@functools.lru_cache(maxsize=4096)
+def _mornings_come(day: dt.date, local_now: dt.datetime, calendar: WorkCalendar) -> int:
+    """How many working days after ``day`` have begun by ``local_now``.
+
+    Kept: the daily overdue report asks it for every overdue step, thousands whose
+    deadlines fall on a few hundred days, each answer a walk of up to a year of days.
+    """
     days = 0
-    day = first.date()
     while days < _SEARCH_LIMIT * 10:
         day = calendar.next_working_day(day)
         if _morning(day, calendar) > local_now:
