@@ -5,7 +5,7 @@ temporary schema in ``$YIZHAN_TEST_PG``'s database, as the tests do), migrated l
 and fills it in two rounds: first 100,000 open steps, then up to 1,000,000. In each, 1,000 steps
 are due at T0 and 9,000 more by T0 + 2 h; every other step's reminder is days ahead. It times
 the sweep's database work at T0 (1,000 due) and at T0 + 2 h (10,000 due), as
-``jobs.reminders.run_reminders`` does it, batch by batch (``SWEEP_BATCH``), one transaction each:
+``jobs.reminders.run_reminders`` does it, batch by batch (``[jobs] batch``), one transaction each:
 
 * claim: the claim queries alone (``jobs.reminders.claim_due_steps``: an index range scan on
   ``next_reminder_at``, each batch locked with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL);
@@ -37,6 +37,7 @@ from typing import Any, Final
 
 from sqlalchemy import Engine, bindparam, create_engine, text, update
 
+from yizhan.daemon.config_ops import JobsConfig
 from yizhan.daemon.jobs import reminders as scheduler
 from yizhan.mailstore.db import make_engine, make_sessionmaker, upgrade
 from yizhan.mailstore.models import Step
@@ -51,6 +52,8 @@ LATER: Final = T0 + dt.timedelta(hours=2)
 DOCUMENTS: Final = 1_000
 CHUNK: Final = 50_000
 REPEAT: Final = 5
+#: Steps claimed per transaction, as ``[jobs] batch`` says by default.
+BATCH: Final = JobsConfig().batch
 STEP_COLUMNS: Final = (
     "document_id",
     "name",
@@ -183,12 +186,12 @@ def _sweep_ms(engine: Engine, now: dt.datetime) -> tuple[float, float, int]:
         while True:
             with sessions.begin() as session:
                 before = time.perf_counter()
-                steps = scheduler.claim_due_steps(session, now=now, limit=scheduler.SWEEP_BATCH)
+                steps = scheduler.claim_due_steps(session, now=now, limit=BATCH)
                 claim += time.perf_counter() - before
                 for step in steps:
                     saved.append({"sid": step.id, "at": step.next_reminder_at})
                     step.next_reminder_at = now + dt.timedelta(days=1)
-            if len(steps) < scheduler.SWEEP_BATCH:
+            if len(steps) < BATCH:
                 break
         sweeps.append((time.perf_counter() - started) * 1000)
         claims.append(claim * 1000)
@@ -277,7 +280,7 @@ def format_table(rows: Sequence[Row]) -> str:
         )
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     out.write(
-        f"(median of {REPEAT}; batches of {scheduler.SWEEP_BATCH}; load average {load:.1f} "
+        f"(median of {REPEAT}; batches of {BATCH}; load average {load:.1f} "
         f"on {os.cpu_count()} CPUs)\n"
     )
     return out.getvalue()

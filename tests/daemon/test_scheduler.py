@@ -25,6 +25,7 @@ from sqlalchemy import select
 
 from yizhan.cli.jobs import JobsError, cmd_jobs_run, parse_now
 from yizhan.daemon.config import Config
+from yizhan.daemon.config_ops import JobsConfig
 from yizhan.daemon.context import Context
 from yizhan.daemon.jobs import reminders as reminder_jobs
 from yizhan.daemon.jobs import table
@@ -254,10 +255,11 @@ def test_two_daemons_send_each_reminder_exactly_once(
 ) -> None:
     # Two daemons on one database run every job at the same moments, in threads. Small
     # batches make them interleave; each reminder and each digest still goes out once.
-    monkeypatch.setattr(reminder_jobs, "SWEEP_BATCH", 3)
+    small = dataclasses.replace(config, jobs=JobsConfig(batch=3))
+    monkeypatch.setattr(bureau, "config", small)
     for n in range(12):
         open_report(bureau, clock.set(at("2026-09-22", 10)), title=f"請示 {n}")
-    other = Context.open(config, clock=clock)
+    other = Context.open(small, clock=clock)
     try:
         for now in (at("2026-09-23", 14), at("2026-09-24", 8, 30), at("2026-09-28", 8, 30)):
             run_together([bureau, other], clock.set(now))

@@ -22,12 +22,14 @@ from sqlalchemy.exc import ArgumentError
 from yizhan.daemon.config_ops import (
     OPS_SECTIONS,
     BackupConfig,
+    JobsConfig,
     LogConfig,
     MetricsConfig,
     ProcessingConfig,
     RescanConfig,
     RetentionConfig,
     parse_backup,
+    parse_jobs,
     parse_log,
     parse_metrics,
     parse_processing,
@@ -207,6 +209,7 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     rescan: RescanConfig = field(default_factory=RescanConfig)
     processing: ProcessingConfig = field(default_factory=ProcessingConfig)
+    jobs: JobsConfig = field(default_factory=JobsConfig)
 
     @property
     def tzinfo(self) -> zoneinfo.ZoneInfo:
@@ -475,6 +478,7 @@ def parse_config(raw: dict[str, Any], *, source: Path | None = None) -> Config:
         log=parse_log(raw.get("log", {})),
         rescan=parse_rescan(raw.get("rescan", {})),
         processing=parse_processing(raw.get("processing", {})),
+        jobs=parse_jobs(raw.get("jobs", {})),
     )
 
 

@@ -1,4 +1,5 @@
-"""The operator's sections of yizhan.toml: ``[backup]``, ``[retention]``, ``[metrics]``, ``[log]``.
+"""The operator's sections of yizhan.toml: ``[backup]``, ``[retention]``, ``[metrics]``, ``[log]``,
+``[rescan]``, ``[processing]``, ``[jobs]``.
 
 Each key is documented in docs/configuration.md; a bad value stops the program naming the key.
 """
@@ -17,6 +18,7 @@ OPS_SECTIONS: dict[str, set[str]] = {
     "backup": {"directory", "time", "keep_daily", "keep_weekly", "keep_monthly"},
     "retention": {"time", "archived_days", "raw_days", "maildir_days"},
     "metrics": {"token"},
+    "jobs": {"batch"},
     "log": {"format", "level"},
     "rescan": {"signatures", "interval_minutes"},
     "processing": {"workers"},
@@ -86,6 +88,21 @@ class ProcessingConfig:
     #: Processes that process accepted mail; 0: a thread of the daemon; None ("auto"): one on
     #: SQLite, one a core up to four on PostgreSQL.
     workers: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobsConfig:
+    """How the scheduled jobs share the database (yizhan/daemon/jobs/)."""
+
+    #: The most a scheduled job does in one transaction: mails queued, and steps or people
+    #: looked at. Each such transaction holds SQLite's one writer (a mail is rendered and
+    #: signed in it, some 10 ms): 100 keeps it near a second, so that logins, the gateway
+    #: and the processor get their turns in between, even with thousands of reminders due.
+    batch: int = 100
+
+
+def parse_jobs(table: dict[str, Any]) -> JobsConfig:
+    return JobsConfig(batch=_int(table, "jobs.batch", 100, low=1, high=100_000))
 
 
 def parse_processing(table: dict[str, Any]) -> ProcessingConfig:

@@ -401,9 +401,11 @@ class PersonSetting(Base):
 class JobRun(Base):
     """One run of a periodic job for one slot (a digest window, a day).
 
-    The key makes each slot run once however many daemons share the database; the row is
-    written in the transaction that does the slot's work, so a failed run leaves no row and
-    is tried again.
+    The key makes each slot run once however many daemons share the database. A short job
+    writes the row in the transaction that does the slot's work, so a failed run leaves no
+    row and is tried again. A long one (``jobs.slots.run_slot_in_batches``) writes it first,
+    unfinished, and does the work in small transactions, each moving ``cursor`` on past what
+    it did: a run cut short is taken up where it stopped, nothing done twice or skipped.
     """
 
     __tablename__ = "job_runs"
@@ -414,6 +416,9 @@ class JobRun(Base):
     owner: Mapped[str] = mapped_column(String(100))
     # How much the run did (mails queued), for the admin.
     count: Mapped[int] = mapped_column(Integer, default=0)
+    # The last key a long job's batches have done (an account …); None before the first.
+    cursor: Mapped[str | None] = mapped_column(String(200), default=None)
+    finished: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
 
 class LeaveRecordRow(Base):

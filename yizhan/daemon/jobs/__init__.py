@@ -18,6 +18,13 @@ Two kinds of due work, both safe with several daemons on one database (docs/arch
 * Periodic slots (a digest window, a day, a week). A slot job first inserts ``(job, slot)``
   into ``job_runs`` in the transaction that does the slot's work; the primary key lets one
   daemon in and makes the others skip, and a failed run leaves no row, so it is tried again.
+  A job that goes through everyone (the digests, the password warnings) does its slot in
+  transactions of ``[jobs] batch`` people instead, each moving the row's cursor on, so that
+  it never holds SQLite's writer for long and a run cut short goes on where it stopped.
+
+The reminder sweep, too, takes ``[jobs] batch`` steps (or mails) a transaction: with a
+backlog of thousands, every other writer (a login, the gateway, the processor) gets its turn
+between two batches, through the writers' queue of ``mailstore.db.WriterTurns``.
 
 A daemon that was down catches up: rows that fell due meanwhile are due now, and each slot job
 looks at its latest slot (within a grace period), so what was missed is done once, not once per

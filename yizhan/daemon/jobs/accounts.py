@@ -4,6 +4,7 @@ weekly list of accounts nobody used, for the IT department."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Final
 
 from sqlalchemy import func, select
@@ -11,7 +12,13 @@ from sqlalchemy.orm import Session
 
 from yizhan.daemon.context import Context
 from yizhan.daemon.jobs.mail import local_time, queued_already, send_job_mail
-from yizhan.daemon.jobs.slots import daily_slot, run_slot, weekly_slot, work_calendar
+from yizhan.daemon.jobs.slots import (
+    daily_slot,
+    run_slot,
+    run_slot_in_batches,
+    weekly_slot,
+    work_calendar,
+)
 from yizhan.mailstore import audit
 from yizhan.mailstore.directory import load_directory
 from yizhan.mailstore.models import (
@@ -35,6 +42,8 @@ def run_password_warnings(
 ) -> int:
     """Warn people whose password nears its maximum age (第十六條); once per threshold.
 
+    Every account is looked at, by name, ``[jobs] batch`` a transaction.
+
     After the age is passed the login refuses the account until the password is changed
     (``mailstore.accounts.authenticate``); this job only tells people in time.
     """
@@ -42,12 +51,19 @@ def run_password_warnings(
     slot = daily_slot(now, cal, PASSWORD_WARNINGS_AT, working_days_only=True)
     max_age = ctx.login_policy.max_age
 
-    def work(session: Session, slot: dt.datetime) -> int:
+    def keys(session: Session, after: str | None, limit: int) -> list[str]:
+        query = select(Account.account).order_by(Account.account).limit(limit)
+        if after is not None:
+            query = query.where(Account.account > after)
+        return list(session.scalars(query))
+
+    def work(session: Session, slot: dt.datetime, accounts: Sequence[str]) -> int:
         directory = load_directory(session)
         queued = 0
         rows = session.scalars(
             select(Account)
             .where(
+                Account.account.in_(accounts),
                 Account.state == "active",
                 Account.password_hash.is_not(None),
                 Account.password_temporary.is_(False),
@@ -89,7 +105,7 @@ def run_password_warnings(
             )
         return queued
 
-    return run_slot(ctx, "password_warnings", slot, now, work)
+    return run_slot_in_batches(ctx, "password_warnings", slot, now, keys=keys, work=work)
 
 
 def run_unused_accounts(

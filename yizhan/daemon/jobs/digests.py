@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from yizhan.daemon.context import Context
 from yizhan.daemon.jobs.mail import local_time, person_name, send_job_mail, step_label
-from yizhan.daemon.jobs.slots import digest_slot, run_slot, work_calendar
+from yizhan.daemon.jobs.slots import digest_slot, run_slot_in_batches, work_calendar
 from yizhan.mailstore.directory import load_directory
 from yizhan.mailstore.documents import waiting_steps
 from yizhan.mailstore.models import (
@@ -29,19 +29,31 @@ from yizhan.routing.tokens import make_token
 
 
 def run_digests(ctx: Context, now: dt.datetime, calendar: WorkCalendar | None = None) -> int:
-    """To-do digests (第八條) for everyone whose window has come and who has something waiting."""
+    """To-do digests (第八條) for everyone whose window has come and who has something waiting.
+
+    Everyone active is looked at, by account, ``[jobs] batch`` people a transaction.
+    """
     cal = calendar or work_calendar(ctx)
     slot = digest_slot(now, cal)
 
-    def work(session: Session, slot: dt.datetime) -> int:
+    def keys(session: Session, after: str | None, limit: int) -> list[str]:
+        directory = load_directory(session)
+        active = sorted(
+            p.account
+            for p in directory.people.values()
+            if p.state == "active" and (after is None or p.account > after)
+        )
+        return active[:limit]
+
+    def work(session: Session, slot: dt.datetime, accounts: Sequence[str]) -> int:
         previous = session.scalar(
             select(func.max(JobRun.slot)).where(JobRun.job == "digests", JobRun.slot < slot)
         )
         directory = load_directory(session)
-        people = [p for p in directory.people.values() if p.state == "active"]
-        chosen = settings_of(session, DIGEST, [p.account for p in people])
+        chosen = settings_of(session, DIGEST, list(accounts))
         queued = 0
-        for person in sorted(people, key=lambda p: p.account):
+        for account in accounts:
+            person = directory.people[account]
             windows = windows_for(person.roles, chosen.get(person.account))
             if not digest_due(windows, slot, previous, cal):
                 continue
@@ -50,7 +62,7 @@ def run_digests(ctx: Context, now: dt.datetime, calendar: WorkCalendar | None = 
                 queued += _digest_mail(ctx, session, directory, cal, person, steps, slot, now)
         return queued
 
-    return run_slot(ctx, "digests", slot, now, work)
+    return run_slot_in_batches(ctx, "digests", slot, now, keys=keys, work=work)
 
 
 def _digest_mail(

@@ -4,7 +4,11 @@ come gets the rung of the ladder that is due, and its next look planned.
 Steps are claimed a batch at a time with SELECT … FOR UPDATE SKIP LOCKED on PostgreSQL, so
 two daemons take different steps; on SQLite the batch's transaction holds the write lock. A batch
 moves each step's next_reminder_at past now in the transaction that queues its mail, so a
-step is reminded once however many daemons sweep."""
+step is reminded once however many daemons sweep, and a sweep cut short (a crash between
+batches) leaves the rest due for the next. A batch claims ``[jobs] batch`` steps and stops
+early once it has queued that many mails (a step's rung may go to four people, each mail
+rendered and signed while the batch holds SQLite's writer); the steps it did not reach are
+left as they were, for the next batch."""
 
 from __future__ import annotations
 
@@ -47,9 +51,6 @@ from yizhan.templates.presentation import trail_lines
 
 log = logging.getLogger("yizhan.scheduler")
 
-#: Steps claimed per sweep transaction: small enough that SQLite's write lock is held briefly.
-SWEEP_BATCH: Final = 200
-
 #: When a step whose reminder failed (a template or data error, logged) is tried again.
 RETRY_FAILED_AFTER: Final = dt.timedelta(hours=1)
 
@@ -88,42 +89,48 @@ def run_reminders(ctx: Context, now: dt.datetime, calendar: WorkCalendar | None 
     ``next_reminder_at`` on, commit. Returns the number of mails queued.
     """
     cal = calendar or work_calendar(ctx)
+    limit = ctx.config.jobs.batch
     queued = 0
     while True:
         try:
-            claimed, sent = _sweep_batch(ctx, cal, now, careful=False)
+            more, sent = _sweep_batch(ctx, cal, now, limit, careful=False)
         except Exception:
             # One step spoils its batch: go through it again a step at a time, so that the
             # others are reminded and the bad one is set aside instead of blocking the sweep.
             log.exception("reminder batch failed; retrying it step by step")
-            claimed, sent = _sweep_batch(ctx, cal, now, careful=True)
+            more, sent = _sweep_batch(ctx, cal, now, limit, careful=True)
         queued += sent
-        if claimed < SWEEP_BATCH:
+        if not more:
             return queued
 
 
 def _sweep_batch(
-    ctx: Context, cal: WorkCalendar, now: dt.datetime, *, careful: bool
-) -> tuple[int, int]:
-    """Claim and remind one batch in one transaction; (steps claimed, mails queued)."""
+    ctx: Context, cal: WorkCalendar, now: dt.datetime, limit: int, *, careful: bool
+) -> tuple[bool, int]:
+    """Claim and remind one batch in one transaction, up to ``limit`` steps or mails;
+    (whether more may be due, mails queued)."""
     queued = 0
     with ctx.sessions.begin() as session:
-        steps = claim_due_steps(session, now=now, limit=SWEEP_BATCH)
+        steps = claim_due_steps(session, now=now, limit=limit)
         if not steps:
-            return 0, 0
+            return False, 0
         sweep = _Sweep.load(ctx, session, cal, steps, now)
+        reached = 0
         for step in steps:
+            reached += 1
             if not careful:
                 queued += sweep.remind(step)
-                continue
-            try:
-                with session.begin_nested():
-                    queued += sweep.remind(step)
-            except Exception:
-                log.exception("step %s: reminder failed; trying again later", step.id)
-                step.next_reminder_at = now + RETRY_FAILED_AFTER
+            else:
+                try:
+                    with session.begin_nested():
+                        queued += sweep.remind(step)
+                except Exception:
+                    log.exception("step %s: reminder failed; trying again later", step.id)
+                    step.next_reminder_at = now + RETRY_FAILED_AFTER
+            if queued >= limit:
+                break
         crashpoints.reached("job")
-    return len(steps), queued
+    return len(steps) == limit or reached < len(steps), queued
 
 
 @dataclass(kw_only=True)

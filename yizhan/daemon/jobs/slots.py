@@ -1,5 +1,7 @@
 """Periodic slots (a digest window, a day, a week), each run once by whichever daemon takes it
-first: (job, slot) is inserted into job_runs in the transaction that does the work."""
+first: (job, slot) is inserted into job_runs in the transaction that does the work, or, for a
+job that goes through thousands of people, in the first of its small transactions, each of
+which moves the row's cursor on (:func:`run_slot_in_batches`)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import datetime as dt
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -83,6 +85,56 @@ def run_slot(
     return count
 
 
+def run_slot_in_batches(
+    ctx: Context,
+    job: str,
+    slot: dt.datetime | None,
+    now: dt.datetime,
+    *,
+    keys: Callable[[Session, str | None, int], Sequence[str]],
+    work: Callable[[Session, dt.datetime, Sequence[str]], int],
+) -> int:
+    """Run a long slot job in transactions of ``[jobs] batch`` keys each; returns mails queued.
+
+    ``keys(session, after, limit)`` gives the next keys (accounts …) in a fixed order after
+    ``after``; ``work(session, slot, keys)`` does them and returns the mails it queued. Each
+    transaction locks the slot's row, does one batch and moves the row's cursor past it, so
+    on SQLite the writer is held for one batch and every other writer takes its turn in
+    between; several daemons (or a tick beside the start-up catch-up) share the slot batch
+    by batch, and a run cut short by a crash is taken up at its cursor: no key is done twice
+    or skipped.
+    """
+    if slot is None:
+        return 0
+    limit = ctx.config.jobs.batch
+    queued = 0
+    while True:
+        with ctx.sessions.begin() as session:
+            run = _unfinished(session, job, slot, now)
+            if run is None:
+                break
+            chosen = list(keys(session, run.cursor, limit))
+            count = work(session, slot, chosen) if chosen else 0
+            run.count += count
+            run.cursor = chosen[-1] if chosen else run.cursor
+            run.finished = finished = len(chosen) < limit
+            crashpoints.reached("job")
+        queued += count
+        if finished:
+            break
+    if queued:
+        log.info("%s for %s: %d mail(s)", job, slot.isoformat(), queued)
+    return queued
+
+
+def _unfinished(session: Session, job: str, slot: dt.datetime, now: dt.datetime) -> JobRun | None:
+    """The slot's run, taken now if no daemon has and locked for this transaction; None once
+    it is finished."""
+    _take(session, job, slot, now, finished=False)
+    run = session.get(JobRun, (job, slot), with_for_update=True, populate_existing=True)
+    return None if run is None or run.finished else run
+
+
 def claim_slot(ctx: Context, job: str, slot: dt.datetime | None, now: dt.datetime) -> bool:
     """Take ``slot`` for a long job that works outside the claiming transaction (a backup must
     not hold the database's write lock); False when there is no slot or another daemon has it."""
@@ -92,8 +144,17 @@ def claim_slot(ctx: Context, job: str, slot: dt.datetime | None, now: dt.datetim
         return _take(session, job, slot, now)
 
 
-def _take(session: Session, job: str, slot: dt.datetime, now: dt.datetime) -> bool:
-    values = {"job": job, "slot": slot, "ran_at": now, "owner": _OWNER, "count": 0}
+def _take(
+    session: Session, job: str, slot: dt.datetime, now: dt.datetime, *, finished: bool = True
+) -> bool:
+    values = {
+        "job": job,
+        "slot": slot,
+        "ran_at": now,
+        "owner": _OWNER,
+        "count": 0,
+        "finished": finished,
+    }
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     # Another daemon inserting the same slot makes this wait for its commit, then do
     # nothing: the slot is taken.
