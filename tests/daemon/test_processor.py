@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import email
 from email.policy import default
 
@@ -105,6 +106,36 @@ def test_a_message_that_keeps_failing_is_set_aside_not_lost(bureau: Context) -> 
         "信息化處" in texts["wangfang@bureau.example"]
         and "not acted on" in (texts["wangfang@bureau.example"])
     )
+
+
+def test_a_worker_that_dies_costs_an_attempt_only_to_the_message_it_was_on(
+    bureau: Context,
+) -> None:
+    # A worker claimed three messages and died on the second (daemon/workers.py learns which
+    # from its pipe). The second's death counts against it; the third, never begun, keeps
+    # its attempts; the first, processed, is untouched.
+    first, second, third = (_accept(bureau) for _ in range(3))
+    owner = pending.worker_owner(bureau.instance, 0)
+    with bureau.sessions.begin() as session:
+        pending.claim_accepted(
+            session, now=bureau.clock(), limit=3, lease=dt.timedelta(minutes=5), owner=owner
+        )
+        pending.mark_processed(session, first, now=bureau.clock())
+    with bureau.sessions.begin() as session:
+        assert pending.not_started(session, owner, second) == 1
+    with bureau.sessions() as session:
+        attempts = {i: session.get(Inbound, i).attempts for i in (first, second, third)}  # type: ignore[union-attr]
+    assert attempts == {first: 1, second: 1, third: 0}
+    # Four more deaths on it and it is set aside, its sender and the IT department told.
+    processor = Processor(bureau)
+    for n in range(2, pending.MAX_ATTEMPTS + 1):
+        with bureau.sessions.begin() as session:
+            session.get(Inbound, second).attempts = n  # type: ignore[union-attr]
+        processor.record_failure(second, "the processing worker died (signal 11)")
+    with bureau.sessions() as session:
+        (aside,) = pending.set_aside(session)
+    assert aside.id == second and "signal 11" in (aside.reason or "")
+    assert sorted(_texts(bureau)) == ["wangfang@bureau.example", "wuhaifeng@bureau.example"]
 
 
 GAMBLING = (
