@@ -13,12 +13,14 @@ from typing import Any
 import pytest
 from sqlalchemy import event, select
 
-from tests.daemon.test_scheduler import HEAD, Clock, at, open_report, queued, to
+from tests.daemon.test_scheduler import HEAD, Clock, at, body, open_report, queued, to
 from yizhan import crashpoints
 from yizhan.daemon.config_ops import JobsConfig
 from yizhan.daemon.context import Context
 from yizhan.daemon.jobs.digests import run_digests
 from yizhan.daemon.jobs.reminders import run_reminders
+from yizhan.daemon.jobs.reports import run_overdue_report
+from yizhan.mailstore.db import SNAPSHOT
 from yizhan.mailstore.models import AuditEntry, JobRun, Step
 
 BATCH = 7
@@ -134,3 +136,26 @@ def test_digests_for_everyone_go_in_small_transactions_and_resume_after_a_crash(
         assert run.finished and run.count == 1 and run.cursor is not None and run.cursor > cut
     # Thirty-odd people in batches of BATCH: several transactions, each one batch.
     assert commits.count >= 4
+
+
+def test_the_overdue_report_is_read_rendered_and_signed_before_it_takes_the_writer(
+    bureau: Context, clock: Clock
+) -> None:
+    # With thousands of overdue steps the report is long to make: its transaction only queues
+    # it, so every statement reading the steps runs in a snapshot, outside the writer's turn.
+    for n in range(3):
+        open_report(bureau, clock.set(at("2026-09-22", 10)), f"請示 {n}")
+    statements: list[tuple[bool, str]] = []
+
+    def executed(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append((bool(conn.get_execution_options().get(SNAPSHOT)), statement))
+
+    event.listen(bureau.engine, "before_cursor_execute", executed)
+    assert run_overdue_report(bureau, clock.set(at("2026-09-28", 9, 5))) == 2
+    event.remove(bureau.engine, "before_cursor_execute", executed)
+    reads = [s for snapshot, s in statements if snapshot and "FROM steps" in s]
+    writing = [s for snapshot, s in statements if not snapshot]
+    assert reads and not any("FROM steps" in s for s in writing)
+    (_, report), _other = queued(bureau, "overdue-report:")
+    assert "請示 0" in body(report) and "請示 2" in body(report)
+    assert run_overdue_report(bureau, clock.now) == 0

@@ -88,6 +88,14 @@ class SharedBody:
     body_id: int
 
 
+@dataclass(frozen=True, kw_only=True)
+class Prepared:
+    """A mail rendered and signed, not yet queued (:meth:`Mailer.prepare`)."""
+
+    address: str
+    message: bytes
+
+
 @dataclass
 class Distribution:
     """The signed bodies of one distribution, each made once for all its readers (issue 4).
@@ -196,6 +204,32 @@ class Mailer:
             document_id=document_id,
             material=material,
         )
+
+    def prepare(
+        self,
+        *,
+        to: PersonInfo,
+        template: str,
+        variables: Mapping[str, Any],
+        headers: Mapping[str, str],
+    ) -> Prepared:
+        """Render and sign a mail to ``to`` from the system, as :meth:`send` would, without a
+        transaction: a job whose mail is long to make (a report of thousands of lines) makes
+        it before it takes the database's writer, and queues it with :meth:`queue_prepared`."""
+        address, shown, reader_language = self._recipient(to, None)
+        mail = render_mail(
+            template,
+            reader_language,
+            sender=self.sender(),
+            to=shown,
+            headers=dict(headers),
+            **variables,
+        )
+        return Prepared(address=address, message=self.ctx.sign(mail))
+
+    def queue_prepared(self, session: Session, *, source: str, prepared: Prepared) -> None:
+        """Queue a mail made by :meth:`prepare` under ``source`` in the caller's transaction."""
+        self.ctx.queue(session, source=source, message=prepared.message, rcpts=[prepared.address])
 
     def forward(
         self, session: Session, *, source: str, message: bytes, mail_from: str, to: str

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from yizhan.daemon.context import Context
-from yizhan.daemon.desk.mailer import Mailer
+from yizhan.daemon.desk.mailer import Mailer, Prepared
 from yizhan.mailstore.models import OutboundMessage
 from yizhan.routing.calendar import WorkCalendar
 from yizhan.routing.directory import Directory, PersonInfo
@@ -45,6 +45,29 @@ def send_job_mail(
         headers={**AUTO_SUBMITTED, **headers},
         document_id=document_id,
     )
+    return 1
+
+
+def prepare_job_mail(
+    ctx: Context,
+    *,
+    template: str,
+    person: PersonInfo,
+    headers: dict[str, str],
+    variables: dict[str, Any],
+) -> Prepared:
+    """Render and sign a job mail to ``person`` outside any transaction (a long report), to be
+    queued by :func:`queue_job_mail` in the job's."""
+    return Mailer(ctx).prepare(
+        to=person, template=template, variables=variables, headers={**AUTO_SUBMITTED, **headers}
+    )
+
+
+def queue_job_mail(ctx: Context, session: Session, *, source: str, prepared: Prepared) -> int:
+    """Queue a prepared job mail; 0 when ``source`` was queued before, else 1."""
+    if queued_already(session, source):
+        return 0
+    Mailer(ctx).queue_prepared(session, source=source, prepared=prepared)
     return 1
 
 
