@@ -12,7 +12,9 @@ import contextlib
 import json
 import shutil
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
+from email.message import EmailMessage
 from pathlib import Path
 
 from sqlalchemy import func, select, text
@@ -183,3 +185,24 @@ def test_messages_sent_at_once_each_get_one_row(
     assert all(committed_inbound(gateway.ctx, key) is not None for key in keys)
     with gateway.ctx.sessions() as session:
         assert session.scalar(select(func.count()).select_from(Inbound)) == 6
+
+
+def test_a_message_with_an_attachment_is_acknowledged_while_the_database_is_held(
+    gateway: Running,
+) -> None:
+    # At DATA the content rules read the published tools and, now and then, the directory:
+    # a reader's snapshot, which on SQLite does not wait for the writer holding the database.
+    mail = EmailMessage()
+    mail["From"], mail["To"], mail["Subject"] = "wangfang@oa.example", "fawen@oa.example", "附件"
+    mail.set_content("請審核附件。")
+    mail.add_attachment("會議紀要".encode(), maintype="text", subtype="plain", filename="a.txt")
+    client = gateway.login()
+    with database_held(gateway.ctx):
+        started = time.monotonic()
+        code, reply = send(client, bytes(mail).replace(b"\n", b"\r\n"))
+        took = time.monotonic() - started
+    client.quit()
+    assert code == 250, reply
+    # SQLite's busy timeout is 30 s: an answer within it did not wait for the lock.
+    assert took < 20, took
+    assert committed_inbound(gateway.ctx, queued_key(reply)) is not None
