@@ -44,6 +44,10 @@ STOP: Final = b"s"
 STOP_SECONDS: Final = 30.0
 #: How long after a worker died another is started in its place.
 RESTART_SECONDS: Final = 1.0
+#: The workers' nice(2) increment. When the cores are busy, the daemon's gateway and couriers
+#: go first: a 250 and a delivery are what people and mail clients wait for, and a slow 250
+#: makes clients time out and send again; processing catches up in the gaps.
+NICENESS: Final = 5
 #: prctl(2) option: the signal a process gets when its parent dies.
 _PR_SET_PDEATHSIG: Final = 1
 
@@ -172,6 +176,7 @@ def run_worker(config: Config, owner: str, pipe: Connection) -> None:
     """A worker process's body: process until told to stop or the daemon is gone."""
     _die_with_parent()
     crashpoints.die_with(os.getppid())
+    os.nice(NICENESS)
     # The daemon owns SIGINT and SIGTERM (a Ctrl-C reaches the whole process group): the
     # worker finishes its message and stops when the daemon says so.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
