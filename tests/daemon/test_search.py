@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from tests.conftest import make_config, seed_keyring
 from tests.daemon.test_content import rules_file
@@ -28,8 +28,8 @@ from tests.daemon.test_flows import PASSWORD, Daemon, one, reply, start_daemon, 
 from yizhan.daemon.context import Context
 from yizhan.mailstore.db import upgrade
 from yizhan.mailstore.directory import load_directory, save_person
-from yizhan.mailstore.models import AuditEntry, SearchGram, SearchText
-from yizhan.mailstore.search import field_texts
+from yizhan.mailstore.models import AuditEntry
+from yizhan.mailstore.search import field_texts, forget_documents
 
 #: Whose own mailbox is outside the organisation: an IT staff member, in the scope of IT's
 #: materials.
@@ -342,8 +342,7 @@ def test_filing_without_scope_is_answered(library: Daemon) -> None:
 def forget(d: Daemon, document_id: int) -> None:
     """Take a document out of the index, as if it were made before the index existed."""
     with d.ctx.sessions.begin() as session:
-        session.execute(delete(SearchGram).where(SearchGram.document_id == document_id))
-        session.execute(delete(SearchText).where(SearchText.document_id == document_id))
+        forget_documents(session, [document_id])
 
 
 def reindex(d: Daemon, *flags: str) -> str:

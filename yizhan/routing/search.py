@@ -41,6 +41,7 @@ __all__ = [
     "Term",
     "contains",
     "fold",
+    "grams_of_folded",
     "index_grams",
     "query_terms",
     "rank",
@@ -85,8 +86,13 @@ def _grams_of_run(run: str) -> list[str]:
 def index_grams(text: str) -> Counter[str]:
     """The grams of ``text`` and how often each occurs: characters and character pairs of the
     CJK runs, whole words of the others."""
+    return grams_of_folded(fold(text))
+
+
+def grams_of_folded(folded: str) -> Counter[str]:
+    """:func:`index_grams` of a text already folded (:func:`fold` is idempotent)."""
     counts: Counter[str] = Counter()
-    for run in _runs(fold(text)):
+    for run in _runs(folded):
         counts.update(_grams_of_run(run))
     return counts
 

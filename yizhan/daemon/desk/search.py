@@ -30,14 +30,14 @@ from yizhan.daemon.rules_file import load_content_rules
 from yizhan.mailstore import search as index_store
 from yizhan.mailstore.documents import load_state
 from yizhan.mailstore.models import Document
-from yizhan.routing import bulletins, materials
+from yizhan.routing import materials
 from yizhan.routing.content import DEFAULT_CONTENT, ContentRules, ContentRulesError
 from yizhan.routing.content.model import Attachment, Inspection
 from yizhan.routing.content.outside import material_evidence
 from yizhan.routing.digests import mailto
 from yizhan.routing.directory import Directory, PersonInfo
 from yizhan.routing.search import Ranked, contains, query_terms, rank
-from yizhan.routing.visibility import may_see, office_oversees
+from yizhan.routing.visibility import LEAVE_KIND, may_see, office_oversees
 from yizhan.templates.render import render_text
 
 __all__ = ["LAZY_BATCH", "MAX_HITS", "Finder", "Found", "Hit", "Link"]
@@ -48,9 +48,13 @@ log = logging.getLogger("yizhan.search")
 MAX_HITS: Final = 20
 #: Documents from before the index that one search indexes on the way.
 LAZY_BATCH: Final = 200
-#: Candidates looked at in one search before the answer says "more" (bounds a search for a
-#: word in every document that the asker may see few of).
-MAX_CANDIDATES: Final = 5000
+#: Documents ranked in one search, the newest the asker may see that hold the words; with
+#: more, the answer says there are more (bounds a search for a word in every document).
+MAX_CANDIDATES: Final = 1000
+#: Candidates read in one query.
+CANDIDATE_BATCH: Final = 500
+#: The kinds the office does not see by its duty (``routing.visibility.office_oversees``).
+OFFICE_UNSEEN: Final = frozenset({LEAVE_KIND, materials.KIND})
 #: The words of the fetch links, per language: (STATUS, GET).
 LINK_WORDS: Final = {"zh_CN": ("查询", "下载"), "zh_TW": ("查詢", "下載"), "en": ("STATUS", "GET")}
 
@@ -91,6 +95,9 @@ class Finder:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.domain = ctx.config.domain
+        # Once a search found every document indexed, later ones need not look again: every
+        # document made since is indexed in the transaction that makes it.
+        self._all_indexed = False
 
     # -- the index ------------------------------------------------------------------------------
 
@@ -164,17 +171,6 @@ class Finder:
             )
         return may_see(load_state(session, document), account, directory)
 
-    def _bulletins_read_by(self, session: Session, account: str, directory: Directory) -> set[int]:
-        # The bulletins published to ``account``, and the archive for the office (第二十三條),
-        # as routing.visibility lets them see bulletins.
-        office = directory.in_unit_of_kind(account, "office")
-        rows = session.execute(
-            select(Document.id, Document.state, Document.fields).where(Document.kind == "gonggao")
-        )
-        return {
-            r.id for r in rows if bulletins.may_read(r.state, r.fields, account, in_office=office)
-        }
-
     def is_material(self, session: Session, document: Document) -> bool:
         """Whether ``document`` is internal material (第十七條): filed at ziliao@, or a manual
         or technical document by its title or attachment names (the content rule's words)."""
@@ -200,45 +196,70 @@ class Finder:
         kinds: Collection[str] | None = None,
         with_materials: bool = True,
     ) -> Found:
-        """The documents matching ``words`` that ``account`` may see, best first."""
-        self.index_missing(session, LAZY_BATCH)
+        """The documents matching ``words`` that ``account`` may see, best first.
+
+        Ranked are the newest ``MAX_CANDIDATES`` documents within the asker's reach that hold
+        every gram of the words: found newest first along the index of the rarest gram, the
+        asker's reach (``index_store.Reach``) and the other grams checked in the same query, so
+        that a word in half a million documents costs what a rare one does.
+        """
+        if not self._all_indexed:
+            self._all_indexed = self.index_missing(session, LAZY_BATCH) == 0
         terms = query_terms(words)
-        ranked = rank(terms, index_store.postings(session, terms))
-        seen = index_store.documents_seen_by(session, account) | self._bulletins_read_by(
-            session, account, directory
-        )
+        grams = [g for t in terms for g in t.grams]
+        first = index_store.rarest_gram(session, grams)
+        if first is None:
+            return Found(hits=(), more=False)
+        reach = self._reach(account, directory, kinds)
+        pool: list[int] = []
+        before: int | None = None
+        complete = False
+        while not complete and len(pool) < MAX_CANDIDATES:
+            batch = index_store.candidates(
+                session, first, grams, reach, before=before, limit=CANDIDATE_BATCH
+            )
+            pool.extend(document_id for document_id, _ in batch)
+            complete = len(batch) < CANDIDATE_BATCH
+            if batch:
+                before = batch[-1][0]
+        ranked = rank(terms, index_store.postings_in(session, terms, pool))
         person = directory.people[account]
         hits: list[Hit] = []
         withheld = False
-        for n, (found, document) in enumerate(self._documents(session, ranked)):
-            if n >= MAX_CANDIDATES:
-                return Found(hits=tuple(hits), more=True, materials_withheld=withheld)
-            if kinds is not None and document.kind not in kinds:
-                continue
-            material = document.kind == materials.KIND
-            if (
-                not material
-                and document.id not in seen
-                and not office_oversees(document.kind, account, directory)
+        for found, document in self._documents(session, ranked):
+            if document.kind in reach.kinds_checked and not self.may_see(
+                session, document, account, directory
             ):
-                continue
-            if not self.may_see(session, document, account, directory):
                 continue
             if found.unchecked and not self._stands(session, document.id, found):
                 continue
-            if material and not with_materials:
+            if document.kind == materials.KIND and not with_materials:
                 withheld = True
                 continue
             if len(hits) == MAX_HITS:
                 return Found(hits=tuple(hits), more=True, materials_withheld=withheld)
             hits.append(self.hit(document, found.fields, person))
-        return Found(hits=tuple(hits), more=False, materials_withheld=withheld)
+        return Found(hits=tuple(hits), more=not complete, materials_withheld=withheld)
+
+    @staticmethod
+    def _reach(
+        account: str, directory: Directory, kinds: Collection[str] | None
+    ) -> index_store.Reach:
+        """The documents ``account`` may find, as far as SQL tells (``routing.visibility``):
+        those they took part in, the office's kinds if they are the office, and bulletins and
+        materials, whose fields say who reads them (checked on each one found)."""
+        return index_store.Reach(
+            account=account,
+            every_kind_but=(OFFICE_UNSEEN if office_oversees("", account, directory) else None),
+            kinds_checked=frozenset({"gonggao", materials.KIND}),
+            only_kinds=frozenset(kinds) if kinds is not None else None,
+        )
 
     def _documents(
         self, session: Session, ranked: Sequence[Ranked]
     ) -> Iterator[tuple[Ranked, Document]]:
         # Loaded a page at a time, in rank order.
-        page = 200
+        page = 50
         for start in range(0, len(ranked), page):
             chunk = ranked[start : start + page]
             rows = session.scalars(
