@@ -45,6 +45,7 @@ __all__ = [
     "index_document",
     "index_rows",
     "postings_in",
+    "postings_of",
     "rarest_gram",
     "unindexed_documents",
 ]
@@ -249,12 +250,18 @@ def candidates(
     *,
     before: int | None,
     limit: int,
-) -> list[tuple[int, str]]:
-    """Ids and kinds of the documents within ``reach`` whose index holds ``first`` and every
-    gram of ``others``, newest first, below ``before``: read backwards along the key of
-    ``first``, the others probed in the key."""
+) -> tuple[list[int], list[Posting]]:
+    """Ids of the documents within ``reach`` whose index holds ``first`` and every gram of
+    ``others``, newest first, below ``before``, and the postings of ``first`` in them: read
+    backwards along the key of ``first``, the others probed in the key."""
     query = (
-        select(SearchPosting.document_id, Document.kind)
+        select(
+            SearchPosting.document_id,
+            SearchPosting.gram,
+            SearchPosting.in_title,
+            SearchPosting.in_body,
+            SearchPosting.in_attachment,
+        )
         .join(Document, Document.id == SearchPosting.document_id)
         .where(SearchPosting.gram == first, reach.clause())
     )
@@ -265,15 +272,21 @@ def candidates(
         )
     if before is not None:
         query = query.where(SearchPosting.document_id < before)
-    query = query.order_by(SearchPosting.document_id.desc()).limit(limit)
-    return [(document_id, kind) for document_id, kind in session.execute(query)]
+    rows = session.execute(query.order_by(SearchPosting.document_id.desc()).limit(limit)).all()
+    return [row[0] for row in rows], _postings(rows)
 
 
 def postings_in(
     session: Session, terms: Sequence[Term], document_ids: Sequence[int]
 ) -> list[Posting]:
     """The postings of the grams of ``terms`` in the documents ``document_ids`` only."""
-    grams = sorted({g for t in terms for g in t.grams})
+    return postings_of(session, {g for t in terms for g in t.grams}, document_ids)
+
+
+def postings_of(
+    session: Session, grams: Collection[str], document_ids: Sequence[int]
+) -> list[Posting]:
+    """The postings of ``grams`` in the documents ``document_ids`` only."""
     ids = sorted(set(document_ids))
     if not grams or not ids:
         return []
@@ -288,7 +301,7 @@ def postings_in(
                     SearchPosting.in_body,
                     SearchPosting.in_attachment,
                 ).where(
-                    SearchPosting.gram.in_(grams),
+                    SearchPosting.gram.in_(sorted(grams)),
                     SearchPosting.document_id.in_(ids[start : start + _CHUNK]),
                 )
             ).all()

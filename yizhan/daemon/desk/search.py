@@ -30,7 +30,7 @@ from yizhan.daemon.rules_file import load_content_rules
 from yizhan.mailstore import search as index_store
 from yizhan.mailstore.documents import load_state
 from yizhan.mailstore.models import Document
-from yizhan.routing import materials
+from yizhan.routing import bulletins, materials
 from yizhan.routing.content import DEFAULT_CONTENT, ContentRules, ContentRulesError
 from yizhan.routing.content.model import Attachment, Inspection
 from yizhan.routing.content.outside import material_evidence
@@ -212,22 +212,25 @@ class Finder:
             return Found(hits=(), more=False)
         reach = self._reach(account, directory, kinds)
         pool: list[int] = []
+        postings = []
         before: int | None = None
         complete = False
         while not complete and len(pool) < MAX_CANDIDATES:
-            batch = index_store.candidates(
+            ids, found_first = index_store.candidates(
                 session, first, grams, reach, before=before, limit=CANDIDATE_BATCH
             )
-            pool.extend(document_id for document_id, _ in batch)
-            complete = len(batch) < CANDIDATE_BATCH
-            if batch:
-                before = batch[-1][0]
-        ranked = rank(terms, index_store.postings_in(session, terms, pool))
+            pool.extend(ids)
+            postings.extend(found_first)
+            complete = len(ids) < CANDIDATE_BATCH
+            if ids:
+                before = ids[-1]
+        postings.extend(index_store.postings_of(session, set(grams) - {first}, pool))
+        ranked = rank(terms, postings)
         person = directory.people[account]
         hits: list[Hit] = []
         withheld = False
         for found, document in self._documents(session, ranked):
-            if document.kind in reach.kinds_checked and not self.may_see(
+            if document.kind in reach.kinds_checked and not self._may_find(
                 session, document, account, directory
             ):
                 continue
@@ -240,6 +243,19 @@ class Finder:
                 return Found(hits=tuple(hits), more=True, materials_withheld=withheld)
             hits.append(self.hit(document, found.fields, person))
         return Found(hits=tuple(hits), more=not complete, materials_withheld=withheld)
+
+    def _may_find(
+        self, session: Session, document: Document, account: str, directory: Directory
+    ) -> bool:
+        # A bulletin its row shows published to the asker needs no reading of its trail.
+        if document.kind == "gonggao" and bulletins.may_read(
+            document.state,
+            document.fields,
+            account,
+            in_office=directory.in_unit_of_kind(account, "office"),
+        ):
+            return True
+        return self.may_see(session, document, account, directory)
 
     @staticmethod
     def _reach(
