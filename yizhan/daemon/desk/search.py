@@ -216,12 +216,13 @@ class Finder:
         before: int | None = None
         complete = False
         while not complete and len(pool) < MAX_CANDIDATES:
+            limit = min(CANDIDATE_BATCH, MAX_CANDIDATES - len(pool))
             ids, found_first = index_store.candidates(
-                session, first, grams, reach, before=before, limit=CANDIDATE_BATCH
+                session, first, grams, reach, before=before, limit=limit
             )
             pool.extend(ids)
             postings.extend(found_first)
-            complete = len(ids) < CANDIDATE_BATCH
+            complete = len(ids) < limit
             if ids:
                 before = ids[-1]
         postings.extend(index_store.postings_of(session, set(grams) - {first}, pool))
