@@ -136,8 +136,10 @@ def field_texts(session: Session, document_id: int) -> dict[str, str]:
 
 def unindexed_documents(session: Session, limit: int | None = None) -> list[int]:
     """Ids of documents not in the index (made before it existed), oldest first."""
-    indexed = select(SearchText.document_id).where(SearchText.field == "title")
-    query = select(Document.id).where(Document.id.not_in(indexed)).order_by(Document.id)
+    # NOT EXISTS, an anti-join: PostgreSQL runs NOT IN over a subquery too big for work_mem
+    # as a scan of the subquery for every document.
+    indexed = exists().where(SearchText.document_id == Document.id, SearchText.field == "title")
+    query = select(Document.id).where(~indexed).order_by(Document.id)
     if limit is not None:
         query = query.limit(limit)
     return list(session.scalars(query))
@@ -172,6 +174,8 @@ def documents_seen_by(session: Session, account: str) -> set[int]:
 
 def rarest_gram(session: Session, grams: Sequence[str], *, enough: int = 2_000) -> str | None:
     """Of ``grams``, the one with the fewest postings (counted up to ``enough``)."""
+    if len(set(grams)) == 1:
+        return grams[0]
     best: tuple[int, str] | None = None
     for gram in sorted(set(grams)):
         found = session.scalar(
@@ -231,12 +235,13 @@ class Reach:
             AuditEntry.actor == self.account,
             AuditEntry.action.startswith(TRAIL_PREFIX),
         )
-        either = [Document.author == self.account, step, trail]
+        # The row's own columns first: PostgreSQL tries an OR's terms in the order written.
+        either = [Document.author == self.account]
         if self.every_kind_but is not None:
             either.append(Document.kind.not_in(sorted(self.every_kind_but)))
         if self.kinds_checked:
             either.append(Document.kind.in_(sorted(self.kinds_checked)))
-        clause = or_(*either)
+        clause = or_(*either, step, trail)
         if self.only_kinds is not None:
             clause = and_(clause, Document.kind.in_(sorted(self.only_kinds)))
         return clause
