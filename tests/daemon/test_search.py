@@ -395,12 +395,12 @@ def test_a_word_in_many_documents_ranks_the_newest_the_asker_may_see(
     older = open_report(d, "xiewenbin", "關於設備採購的請示", "檢疫設備。")
     newer = open_report(d, "xiewenbin", "關於人員培訓的請示", "檢疫培訓。")
     unseen = open_report(d, "mali", "關於機房檢疫的請示", "檢疫。")
-    monkeypatch.setattr(desk_search, "MAX_CANDIDATES", 2)
+    monkeypatch.setattr(desk_search, "MAX_RANKED", 2)
     finder = desk_search.Finder(d.ctx)
     with d.ctx.sessions() as session:
         directory = load_directory(session)
         found = finder.find(session, "xiewenbin", "檢疫", directory)
-        monkeypatch.setattr(desk_search, "MAX_CANDIDATES", 1000)
+        monkeypatch.setattr(desk_search, "MAX_RANKED", 1000)
         complete = finder.find(session, "xiewenbin", "檢疫", directory)
     assert [h.document_id for h in found.hits] == [int(newer), int(older)]
     assert found.more

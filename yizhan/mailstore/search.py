@@ -44,6 +44,7 @@ __all__ = [
     "forget_documents",
     "index_document",
     "index_rows",
+    "oldest_of_newest",
     "postings_in",
     "postings_of",
     "rarest_gram",
@@ -229,10 +230,12 @@ class Reach:
                 Step.done_by == self.account,
             ),
         )
+        # Through the index of targets: "actor || ''" keeps a planner from choosing the index
+        # of actors, which would read all that the account ever did for every row.
         trail = exists().where(
             AuditEntry.target
             == literal(doc_target(0).removesuffix("0")).concat(cast(Document.id, String)),
-            AuditEntry.actor == self.account,
+            AuditEntry.actor.concat("") == self.account,
             AuditEntry.action.startswith(TRAIL_PREFIX),
         )
         # The row's own columns first: PostgreSQL tries an OR's terms in the order written.
@@ -247,18 +250,31 @@ class Reach:
         return clause
 
 
+def oldest_of_newest(session: Session, gram: str, newest: int) -> int | None:
+    """The id of the ``newest``-th newest document whose index holds ``gram``; None if fewer
+    hold it. (A range of the key read backwards, no table.)"""
+    return session.scalar(
+        select(SearchPosting.document_id)
+        .where(SearchPosting.gram == gram)
+        .order_by(SearchPosting.document_id.desc())
+        .offset(newest - 1)
+        .limit(1)
+    )
+
+
 def candidates(
     session: Session,
     first: str,
     others: Collection[str],
     reach: Reach,
     *,
-    before: int | None,
+    since: int | None,
     limit: int,
 ) -> tuple[list[int], list[Posting]]:
-    """Ids of the documents within ``reach`` whose index holds ``first`` and every gram of
-    ``others``, newest first, below ``before``, and the postings of ``first`` in them: read
-    backwards along the key of ``first``, the others probed in the key."""
+    """The newest ``limit`` documents from ``since`` on (an id) within ``reach`` whose index
+    holds ``first`` and every gram of ``others``, and the postings of ``first`` in them: the
+    key of ``first`` read backwards, the others probed in the key, so that the query stops at
+    the ``limit``-th found."""
     query = (
         select(
             SearchPosting.document_id,
@@ -270,13 +286,13 @@ def candidates(
         .join(Document, Document.id == SearchPosting.document_id)
         .where(SearchPosting.gram == first, reach.clause())
     )
+    if since is not None:
+        query = query.where(SearchPosting.document_id >= since)
     for gram in sorted(set(others) - {first}):
         other = aliased(SearchPosting)
         query = query.where(
             exists().where(other.gram == gram, other.document_id == SearchPosting.document_id)
         )
-    if before is not None:
-        query = query.where(SearchPosting.document_id < before)
     rows = session.execute(query.order_by(SearchPosting.document_id.desc()).limit(limit)).all()
     return [row[0] for row in rows], _postings(rows)
 

@@ -137,9 +137,12 @@ def contains(text: str, term: Term) -> bool:
     return term.text[:MAX_GRAM] in {run[:MAX_GRAM] for run in _runs(folded)}
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class Posting:
-    """One row of the index: ``gram`` occurs ``count`` times in ``field`` of a document."""
+    """One row of the index: ``gram`` occurs ``count`` times in ``field`` of a document.
+
+    Not frozen (as ``Ranked``): a search makes a few thousand of each, and a frozen dataclass
+    takes twice as long to make; nothing changes one once made."""
 
     document_id: int
     field: str
@@ -147,7 +150,7 @@ class Posting:
     count: int
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class Ranked:
     """A document every term was found in, its score, and the fields each term was found in.
 
@@ -178,32 +181,45 @@ def rank(terms: Sequence[Term], postings: Iterable[Posting]) -> list[Ranked]:
         if at is None:
             at = counts[key] = {}
         at[p.gram] = p.count
-    wanted = [(term, term.grams) for term in terms]
-    found: dict[int, dict[Term, dict[str, int]]] = {}
+    # Terms by their place: hashing a Term (a dataclass) per posting costs more than the rest.
+    wanted = [(n, term.grams) for n, term in enumerate(terms)]
+    found: dict[int, list[dict[str, int]]] = {}
     for (document_id, field), grams in counts.items():
-        for term, term_grams in wanted:
+        for n, term_grams in wanted:
             if all(g in grams for g in term_grams):
                 by_term = found.get(document_id)
                 if by_term is None:
-                    by_term = found[document_id] = {}
-                by_term.setdefault(term, {})[field] = min(grams[g] for g in term_grams)
+                    by_term = found[document_id] = [{} for _ in terms]
+                by_term[n][field] = min(grams[g] for g in term_grams)
     unchecked = tuple(t for t in terms if not t.exact)
+    in_order: dict[tuple[str, ...], tuple[str, ...]] = {}
     ranked = []
     for document_id, by_term in found.items():
-        if len(by_term) < len(terms):
+        if not all(by_term):
             continue
         score = sum(
             FIELD_WEIGHTS.get(field, 1.0) * (1.0 + math.log2(count))
-            for fields in by_term.values()
+            for fields in by_term
             for field, count in fields.items()
         )
         ranked.append(
             Ranked(
                 document_id=document_id,
                 score=score,
-                fields={t.text: tuple(f for f in FIELDS if f in by_term[t]) for t in terms},
+                fields={t.text: _in_order(by_term[n], in_order) for n, t in enumerate(terms)},
                 unchecked=unchecked,
             )
         )
     ranked.sort(key=lambda r: (-r.score, -r.document_id))
     return ranked
+
+
+def _in_order(
+    fields: Mapping[str, int], known: dict[tuple[str, ...], tuple[str, ...]]
+) -> tuple[str, ...]:
+    """The names of ``fields`` in the order of ``FIELDS`` (worked out once per set in ``known``)."""
+    key = tuple(fields)
+    found = known.get(key)
+    if found is None:
+        found = known[key] = tuple(f for f in FIELDS if f in fields)
+    return found

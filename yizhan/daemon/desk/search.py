@@ -21,7 +21,7 @@ from typing import Final
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from yizhan.daemon.context import Context
 from yizhan.daemon.desk.files import files_mail
@@ -48,11 +48,12 @@ log = logging.getLogger("yizhan.search")
 MAX_HITS: Final = 20
 #: Documents from before the index that one search indexes on the way.
 LAZY_BATCH: Final = 200
-#: Documents ranked in one search, the newest the asker may see that hold the words; with
-#: more, the answer says there are more (bounds a search for a word in every document).
-MAX_CANDIDATES: Final = 1000
-#: Candidates read in one query.
-CANDIDATE_BATCH: Final = 500
+#: Documents looked at in one search before the answer says "more": the newest that hold the
+#: rarest gram of the words (bounds a search for a word in every document that the asker may
+#: see few of).
+MAX_CANDIDATES: Final = 2000
+#: Of those, the documents ranked: the newest the asker may see that hold all the words.
+MAX_RANKED: Final = 1000
 #: The kinds the office does not see by its duty (``routing.visibility.office_oversees``).
 OFFICE_UNSEEN: Final = frozenset({LEAVE_KIND, materials.KIND})
 #: The words of the fetch links, per language: (STATUS, GET).
@@ -198,10 +199,11 @@ class Finder:
     ) -> Found:
         """The documents matching ``words`` that ``account`` may see, best first.
 
-        Ranked are the newest ``MAX_CANDIDATES`` documents within the asker's reach that hold
-        every gram of the words: found newest first along the index of the rarest gram, the
-        asker's reach (``index_store.Reach``) and the other grams checked in the same query, so
-        that a word in half a million documents costs what a rare one does.
+        Ranked are the newest ``MAX_RANKED`` documents the asker may see that hold every gram
+        of the words, among the newest ``MAX_CANDIDATES`` that hold the rarest: read along the
+        index of that gram, the asker's reach (``index_store.Reach``) and the other grams
+        checked in the same query, so that a word in half a million documents costs about
+        what a rare one does.
         """
         if not self._all_indexed:
             self._all_indexed = self.index_missing(session, LAZY_BATCH) == 0
@@ -211,20 +213,11 @@ class Finder:
         if first is None:
             return Found(hits=(), more=False)
         reach = self._reach(account, directory, kinds)
-        pool: list[int] = []
-        postings = []
-        before: int | None = None
-        complete = False
-        while not complete and len(pool) < MAX_CANDIDATES:
-            limit = min(CANDIDATE_BATCH, MAX_CANDIDATES - len(pool))
-            ids, found_first = index_store.candidates(
-                session, first, grams, reach, before=before, limit=limit
-            )
-            pool.extend(ids)
-            postings.extend(found_first)
-            complete = len(ids) < limit
-            if ids:
-                before = ids[-1]
+        since = index_store.oldest_of_newest(session, first, MAX_CANDIDATES)
+        pool, postings = index_store.candidates(
+            session, first, grams, reach, since=since, limit=MAX_RANKED
+        )
+        complete = since is None and len(pool) < MAX_RANKED
         postings.extend(index_store.postings_of(session, set(grams) - {first}, pool))
         ranked = rank(terms, postings)
         person = directory.people[account]
@@ -276,11 +269,14 @@ class Finder:
         self, session: Session, ranked: Sequence[Ranked]
     ) -> Iterator[tuple[Ranked, Document]]:
         # Loaded a page at a time, in rank order.
-        page = 50
+        page = 30
         for start in range(0, len(ranked), page):
             chunk = ranked[start : start + page]
+            # Without their fields (a body, a bulletin's readers): read only if a rule asks.
             rows = session.scalars(
-                select(Document).where(Document.id.in_([r.document_id for r in chunk]))
+                select(Document)
+                .options(defer(Document.fields))
+                .where(Document.id.in_([r.document_id for r in chunk]))
             )
             by_id = {d.id: d for d in rows}
             for found in chunk:
