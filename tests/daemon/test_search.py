@@ -384,23 +384,22 @@ def test_documents_from_before_the_index_are_indexed(library: Daemon) -> None:
     assert listed(text(one(d, "xiewenbin"))) == [f"#{doc}"]
 
 
-def test_a_word_in_many_documents_ranks_the_newest_the_asker_may_see(
+def test_a_word_in_many_documents_ranks_the_newest_that_hold_it(
     library: Daemon, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A word in very many documents: the newest that the asker may see and that hold it are
-    # ranked (here two), not all; a newer one they may not see takes no place; the answer
-    # says there are more.
+    # A word in very many documents: the newest that hold it are ranked (here three), not all,
+    # and of those the ones the asker may see are listed; the answer says there are more.
     d = library
     in_title = open_report(d, "xiewenbin", "關於口岸檢疫的請示", "請批准。")
     older = open_report(d, "xiewenbin", "關於設備採購的請示", "檢疫設備。")
     newer = open_report(d, "xiewenbin", "關於人員培訓的請示", "檢疫培訓。")
     unseen = open_report(d, "mali", "關於機房檢疫的請示", "檢疫。")
-    monkeypatch.setattr(desk_search, "MAX_RANKED", 2)
+    monkeypatch.setattr(desk_search, "MAX_CANDIDATES", 3)
     finder = desk_search.Finder(d.ctx)
     with d.ctx.sessions() as session:
         directory = load_directory(session)
         found = finder.find(session, "xiewenbin", "檢疫", directory)
-        monkeypatch.setattr(desk_search, "MAX_RANKED", 1000)
+        monkeypatch.setattr(desk_search, "MAX_CANDIDATES", 1000)
         complete = finder.find(session, "xiewenbin", "檢疫", directory)
     assert [h.document_id for h in found.hits] == [int(newer), int(older)]
     assert found.more

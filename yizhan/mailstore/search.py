@@ -220,8 +220,19 @@ class Reach:
     only_kinds: frozenset[str] | None = None
 
     def clause(self) -> ColumnElement[bool]:
-        """The condition on ``Document``: probes of one document's steps and trail, so that
-        its cost follows the documents looked at, not all that the account is on."""
+        """The condition on ``Document``."""
+        clause = self.sure()
+        if self.kinds_checked:
+            # The row's own column first: PostgreSQL tries an OR's terms in the order written.
+            clause = or_(Document.kind.in_(sorted(self.kinds_checked)), clause)
+        if self.only_kinds is not None:
+            clause = and_(clause, Document.kind.in_(sorted(self.only_kinds)))
+        return clause
+
+    def sure(self) -> ColumnElement[bool]:
+        """The documents the account may see whatever their fields say: those they took part
+        in, and the office's. Probes of one document's steps and trail, so that the cost
+        follows the documents looked at, not all that the account is on."""
         step = exists().where(
             Step.document_id == Document.id,
             or_(
@@ -238,16 +249,10 @@ class Reach:
             AuditEntry.actor.concat("") == self.account,
             AuditEntry.action.startswith(TRAIL_PREFIX),
         )
-        # The row's own columns first: PostgreSQL tries an OR's terms in the order written.
         either = [Document.author == self.account]
         if self.every_kind_but is not None:
             either.append(Document.kind.not_in(sorted(self.every_kind_but)))
-        if self.kinds_checked:
-            either.append(Document.kind.in_(sorted(self.kinds_checked)))
-        clause = or_(*either, step, trail)
-        if self.only_kinds is not None:
-            clause = and_(clause, Document.kind.in_(sorted(self.only_kinds)))
-        return clause
+        return or_(*either, step, trail)
 
 
 def oldest_of_newest(session: Session, gram: str, newest: int) -> int | None:
@@ -263,29 +268,18 @@ def oldest_of_newest(session: Session, gram: str, newest: int) -> int | None:
 
 
 def candidates(
-    session: Session,
-    first: str,
-    others: Collection[str],
-    reach: Reach,
-    *,
-    since: int | None,
-    limit: int,
+    session: Session, first: str, others: Collection[str], *, since: int | None, limit: int
 ) -> tuple[list[int], list[Posting]]:
-    """The newest ``limit`` documents from ``since`` on (an id) within ``reach`` whose index
-    holds ``first`` and every gram of ``others``, and the postings of ``first`` in them: the
-    key of ``first`` read backwards, the others probed in the key, so that the query stops at
-    the ``limit``-th found."""
-    query = (
-        select(
-            SearchPosting.document_id,
-            SearchPosting.gram,
-            SearchPosting.in_title,
-            SearchPosting.in_body,
-            SearchPosting.in_attachment,
-        )
-        .join(Document, Document.id == SearchPosting.document_id)
-        .where(SearchPosting.gram == first, reach.clause())
-    )
+    """The newest ``limit`` documents from ``since`` on (an id) whose index holds ``first`` and
+    every gram of ``others``, and the postings of ``first`` in them: the key of ``first`` read
+    backwards, the others probed in the key; no table is read."""
+    query = select(
+        SearchPosting.document_id,
+        SearchPosting.gram,
+        SearchPosting.in_title,
+        SearchPosting.in_body,
+        SearchPosting.in_attachment,
+    ).where(SearchPosting.gram == first)
     if since is not None:
         query = query.where(SearchPosting.document_id >= since)
     for gram in sorted(set(others) - {first}):

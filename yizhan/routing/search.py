@@ -186,11 +186,18 @@ def rank(terms: Sequence[Term], postings: Iterable[Posting]) -> list[Ranked]:
     found: dict[int, list[dict[str, int]]] = {}
     for (document_id, field), grams in counts.items():
         for n, term_grams in wanted:
-            if all(g in grams for g in term_grams):
-                by_term = found.get(document_id)
-                if by_term is None:
-                    by_term = found[document_id] = [{} for _ in terms]
-                by_term[n][field] = min(grams[g] for g in term_grams)
+            if len(term_grams) == 1:
+                count = grams.get(term_grams[0])
+                if count is None:
+                    continue
+            elif all(g in grams for g in term_grams):
+                count = min(grams[g] for g in term_grams)
+            else:
+                continue
+            by_term = found.get(document_id)
+            if by_term is None:
+                by_term = found[document_id] = [{} for _ in terms]
+            by_term[n][field] = count
     unchecked = tuple(t for t in terms if not t.exact)
     in_order: dict[tuple[str, ...], tuple[str, ...]] = {}
     ranked = []

@@ -19,7 +19,7 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, case, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
 
@@ -48,12 +48,11 @@ log = logging.getLogger("yizhan.search")
 MAX_HITS: Final = 20
 #: Documents from before the index that one search indexes on the way.
 LAZY_BATCH: Final = 200
-#: Documents looked at in one search before the answer says "more": the newest that hold the
-#: rarest gram of the words (bounds a search for a word in every document that the asker may
-#: see few of).
-MAX_CANDIDATES: Final = 2000
-#: Of those, the documents ranked: the newest the asker may see that hold all the words.
-MAX_RANKED: Final = 1000
+#: Documents ranked in one search before the answer says "more": the newest that hold all the
+#: words (bounds a search for a word in half the documents); those the asker may see are listed.
+MAX_CANDIDATES: Final = 1000
+#: Postings of the rarest gram read at most to find those that hold the other grams too.
+MAX_SCANNED: Final = 20_000
 #: The kinds the office does not see by its duty (``routing.visibility.office_oversees``).
 OFFICE_UNSEEN: Final = frozenset({LEAVE_KIND, materials.KIND})
 #: The words of the fetch links, per language: (STATUS, GET).
@@ -199,10 +198,10 @@ class Finder:
     ) -> Found:
         """The documents matching ``words`` that ``account`` may see, best first.
 
-        Ranked are the newest ``MAX_RANKED`` documents the asker may see that hold every gram
-        of the words, among the newest ``MAX_CANDIDATES`` that hold the rarest: read along the
-        index of that gram, the asker's reach (``index_store.Reach``) and the other grams
-        checked in the same query, so that a word in half a million documents costs about
+        Ranked are the newest ``MAX_CANDIDATES`` documents that hold every gram of the words,
+        read from the index alone (along the key of the rarest gram, the others probed);
+        listed, best first, are those within the asker's reach (``index_store.Reach``, in
+        SQL) that the whole rule lets them see. So a word in half a million documents costs
         what a rare one does.
         """
         if not self._all_indexed:
@@ -213,19 +212,21 @@ class Finder:
         if first is None:
             return Found(hits=(), more=False)
         reach = self._reach(account, directory, kinds)
-        since = index_store.oldest_of_newest(session, first, MAX_CANDIDATES)
+        others = set(grams) - {first}
+        # With other grams to probe, a bound on the postings of the first read for them.
+        since = index_store.oldest_of_newest(session, first, MAX_SCANNED) if others else None
         pool, postings = index_store.candidates(
-            session, first, grams, reach, since=since, limit=MAX_RANKED
+            session, first, others, since=since, limit=MAX_CANDIDATES
         )
-        complete = since is None and len(pool) < MAX_RANKED
-        postings.extend(index_store.postings_of(session, set(grams) - {first}, pool))
+        complete = since is None and len(pool) < MAX_CANDIDATES
+        postings.extend(index_store.postings_of(session, others, pool))
         ranked = rank(terms, postings)
         person = directory.people[account]
         hits: list[Hit] = []
         withheld = False
-        for found, document in self._documents(session, ranked):
+        for found, document, sure in self._documents(session, ranked, reach):
             if document.kind in reach.kinds_checked and not self._may_find(
-                session, document, account, directory
+                session, document, account, directory, sure=sure
             ):
                 continue
             if found.unchecked and not self._stands(session, document.id, found):
@@ -239,16 +240,23 @@ class Finder:
         return Found(hits=tuple(hits), more=not complete, materials_withheld=withheld)
 
     def _may_find(
-        self, session: Session, document: Document, account: str, directory: Directory
+        self,
+        session: Session,
+        document: Document,
+        account: str,
+        directory: Directory,
+        *,
+        sure: bool,
     ) -> bool:
-        # A bulletin its row shows published to the asker needs no reading of its trail.
-        if document.kind == "gonggao" and bulletins.may_read(
-            document.state,
-            document.fields,
-            account,
-            in_office=directory.in_unit_of_kind(account, "office"),
-        ):
-            return True
+        """``may_see`` of a bulletin or material within the asker's reach, ``sure`` if they
+        took part or are the office (which lets them see a bulletin, not a material)."""
+        if document.kind == "gonggao":
+            return sure or bulletins.may_read(
+                document.state,
+                document.fields,
+                account,
+                in_office=directory.in_unit_of_kind(account, "office"),
+            )
         return self.may_see(session, document, account, directory)
 
     @staticmethod
@@ -266,22 +274,25 @@ class Finder:
         )
 
     def _documents(
-        self, session: Session, ranked: Sequence[Ranked]
-    ) -> Iterator[tuple[Ranked, Document]]:
-        # Loaded a page at a time, in rank order.
-        page = 30
-        for start in range(0, len(ranked), page):
+        self, session: Session, ranked: Sequence[Ranked], reach: index_store.Reach
+    ) -> Iterator[tuple[Ranked, Document, bool]]:
+        # Those within the asker's reach, in rank order, and whether they may see each whatever
+        # its fields say; a page at a time, each twice the last (the asker may see few); without
+        # their fields (a body, a bulletin's readers), read only if a rule asks.
+        query = (
+            select(Document, case((reach.sure(), 1), else_=0))
+            .options(defer(Document.fields))
+            .where(Document.id.in_(bindparam("ids", expanding=True)), reach.clause())
+        )
+        start, page = 0, 40
+        while start < len(ranked):
             chunk = ranked[start : start + page]
-            # Without their fields (a body, a bulletin's readers): read only if a rule asks.
-            rows = session.scalars(
-                select(Document)
-                .options(defer(Document.fields))
-                .where(Document.id.in_([r.document_id for r in chunk]))
-            )
-            by_id = {d.id: d for d in rows}
+            start, page = start + page, page * 2
+            rows = session.execute(query, {"ids": [r.document_id for r in chunk]})
+            by_id = {d.id: (d, bool(sure)) for d, sure in rows}
             for found in chunk:
                 if found.document_id in by_id:
-                    yield found, by_id[found.document_id]
+                    yield found, *by_id[found.document_id]
 
     def _stands(self, session: Session, document_id: int, found: Ranked) -> bool:
         """Whether each term the index cannot prove stands as written in some field."""
