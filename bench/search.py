@@ -57,6 +57,8 @@ ENDINGS = ("通知", "請示", "報告", "批復", "意見")
 CHUNK = 20_000
 #: Words of each class timed.
 PER_CLASS = 12
+#: Columns of the table printed (negative: right-aligned).
+WIDTHS = (11, 10, 10, -5, -9, -9, -9, -9)
 #: The two people searching: the office's clerk (every document) and one unit's clerk.
 VIEWERS = (("office", "wangfang"), ("one unit", "clerk07"))
 
@@ -311,8 +313,11 @@ def percentile(times: list[float], share: float) -> float:
     return ordered[max(0, math.ceil(len(ordered) * share) - 1)]
 
 
-def measure(ctx: Context, corpus: Corpus, runs: int) -> dict[tuple[str, str], list[float]]:
-    """Milliseconds of each ``Finder.find`` by (viewer, class), after one warm-up pass."""
+def measure(
+    ctx: Context, corpus: Corpus, runs: int
+) -> dict[tuple[str, str], list[tuple[float, float]]]:
+    """Milliseconds of each ``Finder.find`` by (viewer, class), after one warm-up pass: the
+    wall clock's, and this process's CPU (SQLite's work, not PostgreSQL's server's)."""
     finder = Finder(ctx)
     with ctx.sessions() as session:
         directory = load_directory(session)
@@ -325,18 +330,19 @@ def measure(ctx: Context, corpus: Corpus, runs: int) -> dict[tuple[str, str], li
                 f"  {cls:<9} words {' '.join(words)}: in {min(held):,}–{max(held):,} documents",
                 flush=True,
             )
-    times: dict[tuple[str, str], list[float]] = {}
+    times: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for run in range(runs + 1):
         for name, account in VIEWERS:
             for cls, words in corpus.queries().items():
                 for word in words:
                     with ctx.sessions() as session:
-                        started = time.perf_counter()
+                        started, cpu = time.perf_counter(), time.process_time()
                         found = finder.find(session, account, word, directory)
                         took = (time.perf_counter() - started) * 1000
+                        used = (time.process_time() - cpu) * 1000
                         session.rollback()
                     if run:
-                        times.setdefault((name, cls), []).append(took)
+                        times.setdefault((name, cls), []).append((took, used))
                     elif not found.hits and cls != "rare":
                         print(f"  (no hits for {word} as {name})", flush=True)
     return times
@@ -372,20 +378,25 @@ def run_one(db: str, documents: int, runs: int, keep: Path | None) -> list[float
             ctx.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    every: list[float] = []
-    print(f"{'':<10}{'viewer':<10}{'words':<10}{'n':>5}{'p50 ms':>9}{'p95 ms':>9}")
+    every: list[tuple[float, float]] = []
+    head = ("", "viewer", "words", "n", "p50 ms", "p95 ms", "CPU p50", "CPU p95")
+    print(
+        "".join(f"{h:<{w}}" if w > 0 else f"{h:>{-w}}" for h, w in zip(head, WIDTHS, strict=True))
+    )
     for (viewer, cls), values in times.items():
         every.extend(values)
-        print(
-            f"{db:<10}{viewer:<10}{cls:<10}{len(values):>5}"
-            f"{statistics.median(values):>9.1f}{percentile(values, 0.95):>9.1f}"
-        )
-    print(
-        f"{db:<10}{'all':<20}{len(every):>5}{statistics.median(every):>9.1f}"
-        f"{percentile(every, 0.95):>9.1f}",
-        flush=True,
+        print(f"{db:<11}{viewer:<10}{cls:<10}" + _figures(values))
+    print(f"{db:<11}{'all':<20}" + _figures(every), flush=True)
+    return [wall for wall, _ in every]
+
+
+def _figures(values: list[tuple[float, float]]) -> str:
+    walls = [wall for wall, _ in values]
+    cpus = [cpu for _, cpu in values]
+    return (
+        f"{len(values):>5}{statistics.median(walls):>9.1f}{percentile(walls, 0.95):>9.1f}"
+        f"{statistics.median(cpus):>9.1f}{percentile(cpus, 0.95):>9.1f}"
     )
-    return every
 
 
 def _size(engine: Engine, url: str) -> str:

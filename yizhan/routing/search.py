@@ -200,23 +200,28 @@ def rank(terms: Sequence[Term], postings: Iterable[Posting]) -> list[Ranked]:
             by_term[n][field] = count
     unchecked = tuple(t for t in terms if not t.exact)
     in_order: dict[tuple[str, ...], tuple[str, ...]] = {}
+    texts = [t.text for t in terms]
+    weights, log2 = FIELD_WEIGHTS, math.log2
     ranked = []
     for document_id, by_term in found.items():
-        if not all(by_term):
-            continue
-        score = sum(
-            FIELD_WEIGHTS.get(field, 1.0) * (1.0 + math.log2(count))
-            for fields in by_term
-            for field, count in fields.items()
-        )
-        ranked.append(
-            Ranked(
-                document_id=document_id,
-                score=score,
-                fields={t.text: _in_order(by_term[n], in_order) for n, t in enumerate(terms)},
-                unchecked=unchecked,
+        score = 0.0
+        for fields in by_term:
+            if not fields:
+                break  # a term not found: not a hit
+            for field, count in fields.items():
+                score += weights.get(field, 1.0) * (1.0 + log2(count))
+        else:
+            ranked.append(
+                Ranked(
+                    document_id=document_id,
+                    score=score,
+                    fields={
+                        text: _in_order(fields, in_order)
+                        for text, fields in zip(texts, by_term, strict=True)
+                    },
+                    unchecked=unchecked,
+                )
             )
-        )
     ranked.sort(key=lambda r: (-r.score, -r.document_id))
     return ranked
 
