@@ -203,10 +203,10 @@ def test_a_newer_schema_stops_the_daemon(ctx: Context) -> None:
 
 
 def test_the_search_index_is_moved_to_one_posting_a_gram_and_document(database_url: str) -> None:
-    # An index built before 0025 (a row a gram, document and field) is carried over with its
+    # An index built before 0026 (a row a gram, document and field) is carried over with its
     # counts by field, so that nothing has to be indexed again after the upgrade.
     engine = make_engine(database_url)
-    command.upgrade(alembic_config(engine), "0024")
+    command.upgrade(alembic_config(engine), "0025")
     with engine.begin() as conn:
         conn.execute(
             text(

@@ -9,8 +9,8 @@ moved over in SQL, so no document is indexed again.
 Going back empties the index texts too: the documents are then indexed again by
 ``yizhan search reindex`` (or, a batch at a time, by searches).
 
-Revision ID: 0025
-Revises: 0024
+Revision ID: 0026
+Revises: 0025
 Create Date: 2026-12-07 05:00:00.000000
 """
 
@@ -19,8 +19,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0025"
-down_revision = "0024"
+revision = "0026"
+down_revision = "0025"
 branch_labels = None
 depends_on = None
 
