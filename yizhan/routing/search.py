@@ -183,6 +183,7 @@ def rank(terms: Sequence[Term], postings: Iterable[Posting]) -> list[Ranked]:
         at[p.gram] = p.count
     # Terms by their place: hashing a Term (a dataclass) per posting costs more than the rest.
     wanted = [(n, term.grams) for n, term in enumerate(terms)]
+    single = len(terms) == 1
     found: dict[int, list[dict[str, int]]] = {}
     for (document_id, field), grams in counts.items():
         for n, term_grams in wanted:
@@ -196,7 +197,7 @@ def rank(terms: Sequence[Term], postings: Iterable[Posting]) -> list[Ranked]:
                 continue
             by_term = found.get(document_id)
             if by_term is None:
-                by_term = found[document_id] = [{} for _ in terms]
+                by_term = found[document_id] = [{}] if single else [{} for _ in terms]
             by_term[n][field] = count
     unchecked = tuple(t for t in terms if not t.exact)
     in_order: dict[tuple[str, ...], tuple[str, ...]] = {}
@@ -215,10 +216,14 @@ def rank(terms: Sequence[Term], postings: Iterable[Posting]) -> list[Ranked]:
                 Ranked(
                     document_id=document_id,
                     score=score,
-                    fields={
-                        text: _in_order(fields, in_order)
-                        for text, fields in zip(texts, by_term, strict=True)
-                    },
+                    fields=(
+                        {texts[0]: _in_order(by_term[0], in_order)}
+                        if single
+                        else {
+                            text: _in_order(fields, in_order)
+                            for text, fields in zip(texts, by_term, strict=True)
+                        }
+                    ),
                     unchecked=unchecked,
                 )
             )
