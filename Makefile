@@ -9,7 +9,7 @@ PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 CLAMD_SOCKET ?= /tmp/yizhan-clamd/clamd.sock
 export YIZHAN_TEST_CLAMD ?= $(CLAMD_SOCKET)
 
-.PHONY: run test lint unit units services bench bench-accept catalogs clean screenshots bench-admin proofs
+.PHONY: run test lint unit units services bench bench-accept catalogs clean screenshots bench-admin bench-search proofs
 
 $(STAMP): pyproject.toml scripts/system-packages.sh
 	scripts/system-packages.sh
@@ -92,6 +92,10 @@ proofs: $(STAMP) services
 ## bench-admin: every admin page's server time with 10,000 people and 100,000 documents
 bench-admin: $(STAMP)
 	$(BIN)/python -m bench.admin_pages
+
+## bench-search: SEARCH over 1,000,000 generated documents, p50/p95 on SQLite and PostgreSQL
+bench-search: $(STAMP) services
+	YIZHAN_TEST_PG=$(PG_URL) $(BIN)/python -m bench.search
 
 ## screenshots: the admin page's main pages, taken by the browser tests, into docs/screenshots/
 screenshots: $(STAMP)

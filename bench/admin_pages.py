@@ -42,13 +42,13 @@ from yizhan.mailstore.models import (
     Document,
     Person,
     Role,
-    SearchGram,
+    SearchPosting,
     SearchText,
     Step,
     Unit,
 )
+from yizhan.mailstore.search import index_rows
 from yizhan.routing.directory import parse_org
-from yizhan.routing.search import fold, index_grams
 
 PASSWORD = "Bench-pass-2026"
 TOPICS = (
@@ -203,12 +203,9 @@ def fill(ctx: Context, people: int, documents: int, now: dt.datetime) -> None:
                 "detail": {"opinion": title},
             }
         )
-        folded = fold(title)
-        texts.append({"document_id": n, "field": "title", "text": folded})
-        grams.extend(
-            {"gram": g, "document_id": n, "field": "title", "count": c}
-            for g, c in index_grams(folded).items()
-        )
+        title_texts, title_grams = index_rows(n, {"title": title})
+        texts.extend(title_texts)
+        grams.extend(title_grams)
     with ctx.engine.begin() as conn:
         conn.execute(insert(Unit), units)
         for table, rows in (
@@ -219,7 +216,7 @@ def fill(ctx: Context, people: int, documents: int, now: dt.datetime) -> None:
             (Step, steps),
             (AuditEntry, trail),
             (SearchText, texts),
-            (SearchGram, grams),
+            (SearchPosting, grams),
         ):
             for chunk in _chunks(rows):
                 conn.execute(insert(table), chunk)

@@ -20,16 +20,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from tests.conftest import make_config, seed_keyring
 from tests.daemon.test_content import rules_file
 from tests.daemon.test_flows import PASSWORD, Daemon, one, reply, start_daemon, text
 from yizhan.daemon.context import Context
+from yizhan.daemon.desk import search as desk_search
 from yizhan.mailstore.db import upgrade
 from yizhan.mailstore.directory import load_directory, save_person
-from yizhan.mailstore.models import AuditEntry, SearchGram, SearchText
-from yizhan.mailstore.search import field_texts
+from yizhan.mailstore.models import AuditEntry
+from yizhan.mailstore.search import field_texts, forget_documents
 
 #: Whose own mailbox is outside the organisation: an IT staff member, in the scope of IT's
 #: materials.
@@ -342,8 +343,7 @@ def test_filing_without_scope_is_answered(library: Daemon) -> None:
 def forget(d: Daemon, document_id: int) -> None:
     """Take a document out of the index, as if it were made before the index existed."""
     with d.ctx.sessions.begin() as session:
-        session.execute(delete(SearchGram).where(SearchGram.document_id == document_id))
-        session.execute(delete(SearchText).where(SearchText.document_id == document_id))
+        forget_documents(session, [document_id])
 
 
 def reindex(d: Daemon, *flags: str) -> str:
@@ -382,3 +382,27 @@ def test_documents_from_before_the_index_are_indexed(library: Daemon) -> None:
     forget(d, doc)
     send(d, "xiewenbin", "cmd@oa.example", "搜索 檢疫", "")
     assert listed(text(one(d, "xiewenbin"))) == [f"#{doc}"]
+
+
+def test_a_word_in_many_documents_ranks_the_newest_that_hold_it(
+    library: Daemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A word in very many documents: the newest that hold it are ranked (here three), not all,
+    # and of those the ones the asker may see are listed; the answer says there are more.
+    d = library
+    in_title = open_report(d, "xiewenbin", "關於口岸檢疫的請示", "請批准。")
+    older = open_report(d, "xiewenbin", "關於設備採購的請示", "檢疫設備。")
+    newer = open_report(d, "xiewenbin", "關於人員培訓的請示", "檢疫培訓。")
+    unseen = open_report(d, "mali", "關於機房檢疫的請示", "檢疫。")
+    monkeypatch.setattr(desk_search, "MAX_CANDIDATES", 3)
+    finder = desk_search.Finder(d.ctx)
+    with d.ctx.sessions() as session:
+        directory = load_directory(session)
+        found = finder.find(session, "xiewenbin", "檢疫", directory)
+        monkeypatch.setattr(desk_search, "MAX_CANDIDATES", 1000)
+        complete = finder.find(session, "xiewenbin", "檢疫", directory)
+    assert [h.document_id for h in found.hits] == [int(newer), int(older)]
+    assert found.more
+    assert [h.document_id for h in complete.hits] == [int(in_title), int(newer), int(older)]
+    assert not complete.more
+    assert int(unseen) not in [h.document_id for h in complete.hits]

@@ -200,3 +200,32 @@ def test_a_newer_schema_stops_the_daemon(ctx: Context) -> None:
         conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
     with pytest.raises(SchemaMismatch, match="newer than this Yizhan"):
         require_current_schema(ctx.engine)
+
+
+def test_the_search_index_is_moved_to_one_posting_a_gram_and_document(database_url: str) -> None:
+    # An index built before 0026 (a row a gram, document and field) is carried over with its
+    # counts by field, so that nothing has to be indexed again after the upgrade.
+    engine = make_engine(database_url)
+    command.upgrade(alembic_config(engine), "0025")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO search_grams (gram, document_id, field, count) VALUES "
+                "('检疫', 7, 'title', 1), ('检疫', 7, 'body', 3), ('检疫', 7, 'attachment', 2), "
+                "('公告', 7, 'body', 1), ('检疫', 9, 'attachment', 5)"
+            )
+        )
+    command.upgrade(alembic_config(engine), "head")
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT gram, document_id, in_title, in_body, in_attachment "
+                "FROM search_postings ORDER BY gram, document_id"
+            )
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        ("公告", 7, 0, 1, 0),
+        ("检疫", 7, 1, 3, 2),
+        ("检疫", 9, 0, 0, 5),
+    ]
+    engine.dispose()

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Text,
     TypeDecorator,
@@ -177,7 +178,11 @@ class Inbound(Base):
     # judges it again when the rules have changed since (issue 7: refused after acceptance).
     content_rules: Mapped[str | None] = mapped_column(String(64), default=None)
 
-    __table_args__ = (Index("ix_inbound_state_id", "state", "id"),)
+    __table_args__ = (
+        Index("ix_inbound_state_id", "state", "id"),
+        # The pickup's key: one row a raw file (mailstore/spool.py).
+        Index("ix_inbound_path", "path", unique=True),
+    )
 
 
 class OutboundBody(Base):
@@ -521,21 +526,34 @@ class SearchText(Base):
     text: Mapped[str] = mapped_column(Text)
 
 
-class SearchGram(Base):
-    """One posting of the search index: a character, character pair or word, and how often it
-    occurs in one field of one document (``routing.search.index_grams``).
+class SearchPosting(Base):
+    """One posting of the search index: a gram (``routing.search.index_grams``) of a document,
+    and how often it occurs in each indexed field (0: not there).
 
-    The primary key opens with the gram, so a search reads only the postings of its terms.
+    One row a gram and document rather than a field, and no second index: at a million
+    documents of a few lines the index holds some eighty million rows. The primary key opens
+    with the gram and then the document, so "the newest documents holding X" is a range of the
+    key read backwards, and "does document d hold Y" one probe; on PostgreSQL the key carries
+    the counts, so neither reads the table. A document's rows are found, to replace or delete
+    them, through its grams, which its indexed texts give.
     """
 
-    __tablename__ = "search_grams"
+    __tablename__ = "search_postings"
 
     gram: Mapped[str] = mapped_column(String(40), primary_key=True)
     document_id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    field: Mapped[str] = mapped_column(String(20), primary_key=True)
-    count: Mapped[int] = mapped_column(Integer)
+    in_title: Mapped[int] = mapped_column(Integer, default=0)
+    in_body: Mapped[int] = mapped_column(Integer, default=0)
+    in_attachment: Mapped[int] = mapped_column(Integer, default=0)
 
-    __table_args__ = (Index("ix_search_grams_document_id", "document_id"),)
+    __table_args__ = (
+        PrimaryKeyConstraint(
+            "gram",
+            "document_id",
+            postgresql_include=["in_title", "in_body", "in_attachment"],
+        ),
+        {"sqlite_with_rowid": False},
+    )
 
 
 class WebSession(Base):

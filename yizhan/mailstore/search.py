@@ -2,27 +2,51 @@
 
 A document's fields are indexed whole: writing them again (after a revision) replaces what
 was there, in the caller's transaction. The grams and the ranking are ``routing.search``'s.
+
+The postings table has one row a gram and document, keyed by (gram, document), and no other
+index (see ``models.SearchPosting``): a search reads the newest documents holding its rarest
+gram backwards along the key, checks the other grams by probing the key, and ranks what it
+found by the counts in those rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
-from sqlalchemy import delete, func, insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    and_,
+    cast,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    tuple_,
+)
+from sqlalchemy.orm import Session, aliased
 
 from yizhan.mailstore.documents import TRAIL_PREFIX, doc_target
-from yizhan.mailstore.models import AuditEntry, Document, SearchGram, SearchText, Step
-from yizhan.routing.search import Posting, Term, fold, index_grams
+from yizhan.mailstore.models import AuditEntry, Document, SearchPosting, SearchText, Step
+from yizhan.routing.search import FIELDS, Posting, Term, fold, grams_of_folded
 
 __all__ = [
     "MAX_FIELD_TEXT",
+    "Reach",
+    "candidates",
     "documents_seen_by",
     "documents_with_gram",
     "field_texts",
+    "forget_documents",
     "index_document",
-    "postings",
+    "index_rows",
+    "oldest_of_newest",
     "postings_in",
+    "postings_of",
     "rarest_gram",
     "unindexed_documents",
 ]
@@ -30,38 +54,76 @@ __all__ = [
 #: Characters of one field kept in the index: the head of a very long attachment is what
 #: people search for, and the bound keeps one spreadsheet from weighing on every search.
 MAX_FIELD_TEXT = 200_000
+#: Keys of one statement's IN list (SQLite's limit of bound parameters is far above).
+_CHUNK = 500
+
+
+def index_rows(
+    document_id: int, fields: Mapping[str, str]
+) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    """The rows ``index_document`` writes for ``fields``: the texts and the postings."""
+    texts: list[dict[str, object]] = []
+    by_gram: dict[str, dict[str, object]] = {}
+    for name, text in fields.items():
+        if name not in FIELDS:
+            raise ValueError(f"not an indexed field: {name}")
+        folded = fold(text)[:MAX_FIELD_TEXT]
+        texts.append({"document_id": document_id, "field": name, "text": folded})
+        for gram, count in grams_of_folded(folded).items():
+            row = by_gram.get(gram)
+            if row is None:
+                row = by_gram[gram] = {
+                    "gram": gram,
+                    "document_id": document_id,
+                    "in_title": 0,
+                    "in_body": 0,
+                    "in_attachment": 0,
+                }
+            row[f"in_{name}"] = count
+    return texts, list(by_gram.values())
 
 
 def index_document(session: Session, document_id: int, fields: Mapping[str, str]) -> None:
     """Index ``fields`` (title, body, attachment → text) of a document, replacing its entry."""
-    session.execute(delete(SearchGram).where(SearchGram.document_id == document_id))
-    session.execute(delete(SearchText).where(SearchText.document_id == document_id))
-    texts: list[dict[str, object]] = []
-    grams: list[dict[str, object]] = []
-    for field, text in fields.items():
-        folded = fold(text)[:MAX_FIELD_TEXT]
-        texts.append({"document_id": document_id, "field": field, "text": folded})
-        grams.extend(
-            {"gram": gram, "document_id": document_id, "field": field, "count": count}
-            for gram, count in index_grams(folded).items()
-        )
+    forget_documents(session, [document_id])
+    texts, postings = index_rows(document_id, fields)
     if texts:
         session.execute(insert(SearchText), texts)
-    if grams:
-        session.execute(insert(SearchGram), grams)
+    if postings:
+        session.execute(insert(SearchPosting), postings)
 
 
-def postings(session: Session, terms: Sequence[Term]) -> list[Posting]:
-    """Every posting of the grams of ``terms``."""
-    grams = sorted({g for t in terms for g in t.grams})
-    if not grams:
-        return []
-    rows = session.execute(
-        select(SearchGram.document_id, SearchGram.field, SearchGram.gram, SearchGram.count).where(
-            SearchGram.gram.in_(grams)
+def forget_documents(session: Session, document_ids: Sequence[int]) -> None:
+    """Take documents out of the index: their postings (found by the grams of their indexed
+    texts) and their texts."""
+    for start in range(0, len(document_ids), _CHUNK):
+        ids = list(document_ids[start : start + _CHUNK])
+        keys: set[tuple[str, int]] = set()
+        for document_id, text in session.execute(
+            select(SearchText.document_id, SearchText.text).where(SearchText.document_id.in_(ids))
+        ):
+            keys.update((gram, document_id) for gram in grams_of_folded(text))
+        ordered = sorted(keys)
+        for at in range(0, len(ordered), _CHUNK):
+            session.execute(
+                delete(SearchPosting).where(
+                    tuple_(SearchPosting.gram, SearchPosting.document_id).in_(
+                        ordered[at : at + _CHUNK]
+                    )
+                )
+            )
+        session.execute(delete(SearchText).where(SearchText.document_id.in_(ids)))
+
+
+def _postings(rows: Iterable[tuple[int, str, int, int, int]]) -> list[Posting]:
+    found: list[Posting] = []
+    for document_id, gram, *counts in rows:
+        found.extend(
+            Posting(document_id=document_id, field=name, gram=gram, count=count)
+            for name, count in zip(FIELDS, counts, strict=True)
+            if count
         )
-    )
-    return [Posting(document_id=d, field=f, gram=g, count=c) for d, f, g, c in rows]
+    return found
 
 
 def field_texts(session: Session, document_id: int) -> dict[str, str]:
@@ -75,8 +137,10 @@ def field_texts(session: Session, document_id: int) -> dict[str, str]:
 
 def unindexed_documents(session: Session, limit: int | None = None) -> list[int]:
     """Ids of documents not in the index (made before it existed), oldest first."""
-    indexed = select(SearchText.document_id).where(SearchText.field == "title")
-    query = select(Document.id).where(Document.id.not_in(indexed)).order_by(Document.id)
+    # NOT EXISTS, an anti-join: PostgreSQL runs NOT IN over a subquery too big for work_mem
+    # as a scan of the subquery for every document.
+    indexed = exists().where(SearchText.document_id == Document.id, SearchText.field == "title")
+    query = select(Document.id).where(~indexed).order_by(Document.id)
     if limit is not None:
         query = query.limit(limit)
     return list(session.scalars(query))
@@ -111,12 +175,14 @@ def documents_seen_by(session: Session, account: str) -> set[int]:
 
 def rarest_gram(session: Session, grams: Sequence[str], *, enough: int = 2_000) -> str | None:
     """Of ``grams``, the one with the fewest postings (counted up to ``enough``)."""
+    if len(set(grams)) == 1:
+        return grams[0]
     best: tuple[int, str] | None = None
     for gram in sorted(set(grams)):
         found = session.scalar(
             select(func.count()).select_from(
-                select(SearchGram.document_id)
-                .where(SearchGram.gram == gram)
+                select(SearchPosting.document_id)
+                .where(SearchPosting.gram == gram)
                 .limit(enough)
                 .subquery()
             )
@@ -130,23 +196,129 @@ def documents_with_gram(
     session: Session, gram: str, *, before: int | None, limit: int
 ) -> list[int]:
     """Ids of documents whose index holds ``gram``, newest first, below ``before``."""
-    query = select(SearchGram.document_id).where(SearchGram.gram == gram)
+    query = select(SearchPosting.document_id).where(SearchPosting.gram == gram)
     if before is not None:
-        query = query.where(SearchGram.document_id < before)
-    query = query.group_by(SearchGram.document_id).order_by(SearchGram.document_id.desc())
+        query = query.where(SearchPosting.document_id < before)
+    query = query.order_by(SearchPosting.document_id.desc())
     return list(session.scalars(query.limit(limit)))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reach:
+    """Which documents a search may return, as SQL can tell; the caller checks each one found
+    against the whole rule (``routing.visibility``).
+
+    Those ``account`` took part in (author, a step of theirs, their trail: ``took_part``),
+    with ``every_kind_but`` every one of another kind (the office's), and every one of
+    ``kinds_checked`` (bulletins and materials, whose readers their fields name);
+    ``only_kinds`` narrows it all.
+    """
+
+    account: str
+    every_kind_but: frozenset[str] | None = None
+    kinds_checked: frozenset[str] = frozenset()
+    only_kinds: frozenset[str] | None = None
+
+    def clause(self) -> ColumnElement[bool]:
+        """The condition on ``Document``."""
+        clause = self.sure()
+        if self.kinds_checked:
+            # The row's own column first: PostgreSQL tries an OR's terms in the order written.
+            clause = or_(Document.kind.in_(sorted(self.kinds_checked)), clause)
+        if self.only_kinds is not None:
+            clause = and_(clause, Document.kind.in_(sorted(self.only_kinds)))
+        return clause
+
+    def sure(self) -> ColumnElement[bool]:
+        """The documents the account may see whatever their fields say: those they took part
+        in, and the office's. Probes of one document's steps and trail, so that the cost
+        follows the documents looked at, not all that the account is on."""
+        step = exists().where(
+            Step.document_id == Document.id,
+            or_(
+                Step.assignee == self.account,
+                Step.on_behalf_of == self.account,
+                Step.done_by == self.account,
+            ),
+        )
+        # Through the index of targets: "actor || ''" keeps a planner from choosing the index
+        # of actors, which would read all that the account ever did for every row.
+        trail = exists().where(
+            AuditEntry.target
+            == literal(doc_target(0).removesuffix("0")).concat(cast(Document.id, String)),
+            AuditEntry.actor.concat("") == self.account,
+            AuditEntry.action.startswith(TRAIL_PREFIX),
+        )
+        either = [Document.author == self.account]
+        if self.every_kind_but is not None:
+            either.append(Document.kind.not_in(sorted(self.every_kind_but)))
+        return or_(*either, step, trail)
+
+
+def oldest_of_newest(session: Session, gram: str, newest: int) -> int | None:
+    """The id of the ``newest``-th newest document whose index holds ``gram``; None if fewer
+    hold it. (A range of the key read backwards, no table.)"""
+    return session.scalar(
+        select(SearchPosting.document_id)
+        .where(SearchPosting.gram == gram)
+        .order_by(SearchPosting.document_id.desc())
+        .offset(newest - 1)
+        .limit(1)
+    )
+
+
+def candidates(
+    session: Session, first: str, others: Collection[str], *, since: int | None, limit: int
+) -> tuple[list[int], list[Posting]]:
+    """The newest ``limit`` documents from ``since`` on (an id) whose index holds ``first`` and
+    every gram of ``others``, and the postings of ``first`` in them: the key of ``first`` read
+    backwards, the others probed in the key; no table is read."""
+    query = select(
+        SearchPosting.document_id,
+        SearchPosting.gram,
+        SearchPosting.in_title,
+        SearchPosting.in_body,
+        SearchPosting.in_attachment,
+    ).where(SearchPosting.gram == first)
+    if since is not None:
+        query = query.where(SearchPosting.document_id >= since)
+    for gram in sorted(set(others) - {first}):
+        other = aliased(SearchPosting)
+        query = query.where(
+            exists().where(other.gram == gram, other.document_id == SearchPosting.document_id)
+        )
+    rows = session.execute(query.order_by(SearchPosting.document_id.desc()).limit(limit)).all()
+    return [row[0] for row in rows], _postings(rows)
 
 
 def postings_in(
     session: Session, terms: Sequence[Term], document_ids: Sequence[int]
 ) -> list[Posting]:
     """The postings of the grams of ``terms`` in the documents ``document_ids`` only."""
-    grams = sorted({g for t in terms for g in t.grams})
-    if not grams or not document_ids:
+    return postings_of(session, {g for t in terms for g in t.grams}, document_ids)
+
+
+def postings_of(
+    session: Session, grams: Collection[str], document_ids: Sequence[int]
+) -> list[Posting]:
+    """The postings of ``grams`` in the documents ``document_ids`` only."""
+    ids = sorted(set(document_ids))
+    if not grams or not ids:
         return []
-    rows = session.execute(
-        select(SearchGram.document_id, SearchGram.field, SearchGram.gram, SearchGram.count).where(
-            SearchGram.gram.in_(grams), SearchGram.document_id.in_(list(document_ids))
+    rows: list[tuple[int, str, int, int, int]] = []
+    for start in range(0, len(ids), _CHUNK):
+        rows.extend(
+            session.execute(
+                select(
+                    SearchPosting.document_id,
+                    SearchPosting.gram,
+                    SearchPosting.in_title,
+                    SearchPosting.in_body,
+                    SearchPosting.in_attachment,
+                ).where(
+                    SearchPosting.gram.in_(sorted(grams)),
+                    SearchPosting.document_id.in_(ids[start : start + _CHUNK]),
+                )
+            ).all()
         )
-    )
-    return [Posting(document_id=d, field=f, gram=g, count=c) for d, f, g, c in rows]
+    return _postings(rows)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -41,6 +41,7 @@ __all__ = [
     "Term",
     "contains",
     "fold",
+    "grams_of_folded",
     "index_grams",
     "query_terms",
     "rank",
@@ -85,8 +86,13 @@ def _grams_of_run(run: str) -> list[str]:
 def index_grams(text: str) -> Counter[str]:
     """The grams of ``text`` and how often each occurs: characters and character pairs of the
     CJK runs, whole words of the others."""
+    return grams_of_folded(fold(text))
+
+
+def grams_of_folded(folded: str) -> Counter[str]:
+    """:func:`index_grams` of a text already folded (:func:`fold` is idempotent)."""
     counts: Counter[str] = Counter()
-    for run in _runs(fold(text)):
+    for run in _runs(folded):
         counts.update(_grams_of_run(run))
     return counts
 
@@ -131,9 +137,12 @@ def contains(text: str, term: Term) -> bool:
     return term.text[:MAX_GRAM] in {run[:MAX_GRAM] for run in _runs(folded)}
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class Posting:
-    """One row of the index: ``gram`` occurs ``count`` times in ``field`` of a document."""
+    """One row of the index: ``gram`` occurs ``count`` times in ``field`` of a document.
+
+    Not frozen (as ``Ranked``): a search makes a few thousand of each, and a frozen dataclass
+    takes twice as long to make; nothing changes one once made."""
 
     document_id: int
     field: str
@@ -141,7 +150,7 @@ class Posting:
     count: int
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class Ranked:
     """A document every term was found in, its score, and the fields each term was found in.
 
@@ -163,30 +172,71 @@ def rank(terms: Sequence[Term], postings: Iterable[Posting]) -> list[Ranked]:
     """
     if not terms:
         return []
-    counts: dict[tuple[int, str], dict[str, int]] = defaultdict(dict)
+    # Plain dicts and each term's grams worked out once: this runs over a thousand documents
+    # in every search.
+    counts: dict[tuple[int, str], dict[str, int]] = {}
     for p in postings:
-        counts[(p.document_id, p.field)][p.gram] = p.count
-    found: dict[int, dict[Term, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
+        key = (p.document_id, p.field)
+        at = counts.get(key)
+        if at is None:
+            at = counts[key] = {}
+        at[p.gram] = p.count
+    # Terms by their place: hashing a Term (a dataclass) per posting costs more than the rest.
+    wanted = [(n, term.grams) for n, term in enumerate(terms)]
+    single = len(terms) == 1
+    found: dict[int, list[dict[str, int]]] = {}
     for (document_id, field), grams in counts.items():
-        for term in terms:
-            if all(g in grams for g in term.grams):
-                found[document_id][term][field] = min(grams[g] for g in term.grams)
+        for n, term_grams in wanted:
+            if len(term_grams) == 1:
+                count = grams.get(term_grams[0])
+                if count is None:
+                    continue
+            elif all(g in grams for g in term_grams):
+                count = min(grams[g] for g in term_grams)
+            else:
+                continue
+            by_term = found.get(document_id)
+            if by_term is None:
+                by_term = found[document_id] = [{}] if single else [{} for _ in terms]
+            by_term[n][field] = count
+    unchecked = tuple(t for t in terms if not t.exact)
+    in_order: dict[tuple[str, ...], tuple[str, ...]] = {}
+    texts = [t.text for t in terms]
+    weights, log2 = FIELD_WEIGHTS, math.log2
     ranked = []
     for document_id, by_term in found.items():
-        if len(by_term) < len(terms):
-            continue
-        score = sum(
-            FIELD_WEIGHTS.get(field, 1.0) * (1.0 + math.log2(count))
-            for fields in by_term.values()
-            for field, count in fields.items()
-        )
-        ranked.append(
-            Ranked(
-                document_id=document_id,
-                score=score,
-                fields={t.text: tuple(f for f in FIELDS if f in by_term[t]) for t in terms},
-                unchecked=tuple(t for t in terms if not t.exact),
+        score = 0.0
+        for fields in by_term:
+            if not fields:
+                break  # a term not found: not a hit
+            for field, count in fields.items():
+                score += weights.get(field, 1.0) * (1.0 + log2(count))
+        else:
+            ranked.append(
+                Ranked(
+                    document_id=document_id,
+                    score=score,
+                    fields=(
+                        {texts[0]: _in_order(by_term[0], in_order)}
+                        if single
+                        else {
+                            text: _in_order(fields, in_order)
+                            for text, fields in zip(texts, by_term, strict=True)
+                        }
+                    ),
+                    unchecked=unchecked,
+                )
             )
-        )
     ranked.sort(key=lambda r: (-r.score, -r.document_id))
     return ranked
+
+
+def _in_order(
+    fields: Mapping[str, int], known: dict[tuple[str, ...], tuple[str, ...]]
+) -> tuple[str, ...]:
+    """The names of ``fields`` in the order of ``FIELDS`` (worked out once per set in ``known``)."""
+    key = tuple(fields)
+    found = known.get(key)
+    if found is None:
+        found = known[key] = tuple(f for f in FIELDS if f in fields)
+    return found

@@ -19,9 +19,11 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from sqlalchemy import select
+from sqlalchemy import BigInteger, any_, bindparam, case, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm.attributes import set_committed_value
 
 from yizhan.daemon.context import Context
 from yizhan.daemon.desk.files import files_mail
@@ -37,7 +39,7 @@ from yizhan.routing.content.outside import material_evidence
 from yizhan.routing.digests import mailto
 from yizhan.routing.directory import Directory, PersonInfo
 from yizhan.routing.search import Ranked, contains, query_terms, rank
-from yizhan.routing.visibility import may_see, office_oversees
+from yizhan.routing.visibility import LEAVE_KIND, may_see, office_oversees
 from yizhan.templates.render import render_text
 
 __all__ = ["LAZY_BATCH", "MAX_HITS", "Finder", "Found", "Hit", "Link"]
@@ -48,9 +50,13 @@ log = logging.getLogger("yizhan.search")
 MAX_HITS: Final = 20
 #: Documents from before the index that one search indexes on the way.
 LAZY_BATCH: Final = 200
-#: Candidates looked at in one search before the answer says "more" (bounds a search for a
-#: word in every document that the asker may see few of).
-MAX_CANDIDATES: Final = 5000
+#: Documents ranked in one search before the answer says "more": the newest that hold all the
+#: words (bounds a search for a word in half the documents); those the asker may see are listed.
+MAX_CANDIDATES: Final = 1000
+#: Postings of the rarest gram read at most to find those that hold the other grams too.
+MAX_SCANNED: Final = 20_000
+#: The kinds the office does not see by its duty (``routing.visibility.office_oversees``).
+OFFICE_UNSEEN: Final = frozenset({LEAVE_KIND, materials.KIND})
 #: The words of the fetch links, per language: (STATUS, GET).
 LINK_WORDS: Final = {"zh_CN": ("查询", "下载"), "zh_TW": ("查詢", "下載"), "en": ("STATUS", "GET")}
 
@@ -91,6 +97,9 @@ class Finder:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.domain = ctx.config.domain
+        # Once a search found every document indexed, later ones need not look again: every
+        # document made since is indexed in the transaction that makes it.
+        self._all_indexed = False
 
     # -- the index ------------------------------------------------------------------------------
 
@@ -164,17 +173,6 @@ class Finder:
             )
         return may_see(load_state(session, document), account, directory)
 
-    def _bulletins_read_by(self, session: Session, account: str, directory: Directory) -> set[int]:
-        # The bulletins published to ``account``, and the archive for the office (第二十三條),
-        # as routing.visibility lets them see bulletins.
-        office = directory.in_unit_of_kind(account, "office")
-        rows = session.execute(
-            select(Document.id, Document.state, Document.fields).where(Document.kind == "gonggao")
-        )
-        return {
-            r.id for r in rows if bulletins.may_read(r.state, r.fields, account, in_office=office)
-        }
-
     def is_material(self, session: Session, document: Document) -> bool:
         """Whether ``document`` is internal material (第十七條): filed at ziliao@, or a manual
         or technical document by its title or attachment names (the content rule's words)."""
@@ -200,54 +198,124 @@ class Finder:
         kinds: Collection[str] | None = None,
         with_materials: bool = True,
     ) -> Found:
-        """The documents matching ``words`` that ``account`` may see, best first."""
-        self.index_missing(session, LAZY_BATCH)
+        """The documents matching ``words`` that ``account`` may see, best first.
+
+        Ranked are the newest ``MAX_CANDIDATES`` documents that hold every gram of the words,
+        read from the index alone (along the key of the rarest gram, the others probed);
+        listed, best first, are those within the asker's reach (``index_store.Reach``, in
+        SQL) that the whole rule lets them see. So a word in half a million documents costs
+        what a rare one does.
+        """
+        if not self._all_indexed:
+            self._all_indexed = self.index_missing(session, LAZY_BATCH) == 0
         terms = query_terms(words)
-        ranked = rank(terms, index_store.postings(session, terms))
-        seen = index_store.documents_seen_by(session, account) | self._bulletins_read_by(
-            session, account, directory
+        grams = [g for t in terms for g in t.grams]
+        first = index_store.rarest_gram(session, grams)
+        if first is None:
+            return Found(hits=(), more=False)
+        reach = self._reach(account, directory, kinds)
+        others = set(grams) - {first}
+        # With other grams to probe, a bound on the postings of the first read for them.
+        since = index_store.oldest_of_newest(session, first, MAX_SCANNED) if others else None
+        pool, postings = index_store.candidates(
+            session, first, others, since=since, limit=MAX_CANDIDATES
         )
+        complete = since is None and len(pool) < MAX_CANDIDATES
+        postings.extend(index_store.postings_of(session, others, pool))
+        ranked = rank(terms, postings)
         person = directory.people[account]
         hits: list[Hit] = []
         withheld = False
-        for n, (found, document) in enumerate(self._documents(session, ranked)):
-            if n >= MAX_CANDIDATES:
-                return Found(hits=tuple(hits), more=True, materials_withheld=withheld)
-            if kinds is not None and document.kind not in kinds:
-                continue
-            material = document.kind == materials.KIND
-            if (
-                not material
-                and document.id not in seen
-                and not office_oversees(document.kind, account, directory)
+        for found, document, sure in self._documents(session, ranked, reach):
+            if document.kind in reach.kinds_checked and not self._may_find(
+                session, document, account, directory, sure=sure
             ):
-                continue
-            if not self.may_see(session, document, account, directory):
                 continue
             if found.unchecked and not self._stands(session, document.id, found):
                 continue
-            if material and not with_materials:
+            if document.kind == materials.KIND and not with_materials:
                 withheld = True
                 continue
             if len(hits) == MAX_HITS:
                 return Found(hits=tuple(hits), more=True, materials_withheld=withheld)
             hits.append(self.hit(document, found.fields, person))
-        return Found(hits=tuple(hits), more=False, materials_withheld=withheld)
+        return Found(hits=tuple(hits), more=not complete, materials_withheld=withheld)
+
+    def _may_find(
+        self,
+        session: Session,
+        document: Document,
+        account: str,
+        directory: Directory,
+        *,
+        sure: bool,
+    ) -> bool:
+        """``may_see`` of a bulletin or material within the asker's reach, ``sure`` if they
+        took part or are the office (which lets them see a bulletin, not a material)."""
+        if document.kind == "gonggao":
+            return sure or bulletins.may_read(
+                document.state,
+                document.fields,
+                account,
+                in_office=directory.in_unit_of_kind(account, "office"),
+            )
+        return self.may_see(session, document, account, directory)
+
+    @staticmethod
+    def _reach(
+        account: str, directory: Directory, kinds: Collection[str] | None
+    ) -> index_store.Reach:
+        """The documents ``account`` may find, as far as SQL tells (``routing.visibility``):
+        those they took part in, the office's kinds if they are the office, and bulletins and
+        materials, whose fields say who reads them (checked on each one found)."""
+        return index_store.Reach(
+            account=account,
+            every_kind_but=(OFFICE_UNSEEN if office_oversees("", account, directory) else None),
+            kinds_checked=frozenset({"gonggao", materials.KIND}),
+            only_kinds=frozenset(kinds) if kinds is not None else None,
+        )
 
     def _documents(
-        self, session: Session, ranked: Sequence[Ranked]
-    ) -> Iterator[tuple[Ranked, Document]]:
-        # Loaded a page at a time, in rank order.
-        page = 200
-        for start in range(0, len(ranked), page):
+        self, session: Session, ranked: Sequence[Ranked], reach: index_store.Reach
+    ) -> Iterator[tuple[Ranked, Document, bool]]:
+        # Those within the asker's reach, in rank order, and whether they may see each whatever
+        # its fields say; a page at a time, each twice the last, the first larger for
+        # someone who sees only what they are on. Without their fields (a body, a bulletin's
+        # readers), but those of the bulletins and materials to check, read for the page.
+        if session.get_bind().dialect.name == "postgresql":
+            # One array parameter: one plan whatever the page's length, and a short statement.
+            listed = Document.id == any_(bindparam("ids", type_=ARRAY(BigInteger)))
+        else:
+            listed = Document.id.in_(bindparam("ids", expanding=True))
+        query = (
+            select(Document, case((reach.sure(), 1), else_=0))
+            .options(defer(Document.fields))
+            .where(listed, reach.clause())
+        )
+        start, page = 0, (40 if reach.every_kind_but is not None else 200)
+        while start < len(ranked):
             chunk = ranked[start : start + page]
-            rows = session.scalars(
-                select(Document).where(Document.id.in_([r.document_id for r in chunk]))
+            start, page = start + page, page * 2
+            rows = session.execute(query, {"ids": [r.document_id for r in chunk]}).all()
+            by_id = {d.id: (d, bool(sure)) for d, sure in rows}
+            self._read_fields(
+                session,
+                [d for d, sure in by_id.values() if not sure and d.kind in reach.kinds_checked],
             )
-            by_id = {d.id: d for d in rows}
             for found in chunk:
                 if found.document_id in by_id:
-                    yield found, by_id[found.document_id]
+                    yield found, *by_id[found.document_id]
+
+    @staticmethod
+    def _read_fields(session: Session, documents: Sequence[Document]) -> None:
+        """Load the deferred fields of ``documents`` in one query."""
+        if not documents:
+            return
+        by_id = {d.id: d for d in documents}
+        for document_id, fields in session.execute(
+            select(Document.id, Document.fields).where(Document.id.in_(list(by_id)))
+        ):
+            set_committed_value(by_id[document_id], "fields", fields)
 
     def _stands(self, session: Session, document_id: int, found: Ranked) -> bool:
         """Whether each term the index cannot prove stands as written in some field."""

@@ -20,7 +20,8 @@ from yizhan.daemon.context import Context
 from yizhan.daemon.jobs.slots import claim_slot, daily_slot, work_calendar
 from yizhan.mailstore import audit
 from yizhan.mailstore.holds import held_documents
-from yizhan.mailstore.models import Document, Inbound, SearchGram, SearchText, Step
+from yizhan.mailstore.models import Document, Inbound, Step
+from yizhan.mailstore.search import forget_documents
 from yizhan.routing.calendar import WorkCalendar
 from yizhan.routing.retention import copy_expired, document_expired
 
@@ -102,8 +103,7 @@ def _documents(
     steps = 0
     for start in range(0, len(gone), _CHUNK):
         ids = gone[start : start + _CHUNK]
-        session.execute(delete(SearchGram).where(SearchGram.document_id.in_(ids)))
-        session.execute(delete(SearchText).where(SearchText.document_id.in_(ids)))
+        forget_documents(session, ids)
         steps += session.scalar(select(func.count()).where(Step.document_id.in_(ids))) or 0
         session.execute(delete(Step).where(Step.document_id.in_(ids)))
         session.execute(delete(Document).where(Document.id.in_(ids)))
