@@ -140,13 +140,23 @@ def documents_with_gram(
 def postings_in(
     session: Session, terms: Sequence[Term], document_ids: Sequence[int]
 ) -> list[Posting]:
-    """The postings of the grams of ``terms`` in the documents ``document_ids`` only."""
+    """The postings of the grams of ``terms`` in the documents ``document_ids`` only.
+
+    One query a gram: with both lists in one query SQLite looks up the grams alone (past a
+    score of documents) and reads every posting of a common gram, 100,000 of them for 請示
+    in a bureau of 100,000 documents, where one gram at a time is a lookup of (gram, document)
+    in the primary key for each document.
+    """
     grams = sorted({g for t in terms for g in t.grams})
     if not grams or not document_ids:
         return []
-    rows = session.execute(
-        select(SearchGram.document_id, SearchGram.field, SearchGram.gram, SearchGram.count).where(
-            SearchGram.gram.in_(grams), SearchGram.document_id.in_(list(document_ids))
+    ids = list(document_ids)
+    found: list[Posting] = []
+    for gram in grams:
+        rows = session.execute(
+            select(SearchGram.document_id, SearchGram.field, SearchGram.count).where(
+                SearchGram.gram == gram, SearchGram.document_id.in_(ids)
+            )
         )
-    )
-    return [Posting(document_id=d, field=f, gram=g, count=c) for d, f, g, c in rows]
+        found.extend(Posting(document_id=d, field=f, gram=gram, count=c) for d, f, c in rows)
+    return found
