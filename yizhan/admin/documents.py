@@ -35,7 +35,7 @@ from yizhan.routing.documents import DocumentState
 from yizhan.routing.duties import Duty
 from yizhan.routing.objection import objection_waiting, on_document
 from yizhan.routing.rules import CLOSED, OBJECTION_STEP, RETURNED
-from yizhan.routing.search import contains, query_terms, rank
+from yizhan.routing.search import Ranked, contains, query_terms, rank
 from yizhan.routing.visibility import LEAVE_KIND, may_view
 from yizhan.templates.official import official_document
 from yizhan.templates.official_html import render_official_html
@@ -185,22 +185,30 @@ def _find(site: Site, session: Session, viewer: Viewer, query: str) -> tuple[lis
         scanned += len(ids)
         before = ids[-1]
         ranked = rank(terms, index_store.postings_in(session, terms, ids))
-        by_id = documents_by_ids(session, [r.document_id for r in ranked])
-        for hit in sorted(ranked, key=lambda r: -r.document_id):
-            document = by_id.get(hit.document_id)
-            if document is None:
-                continue
-            if document.kind == materials.KIND and directory is None:
-                directory = site.directory(session)
-            if not _listed(document, viewer, seen, directory):
-                continue
-            if hit.unchecked:
-                texts = index_store.field_texts(session, document.id).values()
-                if not all(any(contains(t, term) for t in texts) for term in hit.unchecked):
+        ranked.sort(key=lambda r: -r.document_id)
+        # A page's worth of hits at a time: their documents, then in one query the texts of
+        # those listed whose terms the index alone cannot prove, not a query a hit.
+        for at in range(0, len(ranked), MAX_HITS):
+            hits = ranked[at : at + MAX_HITS]
+            by_id = documents_by_ids(session, [r.document_id for r in hits])
+            listed: list[tuple[Ranked, Document]] = []
+            for hit in hits:
+                document = by_id.get(hit.document_id)
+                if document is None:
                     continue
-            found.append(document)
-            if len(found) >= MAX_HITS:
-                return found, True
+                if document.kind == materials.KIND and directory is None:
+                    directory = site.directory(session)
+                if _listed(document, viewer, seen, directory):
+                    listed.append((hit, document))
+            texts = index_store.texts_of(session, [d.id for h, d in listed if h.unchecked])
+            for hit, document in listed:
+                if hit.unchecked:
+                    held = texts.get(document.id, {}).values()
+                    if not all(any(contains(t, term) for t in held) for term in hit.unchecked):
+                        continue
+                found.append(document)
+                if len(found) >= MAX_HITS:
+                    return found, True
     return found, True
 
 

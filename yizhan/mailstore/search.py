@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import Integer, bindparam, delete, func, insert, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from yizhan.mailstore.documents import TRAIL_PREFIX, doc_target
@@ -24,6 +25,7 @@ __all__ = [
     "postings",
     "postings_in",
     "rarest_gram",
+    "texts_of",
     "unindexed_documents",
 ]
 
@@ -71,6 +73,21 @@ def field_texts(session: Session, document_id: int) -> dict[str, str]:
     )
     # Not dict(rows): a Result has keys() (its column names), so dict() would read it as a map.
     return {field: text for field, text in rows}
+
+
+def texts_of(session: Session, document_ids: Sequence[int]) -> dict[int, dict[str, str]]:
+    """The indexed (folded) texts of each of ``document_ids``, by field."""
+    found: dict[int, dict[str, str]] = {}
+    if not document_ids:
+        return found
+    rows = session.execute(
+        select(SearchText.document_id, SearchText.field, SearchText.text).where(
+            SearchText.document_id.in_(list(document_ids))
+        )
+    )
+    for document_id, field, text in rows:
+        found.setdefault(document_id, {})[field] = text
+    return found
 
 
 def unindexed_documents(session: Session, limit: int | None = None) -> list[int]:
@@ -150,13 +167,21 @@ def postings_in(
     """
     grams = sorted({g for t in terms for g in t.grams}, key=lambda g: (-len(g), g))
     ids = list(document_ids)
+    postgresql = session.get_bind().dialect.name == "postgresql"
     found: list[Posting] = []
     for gram in grams:
         if not ids:
             return []
+        # On PostgreSQL the ids go as one array, not as hundreds of parameters that both the
+        # driver and the server parse again for every query.
+        among = (
+            SearchGram.document_id == func.any(bindparam("ids", ids, type_=ARRAY(Integer)))
+            if postgresql
+            else SearchGram.document_id.in_(ids)
+        )
         rows = session.execute(
             select(SearchGram.document_id, SearchGram.field, SearchGram.count).where(
-                SearchGram.gram == gram, SearchGram.document_id.in_(ids)
+                SearchGram.gram == gram, among
             )
         )
         these = [Posting(document_id=d, field=f, gram=gram, count=c) for d, f, c in rows]
