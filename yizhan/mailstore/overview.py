@@ -7,6 +7,7 @@ Every query here is bounded (a page of rows, or an aggregate) and uses the index
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -174,20 +175,24 @@ def unit_open_steps(
 def documents_per_day(
     session: Session, since: dt.datetime, tz: dt.tzinfo, days: int
 ) -> list[tuple[dt.date, int]]:
-    """How many documents were opened on each of the ``days`` local days from ``since``."""
+    """How many documents were opened on each of the ``days`` local days from ``since``.
+
+    One query, a sum a day over the range, not a query a day (thirty round trips).
+    """
     first = since.astimezone(tz).date()
-    counts = []
-    for i in range(days):
-        day = first + dt.timedelta(days=i)
-        start = dt.datetime.combine(day, dt.time(0), tzinfo=tz)
-        end = start + dt.timedelta(days=1)
-        found = session.scalar(
-            select(func.count())
-            .select_from(Document)
-            .where(Document.created_at >= start, Document.created_at < end)
-        )
-        counts.append((day, int(found or 0)))
-    return counts
+    days_shown = [first + dt.timedelta(days=i) for i in range(days)]
+    if not days_shown:
+        return []
+    bounds = [dt.datetime.combine(day, dt.time(0), tzinfo=tz) for day in days_shown]
+    bounds.append(bounds[-1] + dt.timedelta(days=1))
+    sums = [
+        func.sum(case((and_(Document.created_at >= start, Document.created_at < end), 1), else_=0))
+        for start, end in itertools.pairwise(bounds)
+    ]
+    row = session.execute(
+        select(*sums).where(Document.created_at >= bounds[0], Document.created_at < bounds[-1])
+    ).one()
+    return [(day, int(found or 0)) for day, found in zip(days_shown, row, strict=True)]
 
 
 def queue_figures(session: Session) -> tuple[int, dt.datetime | None]:
