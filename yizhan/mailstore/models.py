@@ -314,6 +314,8 @@ class Step(Base):
             postgresql_where=sql_text("on_behalf_of IS NOT NULL"),
         ),
         Index("ix_steps_unit_state", "unit", "state"),
+        # What the front page counts of the waiting steps, read from the index alone.
+        Index("ix_steps_state_assignee", "state", "assignee", "unit", "due_at"),
     )
 
 

@@ -187,7 +187,9 @@ def documents_per_day(
 ) -> list[tuple[dt.date, int]]:
     """How many documents were opened on each of the ``days`` local days from ``since``.
 
-    One query, a sum a day over the range, not a query a day (thirty round trips).
+    One statement of a count a day, each a range of the created_at index: not a query a day
+    (thirty round trips), nor one pass testing every row against every day (SQLite evaluates
+    thirty conditions a row).
     """
     first = since.astimezone(tz).date()
     days_shown = [first + dt.timedelta(days=i) for i in range(days)]
@@ -195,13 +197,14 @@ def documents_per_day(
         return []
     bounds = [dt.datetime.combine(day, dt.time(0), tzinfo=tz) for day in days_shown]
     bounds.append(bounds[-1] + dt.timedelta(days=1))
-    sums = [
-        func.sum(case((and_(Document.created_at >= start, Document.created_at < end), 1), else_=0))
+    counts = [
+        select(func.count())
+        .select_from(Document)
+        .where(Document.created_at >= start, Document.created_at < end)
+        .scalar_subquery()
         for start, end in itertools.pairwise(bounds)
     ]
-    row = session.execute(
-        select(*sums).where(Document.created_at >= bounds[0], Document.created_at < bounds[-1])
-    ).one()
+    row = session.execute(select(*counts)).one()
     return [(day, int(found or 0)) for day, found in zip(days_shown, row, strict=True)]
 
 
