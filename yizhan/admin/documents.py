@@ -58,8 +58,11 @@ PAGE_REPLIES: tuple[tuple[str | None, str | None, str | None, tuple[Verb, ...]],
 #: Hits a search lists, and candidates it looks at before saying there are more.
 MAX_HITS = 50
 MAX_CANDIDATES = 5000
-#: Documents holding the rarest gram that a search looks at in one round.
+#: Documents holding the rarest gram that a search looks at in one round; of the documents a
+#: person may see (already known, newest first), more a round: each round asks the index once
+#: a gram, and the first gram leaves few of them (postings_in).
 BATCH = 250
+POOL_BATCH = 1000
 #: The official page keeps its own inline styles (made for mail clients); still no script.
 OFFICIAL_CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'"
@@ -179,7 +182,7 @@ def _find(site: Site, session: Session, viewer: Viewer, query: str) -> tuple[lis
         if pool is None:
             ids = index_store.documents_with_gram(session, gram, before=before, limit=BATCH)
         else:
-            ids = pool[scanned : scanned + BATCH]
+            ids = pool[scanned : scanned + POOL_BATCH]
         if not ids:
             return found, False
         scanned += len(ids)
