@@ -12,10 +12,10 @@ The two servers do the same durable work per message, in a pool of 32 worker thr
 
 * sink: aiosmtpd with a DATA hook that, in ``asyncio.to_thread``, writes the message to a file
   of its own, fsyncs it, renames it into place and fsyncs the directory, then answers 250;
-* yizhan: the gateway (``daemon.gateway.server.start_smtp`` with
-  ``mailstore.inbound.InboundWriter``) on a
+* yizhan: the gateway (``daemon.gateway.server.start_smtp``: ``mailstore.inbound.InboundWriter``
+  spooling, ``daemon.pickup`` making the rows) on a
   fresh SQLite database, one account, AUTH PLAIN on loopback (done before the clock starts);
-  it answers 250 after the file, its directory entry and the database row are on disk.
+  it answers 250 after the file, its directory entry and its envelope in the spool are on disk.
 
 Both servers check at the end that they hold every message the clients were told was accepted.
 
@@ -156,7 +156,6 @@ async def _serve_yizhan(directory: Path) -> int:
     from yizhan.mailstore.accounts import set_password
     from yizhan.mailstore.db import upgrade
     from yizhan.mailstore.directory import import_directory
-    from yizhan.mailstore.inbound import InboundWriter
     from yizhan.mailstore.models import Inbound
     from yizhan.routing.directory import parse_org
 
@@ -183,12 +182,11 @@ async def _serve_yizhan(directory: Path) -> int:
                 now=now,
                 policy=ctx.login_policy,
             )
-        writer = InboundWriter(ctx, threads=WORKER_THREADS)
-        server = await start_smtp(ctx, writer)
+        server = await start_smtp(ctx)
         await _announce_and_wait(server.port)
         server.close()
+        # The pickup makes the rows of every spooled message before this returns.
         await server.wait_closed()
-        await writer.aclose()
         with ctx.sessions() as session:
             return int(session.scalar(select(func.count()).select_from(Inbound)) or 0)
     finally:

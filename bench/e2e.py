@@ -45,6 +45,7 @@ from typing import Any, Final
 from aiosmtpd.controller import Controller
 
 from bench import accept
+from bench.stages import print_stages, stage_latencies
 
 DOMAIN: Final = "oa.example"
 PASSWORD: Final = "Qingshui-River-88"
@@ -523,6 +524,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument(
+        "--stages",
+        action="store_true",
+        help="print where the commands' time went, from the daemon's records (bench.stages)",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         help="sample the daemon and its workers with py-spy (the thread holding the GIL) into "
@@ -567,6 +573,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     documents=args.documents,
                     rate=args.rate,
                 )
+                if args.stages:
+                    print_stages(database, stage_latencies(url))
             results.append(Result(**{**asdict(result), "sink_per_s": sink}))
     finally:
         shutil.rmtree(base, ignore_errors=True)

@@ -7,7 +7,8 @@ before a database COMMIT), ``maildir``, ``relay`` (a mail accepted by the relay,
 marked sent), ``job`` (a scheduled job's work done, its transaction not committed: a slot job
 or a batch of the reminder sweep), ``seal`` (inside a sealed distribution: the custodian's SEAL
 applied, the seal key unlocked in gpg, a receiving clerk's sealed copy queued, the transaction
-not committed). Without
+not committed), ``pickup`` (the inbound rows of spooled messages committed, their spool file not
+yet removed). Without
 the variable (always, in production) ``reached`` returns at once.
 """
 
@@ -20,7 +21,7 @@ from typing import Final
 
 __all__ = ["POINTS", "armed", "die_with", "reached"]
 
-POINTS: Final = ("db.commit", "maildir", "job", "relay", "seal")
+POINTS: Final = ("db.commit", "maildir", "job", "relay", "seal", "pickup")
 
 
 def _target() -> tuple[str, int] | None:

@@ -43,7 +43,6 @@ from yizhan.daemon.screening.quarantine import (
 )
 from yizhan.mailstore import accounts
 from yizhan.mailstore.directory import load_directory, save_person
-from yizhan.mailstore.inbound import InboundWriter
 from yizhan.mailstore.models import AuditEntry, Inbound, OutboundMessage
 from yizhan.mailstore.quarantine import QuarantineError
 from yizhan.routing.content import Verdict
@@ -62,7 +61,6 @@ class Gateway:
 
     ctx: Context
     server: SmtpServer
-    writer: InboundWriter
     loop: asyncio.AbstractEventLoop
     thread: threading.Thread
     clients: dict[str, smtplib.SMTP] = field(default_factory=dict)
@@ -87,6 +85,12 @@ class Gateway:
         client.rset()
         return code, reply.decode("utf-8", "replace")
 
+    def settle(self) -> None:
+        """Wait until every 250'd message has its inbound row (the pickup makes them)."""
+        deadline = time.monotonic() + 20
+        while self.server.intake.pickup.waiting() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
     def stop(self) -> None:
         for client in self.clients.values():
             client.quit()
@@ -94,7 +98,6 @@ class Gateway:
         async def close() -> None:
             self.server.close()
             await self.server.wait_closed()
-            await self.writer.aclose()
 
         self.call(close())
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -136,9 +139,8 @@ def start_gateway(bureau: Context) -> Iterator[Callable[[str], Gateway]]:
         loop = asyncio.new_event_loop()
         thread = threading.Thread(target=loop.run_forever, name="content-test-loop", daemon=True)
         thread.start()
-        writer = InboundWriter(bureau)
-        server = asyncio.run_coroutine_threadsafe(start_smtp(bureau, writer), loop).result(20)
-        gateway = Gateway(ctx=bureau, server=server, writer=writer, loop=loop, thread=thread)
+        server = asyncio.run_coroutine_threadsafe(start_smtp(bureau), loop).result(20)
+        gateway = Gateway(ctx=bureau, server=server, loop=loop, thread=thread)
         running.append(gateway)
         return gateway
 
@@ -640,6 +642,7 @@ def test_harmless_uses_of_the_same_words_pass(gateway: Gateway, content_files: A
     cases = [c for c in corpus(content_files) if c.group == "harmless"]
     before = _count(gateway.ctx, Inbound)
     run_corpus(gateway, cases)
+    gateway.settle()
     assert _count(gateway.ctx, Inbound) == before + len(cases)
 
 
@@ -673,6 +676,7 @@ def test_a_refusal_is_explained_reported_and_nothing_is_stored(gateway: Gateway)
     assert code == 550
     assert reply.startswith("5.7.1 未受理") and "第十四條" in reply and "art. 14" in reply
     assert "(rule classified)" in reply
+    gateway.settle()
     assert _count(ctx, Inbound) == before
     with ctx.sessions() as session:
         sources = set(session.scalars(select(OutboundMessage.source)))

@@ -25,6 +25,7 @@ from sqlalchemy import select
 
 from tests.conftest import make_config, seed_keyring
 from tests.daemon.test_flows import PASSWORD, Daemon, start_daemon
+from tests.daemon.test_smtp import queued_key, settle
 from yizhan.daemon.context import Context
 from yizhan.mailstore.db import upgrade
 from yizhan.mailstore.models import AuditEntry, Inbound
@@ -79,7 +80,7 @@ class Tally:
 
     codes: dict[str, int] = field(default_factory=dict)
     slowest: float = 0.0
-    stored: dict[int, str] = field(default_factory=dict)  # inbound id -> the case's name
+    stored: dict[str, str] = field(default_factory=dict)  # 250's key -> the case's name
 
     def send(self, d: Daemon, name: str, data: bytes, *, smtputf8: bool = False) -> int:
         started = time.monotonic()
@@ -97,7 +98,7 @@ class Tally:
         assert code == 250 or 500 <= code < 600, f"{name}: {code} {reply!r}"
         self.codes[name] = code
         if code == 250:
-            self.stored[int(reply.decode().rsplit("#", 1)[1])] = name
+            self.stored[queued_key(reply.decode())] = name
         return code
 
 
@@ -108,9 +109,15 @@ def _recipient(data: bytes) -> str:
     raise AssertionError("no To")
 
 
+def key_of(row: Inbound) -> str:
+    """The key its 250 named: the raw file's name."""
+    return Path(row.path).stem
+
+
 def check_outcome(d: Daemon, tally: Tally) -> None:
     """Nothing half-stored, everything processed, nothing set aside unheard of."""
     deadline = time.monotonic() + PROCESSED_WITHIN
+    settle(d.ctx)
     while True:
         with d.ctx.sessions() as session:
             rows = {row.id: row for row in session.scalars(select(Inbound))}
@@ -121,9 +128,9 @@ def check_outcome(d: Daemon, tally: Tally) -> None:
     assert not waiting, f"not processed within {PROCESSED_WITHIN} s: {waiting}"
     failed = [r.id for r in rows.values() if r.state == "failed"]
     for row_id in failed:
-        print(f"set aside: {tally.stored.get(row_id)}: {rows[row_id].reason}")
+        print(f"set aside: {tally.stored.get(key_of(rows[row_id]))}: {rows[row_id].reason}")
     # Every 250 is a row whose bytes are whole on disk; no refused message left a row.
-    assert set(rows) == set(tally.stored)
+    assert {key_of(row) for row in rows.values()} == set(tally.stored)
     for row in rows.values():
         stored = d.ctx.raw.read(row.path)
         assert len(stored) == row.size and hashlib.sha256(stored).hexdigest() == row.sha256

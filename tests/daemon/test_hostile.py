@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from tests.conftest import make_config, seed_keyring
 from tests.daemon.test_flows import PASSWORD, Daemon, start_daemon, text
+from tests.daemon.test_smtp import committed_inbound, queued_key
 from yizhan.daemon.context import Context
 from yizhan.daemon.desk.modules.ziliao import Ziliao
 from yizhan.mailstore.db import upgrade
@@ -73,11 +74,18 @@ def send_raw(d: Daemon, to: str, data: bytes, account: str = "wangfang") -> str:
     return reply.decode()
 
 
+def inbound_of(ctx: Context, reply: str) -> Inbound:
+    """The inbound row of the message a 250 acknowledged."""
+    row = committed_inbound(ctx, queued_key(reply))
+    assert row is not None
+    return row
+
+
 def inbound_state(ctx: Context, reply: str) -> str:
     with ctx.sessions() as session:
-        row = session.get(Inbound, int(reply.rsplit("#", 1)[1]))
-        assert row is not None
-        return row.state
+        state = session.scalar(select(Inbound.state).where(Inbound.id == inbound_of(ctx, reply).id))
+        assert state is not None
+        return state
 
 
 # What once made the processor raise (issue 17, part 4, "found so far"), and what the answer
@@ -150,7 +158,7 @@ def test_a_processor_failure_is_answered_audited_and_told_to_it_at_once(
     (notice,) = daemon.inbox("wuhaifeng", timeout=60)
     assert time.monotonic() - started < 60
     assert "not acted on" in text(answer) and "信息化處" in text(answer)
-    inbound = reply.rsplit("#", 1)[1]
+    inbound = str(inbound_of(daemon.ctx, reply).id)
     assert f"#{inbound}" in text(notice) and "a bug the message trips" in text(notice)
     assert inbound_state(daemon.ctx, reply) == "failed"
     with daemon.ctx.sessions() as session:

@@ -20,8 +20,8 @@ from tests.daemon import test_smtp
 from tests.daemon.test_smtp import (
     Running,
     committed_inbound,
-    inbound_id,
     message,
+    queued_key,
     send,
 )
 from yizhan.daemon.config import HostPort
@@ -58,7 +58,7 @@ def relay_send(gateway: Running, extra: str, sender: str = "wangfang@bureau.exam
 
 def stored(gateway: Running, reply: str) -> tuple[str | None, str, bytes]:
     assert reply.startswith("250 "), reply
-    row = committed_inbound(gateway.ctx, inbound_id(reply))
+    row = committed_inbound(gateway.ctx, queued_key(reply))
     assert row is not None
     return row.sender_account, row.auth_method, gateway.ctx.raw.read(row.path)
 

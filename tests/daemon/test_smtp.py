@@ -38,7 +38,7 @@ from yizhan.daemon.gateway.senders import (
 from yizhan.daemon.gateway.server import SmtpServer, start_smtp
 from yizhan.daemon.gateway.tls import ensure_certificate, server_context
 from yizhan.mailstore import accounts
-from yizhan.mailstore.db import make_engine, make_sessionmaker
+from yizhan.mailstore.db import SNAPSHOT, make_engine, make_sessionmaker
 from yizhan.mailstore.directory import load_directory, save_person
 from yizhan.mailstore.inbound import InboundWriter, StoreFailed, message_id_of
 from yizhan.mailstore.models import Account, AuditEntry, Inbound
@@ -59,7 +59,6 @@ class Running:
 
     ctx: Context
     server: SmtpServer
-    writer: InboundWriter
     loop: asyncio.AbstractEventLoop
     thread: threading.Thread
     host: str = "127.0.0.1"
@@ -87,7 +86,6 @@ class Running:
         async def close() -> None:
             self.server.close()
             await self.server.wait_closed()
-            await self.writer.aclose()
 
         self.call(close())
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -122,14 +120,11 @@ def start_gateway(bureau: Context) -> Iterator[Callable[..., Running]]:
         loop = asyncio.new_event_loop()
         thread = threading.Thread(target=loop.run_forever, name="smtp-test-loop", daemon=True)
         thread.start()
-        writer = InboundWriter(ctx)
-        server = asyncio.run_coroutine_threadsafe(start_smtp(ctx, writer), loop).result(20)
+        server = asyncio.run_coroutine_threadsafe(start_smtp(ctx), loop).result(20)
         host = (
             "127.0.0.1" if config.smtp.listen.host in ("0.0.0.0", "") else config.smtp.listen.host
         )
-        gateway = Running(
-            ctx=ctx, server=server, writer=writer, loop=loop, thread=thread, host=host
-        )
+        gateway = Running(ctx=ctx, server=server, loop=loop, thread=thread, host=host)
         running.append(gateway)
         return gateway
 
@@ -194,17 +189,30 @@ def send(
     return code, reply.decode()
 
 
-def inbound_id(reply: str) -> int:
-    """The row id in a 250 reply."""
-    return int(reply.rsplit("#", 1)[1])
+def queued_key(reply: str) -> str:
+    """The key in a 250 reply: the name of the message's raw file until it has a row."""
+    return reply.rsplit(" ", 1)[1]
 
 
-def committed_inbound(ctx: Context, row_id: int) -> Inbound | None:
-    """The inbound row as a fresh connection sees it: only committed data."""
+def committed_inbound(ctx: Context, key: str | int, wait: float = 10) -> Inbound | None:
+    """The inbound row of a 250'd message (by its key) or of a row id, as a fresh connection
+    sees it: only committed data; the pickup makes the row a moment after the 250."""
     engine = make_engine(ctx.config.database_url)
+    deadline = time.monotonic() + wait
     try:
-        with make_sessionmaker(engine)() as session:
-            return session.get(Inbound, row_id)
+        # A reader's snapshot: on SQLite it does not wait for a writer.
+        with make_sessionmaker(engine.execution_options(**{SNAPSHOT: True}))() as session:
+            while True:
+                if isinstance(key, int):
+                    row = session.get(Inbound, key)
+                else:
+                    row = session.scalars(
+                        select(Inbound).where(Inbound.path.endswith(f"/{key}.eml"))
+                    ).first()
+                if row is not None or time.monotonic() > deadline:
+                    return row
+                session.rollback()
+                time.sleep(0.05)
     finally:
         engine.dispose()
 
@@ -214,7 +222,17 @@ def audit_rows(ctx: Context, action: str) -> list[AuditEntry]:
         return list(session.scalars(select(AuditEntry).where(AuditEntry.action == action)))
 
 
+def settle(ctx: Context) -> None:
+    """Wait until every 250'd message has its inbound row: the pickup removes a spool file
+    once its rows are committed."""
+    incoming = ctx.config.data_dir / "spool" / "incoming"
+    deadline = time.monotonic() + 20
+    while any(incoming.glob("*.json")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def inbound_count(ctx: Context) -> int:
+    settle(ctx)
     with ctx.sessions() as session:
         return len(list(session.scalars(select(Inbound.id))))
 
@@ -404,7 +422,7 @@ def test_starttls_on_loopback(
     code, reply = send(client, data)
     client.quit()
     assert code == 250, reply
-    row = committed_inbound(gateway.ctx, inbound_id(reply))
+    row = committed_inbound(gateway.ctx, queued_key(reply))
     assert row is not None and gateway.ctx.raw.read(row.path) == data
 
 
@@ -433,7 +451,7 @@ def test_recipients_of_every_kind_are_accepted(gateway: Running) -> None:
     code, reply = send(client, message(), rcpts=rcpts)
     client.quit()
     assert code == 250, reply
-    row = committed_inbound(gateway.ctx, inbound_id(reply))
+    row = committed_inbound(gateway.ctx, queued_key(reply))
     assert row is not None and row.rcpt_tos == list(rcpts)
     assert (row.sender_account, row.auth_method, row.state) == ("wangfang", "smtp-auth", "accepted")
 
@@ -513,7 +531,7 @@ def test_null_sender_only_from_trusted_relay(start_gateway: Callable[..., Runnin
     code, reply = send(client, message(sender="MAILER-DAEMON@bureau.example"), mail_from="<>")
     client.quit()
     assert code == 250, reply
-    row = committed_inbound(relay.ctx, inbound_id(reply))
+    row = committed_inbound(relay.ctx, queued_key(reply))
     assert row is not None and row.mail_from == ""
 
 
@@ -608,7 +626,7 @@ def test_chinese_charsets_and_broken_mime_are_stored_byte_for_byte(
     code, reply = send(client, data, options=("BODY=8BITMIME",))
     client.quit()
     assert code == 250, reply
-    row = committed_inbound(gateway.ctx, inbound_id(reply))
+    row = committed_inbound(gateway.ctx, queued_key(reply))
     assert row is not None
     assert gateway.ctx.raw.read(row.path) == data
     assert row.size == len(data)
@@ -644,7 +662,7 @@ def test_smtputf8_sender_of_the_person(start_gateway: Callable[..., Running]) ->
     data = message(sender="王芳 <王芳@bureau.example>", subject="=?utf-8?B?5rWL6K+V?=")
     code, reply = send(client, data, mail_from="王芳@bureau.example", options=("SMTPUTF8",))
     assert code == 250, reply
-    row = committed_inbound(gateway.ctx, inbound_id(reply))
+    row = committed_inbound(gateway.ctx, queued_key(reply))
     assert row is not None and row.mail_from == "王芳@bureau.example"
     code, reply = send(client, data, mail_from="李軍@bureau.example", options=("SMTPUTF8",))
     client.quit()
@@ -714,8 +732,8 @@ def test_pipelined_transactions_after_the_data_are_each_answered(gateway: Runnin
     first, second = message(body="..first"), message(body="second.")
     lines = converse(gateway, session_script(first + b".\r\n", second + b".\r\n"))
     stored = replies(lines, b"250")
-    assert [line for line in stored if b"stored as inbound" in line], lines
-    ids = [inbound_id(line.decode()) for line in stored if b"stored as inbound" in line]
+    assert [line for line in stored if b"queued as" in line], lines
+    ids = [queued_key(line.decode()) for line in stored if b"queued as" in line]
     assert len(ids) == 2 and replies(lines, b"221"), lines
     bodies = [gateway.ctx.raw.read(committed_inbound(gateway.ctx, i).path) for i in ids]  # type: ignore[union-attr]
     assert bodies == [first.replace(b"\r\n..first", b"\r\n.first"), second]
@@ -726,7 +744,7 @@ def test_a_smuggled_second_message_stays_inside_the_first(gateway: Running) -> N
     inner = b"MAIL FROM:<lijun@oa.example>\r\nRCPT TO:<fawen@oa.example>\r\nDATA\r\n"
     first = message(body="hello\n.\r\n" + inner.decode() + "From: lijun@oa.example\r\n\r\nforged")
     lines = converse(gateway, session_script(first + b".\r\n"))
-    ids = [inbound_id(line.decode()) for line in replies(lines, b"250") if b"inbound" in line]
+    ids = [queued_key(line.decode()) for line in replies(lines, b"250") if b"queued" in line]
     assert len(ids) == 1, lines
     row = committed_inbound(gateway.ctx, ids[0])
     assert row is not None and gateway.ctx.raw.read(row.path) == first
@@ -738,7 +756,7 @@ def test_a_line_too_long_is_500_and_the_session_goes_on(gateway: Running) -> Non
         session_script(message(body="z" * 2000) + b".\r\n", message() + b".\r\n"),
     )
     assert replies(lines, b"500") and b"Line too long" in replies(lines, b"500")[0], lines
-    assert len([line for line in replies(lines, b"250") if b"inbound" in line]) == 1, lines
+    assert len([line for line in replies(lines, b"250") if b"queued as" in line]) == 1, lines
 
 
 def test_a_client_gone_in_the_middle_of_the_data_leaves_nothing(gateway: Running) -> None:
@@ -820,7 +838,7 @@ def test_trusted_relay_identity_from_authentication_results(
     code, reply = send(client, data, mail_from="bounce-123@bureau.example")
     client.quit()
     assert code == 250, reply
-    row = committed_inbound(gateway.ctx, inbound_id(reply))
+    row = committed_inbound(gateway.ctx, queued_key(reply))
     assert row is not None
     assert (row.sender_account, row.auth_method) == expected
     assert gateway.ctx.raw.read(row.path) == data

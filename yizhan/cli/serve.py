@@ -94,7 +94,7 @@ async def run_daemon(
 
     processing = _start_processing(ctx, stop, on_queued=queued)
     writer = InboundWriter(ctx, on_committed=lambda _ids: processing.wake())
-    smtp = await start_smtp(ctx, writer, on_queued=queued)
+    smtp = await start_smtp(ctx, on_committed=lambda _ids: processing.wake(), on_queued=queued)
     policy_listen = ctx.config.smtp.policy_listen
     policy = (
         await start_policy_service(

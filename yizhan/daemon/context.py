@@ -17,7 +17,7 @@ from yizhan.daemon.metrics import SIGNING_SECONDS, timed
 from yizhan.daemon.rules_file import live_rules, load_content_rules
 from yizhan.mailstore import outbox
 from yizhan.mailstore.auditchain import key_from_secret
-from yizhan.mailstore.db import make_engine, make_sessionmaker
+from yizhan.mailstore.db import SNAPSHOT, make_engine, make_sessionmaker
 from yizhan.mailstore.models import OutboundMessage, Person
 from yizhan.mailstore.rawstore import RawStore
 from yizhan.routing.content import DEFAULT_CONTENT, ContentRulesError
@@ -67,6 +67,11 @@ class Context:
             clock=clock,
             rules=live_rules(config),
         )
+
+    def reading(self) -> Session:
+        """A session that only reads, in one snapshot: on SQLite it begins without the write
+        lock, so it never waits for a writer's transaction (the processor's, a job's)."""
+        return self.sessions(bind=self.engine.execution_options(**{SNAPSHOT: True}))
 
     @property
     def audit_key(self) -> bytes | None:

@@ -62,6 +62,11 @@ DELIVERY_SECONDS: Final = Histogram(
     buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 86400),
     registry=REGISTRY,
 )
+SPOOL_FILES: Final = Gauge(
+    "yizhan_spool_files",
+    "Files in the incoming spool: acknowledged messages whose inbound rows are not made yet",
+    registry=REGISTRY,
+)
 BACKUP_LAST_SUCCESS: Final = Gauge(
     "yizhan_backup_last_success_timestamp_seconds",
     "When this daemon's last nightly backup succeeded (Unix time); 0: not since start",

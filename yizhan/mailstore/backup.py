@@ -58,7 +58,7 @@ log = logging.getLogger(__name__)
 
 FORMAT = 1
 #: Files of the data dir that travel with the database (the rest is rebuilt or per host).
-FILE_TREES = ("mail", "maildirs")
+FILE_TREES = ("mail", "maildirs", "spool")
 # Written by the migration in a new instance, as the chain head is: the backup's replaces it.
 _DIRECTORY_VERSION: Table = DirectoryVersion.__table__  # type: ignore[assignment]
 

@@ -9,7 +9,7 @@ import weakref
 from collections import defaultdict
 from typing import Any, Final
 
-from sqlalchemy import Engine, event, inspect, select, update
+from sqlalchemy import Pool, event, inspect, select, update
 from sqlalchemy.orm import ORMExecuteState, Session
 
 from yizhan.mailstore import audit
@@ -38,18 +38,20 @@ class _ReadDirectories:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._entries: weakref.WeakKeyDictionary[Engine, tuple[int, Directory]] = (
+        # Keyed by the connection pool: an engine with execution options (a reader's
+        # snapshot) shares its pool, and so its database, with the engine it was made from.
+        self._entries: weakref.WeakKeyDictionary[Pool, tuple[int, Directory]] = (
             weakref.WeakKeyDictionary()
         )
 
-    def get(self, engine: Engine, version: int) -> Directory | None:
+    def get(self, pool: Pool, version: int) -> Directory | None:
         with self._lock:
-            found = self._entries.get(engine)
+            found = self._entries.get(pool)
         return found[1] if found is not None and found[0] == version else None
 
-    def put(self, engine: Engine, version: int, directory: Directory) -> None:
+    def put(self, pool: Pool, version: int, directory: Directory) -> None:
         with self._lock:
-            self._entries[engine] = (version, directory)
+            self._entries[pool] = (version, directory)
 
 
 _READ: Final = _ReadDirectories()
@@ -65,17 +67,17 @@ def load_directory(session: Session) -> Directory:
     may still roll back.
     """
     version = session.scalar(select(DirectoryVersion.version).where(DirectoryVersion.id == 1))
-    engine = session.get_bind().engine
+    pool = session.get_bind().engine.pool
     cacheable = version is not None and not session.info.get(_CHANGED)
     if cacheable:
         assert version is not None
-        found = _READ.get(engine, version)
+        found = _READ.get(pool, version)
         if found is not None:
             return found
     directory = _read_directory(session)
     if cacheable:
         assert version is not None
-        _READ.put(engine, version, directory)
+        _READ.put(pool, version, directory)
     return directory
 
 

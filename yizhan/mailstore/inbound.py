@@ -1,4 +1,4 @@
-"""Stores accepted messages durably, many per transaction, before the SMTP listener says 250.
+"""Stores accepted messages durably, many per fsync, before the SMTP listener says 250.
 
 Each message takes one trip to a worker thread, where its bytes are written and fsynced, so
 concurrent messages reach the disk in parallel. Its ``inbound`` row is then committed in a group
@@ -12,6 +12,11 @@ acceptance nearly as cheap as writing the files (docs/architecture.md, "Durabili
 
 A failure fails only the messages of its group, and a row the database refuses fails only its
 own message; their files are removed, and the senders get a temporary error and send again.
+
+The SMTP gateway's writer spools instead (``spool=``): the leader writes the group's envelopes
+into the incoming spool (``mailstore/spool.py``) and fsyncs it with the raw-store directories,
+and that is the acknowledgement; the pickup (``daemon/pickup.py``) makes the rows. Then no
+database transaction, not even another process's, stands between a message and its 250.
 """
 
 from __future__ import annotations
@@ -25,12 +30,14 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final, Protocol
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, insert, select
 
 from yizhan.mailstore.models import Inbound
 from yizhan.mailstore.rawstore import RawStore, StoredFile, sync_directories
+from yizhan.mailstore.spool import IncomingSpool
 
 __all__ = [
     "AREA",
@@ -39,6 +46,7 @@ __all__ = [
     "StoreFailed",
     "StoreHandles",
     "message_id_of",
+    "record_spooled",
 ]
 
 log = logging.getLogger("yizhan.inbound")
@@ -110,10 +118,41 @@ class _Pending:
 
     stored: StoredFile
     row: dict[str, Any]
-    #: The row id once committed, or why it failed; set by the thread that commits.
-    outcome: int | str | None = None
+    #: The row id once committed (the spool key once spooled), or why it failed; set by the
+    #: thread that commits.
+    outcome: int | str | _Failed | None = None
     #: Set when ``outcome`` is, or when this message's thread is to lead the next commit.
     wake: threading.Event = field(default_factory=threading.Event)
+
+
+def _row(
+    now: dt.datetime,
+    *,
+    mail_from: str,
+    rcpt_tos: Sequence[str],
+    sender_account: str | None,
+    auth_method: str,
+    peer: str,
+    content_rules: str | None,
+) -> dict[str, Any]:
+    """The inbound row of a message being taken, but for what its bytes tell (path, digest)."""
+    return {
+        "received_at": now,
+        "mail_from": mail_from,
+        "rcpt_tos": list(rcpt_tos),
+        "sender_account": sender_account,
+        "auth_method": auth_method,
+        "peer": peer,
+        "state": "accepted",
+        "content_rules": content_rules,
+    }
+
+
+@dataclass(frozen=True)
+class _Failed:
+    """Why a message was not taken."""
+
+    reason: str
 
 
 class InboundWriter:
@@ -123,6 +162,10 @@ class InboundWriter:
     messages can be on their way to the disk at once, and so how large a group can grow.
     ``on_committed`` is called on the event loop with the ids of each committed group, so that
     the processor wakes without polling; it must not block.
+
+    With ``spool``, messages are taken with :meth:`accept` instead of :meth:`store`: each
+    group's envelopes go into the spool, and ``on_spooled`` is called (in the leader's thread,
+    so it must not block) with the spool file once it is durable.
     """
 
     def __init__(
@@ -132,7 +175,11 @@ class InboundWriter:
         on_committed: Callable[[list[int]], object] | None = None,
         area: str = AREA,
         threads: int = DEFAULT_THREADS,
+        spool: IncomingSpool | None = None,
+        on_spooled: Callable[[Path], object] = lambda _path: None,
     ) -> None:
+        self._spool = spool
+        self._on_spooled = on_spooled
         self._engine = ctx.engine
         self._raw = ctx.raw
         self._clock = ctx.clock
@@ -152,7 +199,7 @@ class InboundWriter:
         self._committing = False
         # Held by the group whose rows are being inserted and committed.
         self._db_turn = threading.Lock()
-        self._in_flight: set[asyncio.Future[int | str]] = set()
+        self._in_flight: set[asyncio.Future[int | str | _Failed]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def store(
@@ -174,23 +221,62 @@ class InboundWriter:
         committed. If the caller is cancelled (the client went away), the store still
         finishes: a message is either fully kept or not at all.
         """
+        assert self._spool is None, "a spooling writer takes messages with accept()"
+        outcome = await self._take(
+            data,
+            _row(
+                self._clock(),
+                mail_from=mail_from,
+                rcpt_tos=rcpt_tos,
+                sender_account=sender_account,
+                auth_method=auth_method,
+                peer=peer,
+                content_rules=content_rules,
+            ),
+        )
+        assert isinstance(outcome, int)
+        return outcome
+
+    async def accept(
+        self,
+        *,
+        data: bytes,
+        mail_from: str,
+        rcpt_tos: Sequence[str],
+        sender_account: str | None,
+        auth_method: str,
+        peer: str,
+        content_rules: str | None = None,
+    ) -> str:
+        """Store one message's bytes and envelope durably; return its key; raise StoreFailed.
+
+        As :meth:`store`, but the row is made afterwards by the pickup from the spool; the key
+        names the message until then (its raw file is ``<key>.eml``).
+        """
+        assert self._spool is not None, "accept() needs a writer with a spool"
+        outcome = await self._take(
+            data,
+            _row(
+                self._clock(),
+                mail_from=mail_from,
+                rcpt_tos=rcpt_tos,
+                sender_account=sender_account,
+                auth_method=auth_method,
+                peer=peer,
+                content_rules=content_rules,
+            ),
+        )
+        assert isinstance(outcome, str)
+        return outcome
+
+    async def _take(self, data: bytes, row: dict[str, Any]) -> int | str:
         self._loop = asyncio.get_running_loop()
-        row: dict[str, Any] = {
-            "received_at": self._clock(),
-            "mail_from": mail_from,
-            "rcpt_tos": list(rcpt_tos),
-            "sender_account": sender_account,
-            "auth_method": auth_method,
-            "peer": peer,
-            "state": "accepted",
-            "content_rules": content_rules,
-        }
         job = asyncio.wrap_future(self._executor.submit(self._store, data, row))
         self._in_flight.add(job)
         job.add_done_callback(self._in_flight.discard)
         outcome = await asyncio.shield(job)
-        if isinstance(outcome, str):
-            raise StoreFailed(outcome)
+        if isinstance(outcome, _Failed):
+            raise StoreFailed(outcome.reason)
         return outcome
 
     async def drain(self) -> None:
@@ -203,8 +289,9 @@ class InboundWriter:
         await self.drain()
         self._executor.shutdown(wait=True)
 
-    def _store(self, data: bytes, row: dict[str, Any]) -> int | str:
-        """Write one message, then see its row committed (in a worker thread)."""
+    def _store(self, data: bytes, row: dict[str, Any]) -> int | str | _Failed:
+        """Write one message, then see its row committed or its envelope spooled (in a worker
+        thread)."""
         row["message_id"] = message_id_of(data)
         with self._lock:
             self._writing += 1
@@ -215,7 +302,7 @@ class InboundWriter:
                 self._writing -= 1
                 self._joined.notify()
             log.error("%s: writing the raw message failed: %s", row["message_id"], exc)
-            return f"the message could not be written: {exc.strerror}"
+            return _Failed(f"the message could not be written: {exc.strerror}")
         row.update(path=stored.relative, sha256=stored.sha256, size=stored.size)
         pending = _Pending(stored=stored, row=row)
         with self._lock:
@@ -232,7 +319,7 @@ class InboundWriter:
                 return pending.outcome
         return self._lead(pending)
 
-    def _lead(self, pending: _Pending) -> int | str:
+    def _lead(self, pending: _Pending) -> int | str | _Failed:
         """Commit the group that ``pending`` is in (in the leader's thread).
 
         Two stages: fsync the group's directories, then insert and commit its rows. The
@@ -240,6 +327,9 @@ class InboundWriter:
         group's database commit does; the file system then often serves both with one
         journal commit. Each group's own order stays: its renames are durable before its
         rows are committed, so no row ever points at a file a crash could lose.
+
+        A spooling writer has one stage: the group's envelopes are written into the spool,
+        and its directory is fsynced with the raw store's.
         """
         with self._lock:
             # Messages whose bytes are being written at this moment will be ready within one
@@ -248,10 +338,14 @@ class InboundWriter:
             while self._writing and (left := deadline - time.monotonic()) > 0:
                 self._joined.wait(left)
             group, self._group = self._group, []
-        outcomes: list[int | str] = []
+        outcomes: list[int | str | _Failed] = []
+        spooled: Path | None = None
         try:
             try:
-                problem = self._sync(group)
+                if self._spool is None:
+                    problem = self._sync(group)
+                else:
+                    spooled, problem = self._spool_group(group)
             finally:
                 # Whatever happened, the next group may start: hand the lead on.
                 with self._lock:
@@ -261,16 +355,22 @@ class InboundWriter:
                     successor.wake.set()
             if problem is not None:
                 outcomes = [problem] * len(group)
+            elif spooled is not None:
+                outcomes = [p.stored.path.stem for p in group]
             else:
                 # Groups commit one at a time, so SQLite never waits for its own write lock.
                 with self._db_turn:
-                    outcomes = self._record(group)
+                    outcomes = [*self._record(group)]
         finally:
             # Even if something unforeseen was raised, every member must wake with an outcome.
-            outcomes += ["the message could not be recorded"] * (len(group) - len(outcomes))
+            outcomes += [_Failed("the message could not be recorded")] * (
+                len(group) - len(outcomes)
+            )
             for member, outcome in zip(group, outcomes, strict=True):
                 member.outcome = outcome
                 member.wake.set()
+        if spooled is not None:
+            self._on_spooled(spooled)
         committed = [o for o in outcomes if isinstance(o, int)]
         if committed and self._on_committed is not None and self._loop is not None:
             self._loop.call_soon_threadsafe(self._notify, committed)
@@ -284,17 +384,32 @@ class InboundWriter:
         except Exception:
             log.exception("on_committed callback failed for %s", ids)
 
-    def _sync(self, batch: list[_Pending]) -> str | None:
+    def _sync(self, batch: list[_Pending], *also: Path) -> _Failed | None:
         """Make the group's renames durable; on failure remove its files and say why."""
         try:
-            sync_directories(p.stored.path.parent for p in batch)
+            sync_directories([*(p.stored.path.parent for p in batch), *also])
         except OSError as exc:
             log.error("fsync of the raw-store directories failed: %s", exc)
             self._discard(batch)
-            return f"the message could not be written: {exc.strerror}"
+            return _Failed(f"the message could not be written: {exc.strerror}")
         return None
 
-    def _record(self, batch: list[_Pending]) -> list[int | str]:
+    def _spool_group(self, batch: list[_Pending]) -> tuple[Path | None, _Failed | None]:
+        """Write the group's envelopes into the spool and make both durable; or say why not."""
+        assert self._spool is not None
+        try:
+            spooled = self._spool.write([p.row for p in batch])
+        except OSError as exc:
+            log.error("writing to the incoming spool failed: %s", exc)
+            self._discard(batch)
+            return None, _Failed(f"the message could not be written: {exc.strerror}")
+        problem = self._sync(batch, spooled.parent)
+        if problem is not None:
+            self._spool.remove(spooled)
+            return None, problem
+        return spooled, None
+
+    def _record(self, batch: list[_Pending]) -> list[int | _Failed]:
         """Insert and commit the group's rows; an id or a reason for each message."""
         try:
             return list(self._insert(batch))
@@ -303,10 +418,10 @@ class InboundWriter:
         except Exception as exc:
             if len(batch) == 1:
                 self._fail(batch, exc)
-                return [f"the message could not be recorded: {exc.__class__.__name__}"]
+                return [_Failed(f"the message could not be recorded: {exc.__class__.__name__}")]
         # The group failed before its commit; try its messages one by one, so that one row
         # the database refuses does not fail the others.
-        outcomes: list[int | str] = []
+        outcomes: list[int | _Failed] = []
         for pending in batch:
             try:
                 outcomes.extend(self._insert([pending]))
@@ -314,7 +429,9 @@ class InboundWriter:
                 outcomes.extend(self._uncertain([pending], exc))
             except Exception as exc:
                 self._fail([pending], exc)
-                outcomes.append(f"the message could not be recorded: {exc.__class__.__name__}")
+                outcomes.append(
+                    _Failed(f"the message could not be recorded: {exc.__class__.__name__}")
+                )
         return outcomes
 
     def _insert(self, batch: list[_Pending]) -> list[int]:
@@ -335,7 +452,7 @@ class InboundWriter:
             log.error("%s: recording the inbound row failed: %r", pending.row["message_id"], exc)
         self._discard(batch)
 
-    def _uncertain(self, batch: list[_Pending], exc: _CommitUncertain) -> list[int | str]:
+    def _uncertain(self, batch: list[_Pending], exc: _CommitUncertain) -> list[int | _Failed]:
         # The COMMIT itself failed, e.g. the connection dropped: the rows may be in the
         # database after all. The files stay, so that no row can point at a missing file;
         # a leftover file without a row is harmless.
@@ -346,7 +463,7 @@ class InboundWriter:
                 pending.stored.relative,
                 exc.__cause__,
             )
-        return ["the database did not confirm the commit"] * len(batch)
+        return [_Failed("the database did not confirm the commit")] * len(batch)
 
     def _discard(self, batch: list[_Pending]) -> None:
         for pending in batch:
@@ -358,3 +475,20 @@ class InboundWriter:
 
 class _CommitUncertain(Exception):
     """COMMIT raised: whether the rows were written is unknown."""
+
+
+def record_spooled(engine: Engine, envelopes: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert the inbound rows of spooled envelopes in one transaction; return their new ids.
+
+    A row whose raw file already has one (its spool file was picked up before a crash, or by
+    another daemon sharing the data directory) is not made again.
+    """
+    with engine.connect() as connection, connection.begin():
+        paths = [e["path"] for e in envelopes]
+        known = set(
+            connection.execute(select(Inbound.path).where(Inbound.path.in_(paths))).scalars()
+        )
+        fresh = [e for e in envelopes if e["path"] not in known]
+        if not fresh:
+            return []
+        return list(connection.execute(_INSERT, fresh).scalars())

@@ -180,7 +180,11 @@ class Inbound(Base):
     # judges it again when the rules have changed since (issue 7: refused after acceptance).
     content_rules: Mapped[str | None] = mapped_column(String(64), default=None)
 
-    __table_args__ = (Index("ix_inbound_state_id", "state", "id"),)
+    __table_args__ = (
+        Index("ix_inbound_state_id", "state", "id"),
+        # The pickup's key: one row a raw file (mailstore/spool.py).
+        Index("ix_inbound_path", "path", unique=True),
+    )
 
 
 class OutboundBody(Base):

@@ -35,7 +35,8 @@ class DirectoryCache:
         max_age: float = DIRECTORY_MAX_AGE,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._sessions = ctx.sessions
+        # A reader's snapshot: a reload never waits for a writer's transaction on SQLite.
+        self._sessions = ctx.reading
         self.max_age = max_age
         self._clock = clock
         self._directory: Directory | None = None

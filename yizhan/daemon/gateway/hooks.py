@@ -6,7 +6,8 @@ Authentication-Results header. Recipients are checked at RCPT (``routing.address
 sender who keeps replying to r+ addresses Yizhan never gave is stopped (``routing.guessing``); the
 envelope and header senders must belong to the authenticated account, and acting in another
 person's name is refused and written to the audit trail (第七條). A message gets 250 only when
-:class:`~yizhan.mailstore.inbound.InboundWriter` has its bytes and its row on disk.
+:class:`~yizhan.mailstore.inbound.InboundWriter` has its bytes and its envelope on disk, in the
+incoming spool (``mailstore/spool.py``) that the pickup makes rows of (``daemon/pickup.py``).
 
 The hooks stay thin: every reply is a constant below, blocking work (argon2, the
 database) runs in worker threads, and the decisions that need no I/O are pure functions at the
@@ -43,10 +44,10 @@ from yizhan.daemon.gateway.replies import (
     ERR_553_ADDRESS,
     ERR_554_HEADERS,
     OK_235_AUTH,
+    OK_250_QUEUED,
     OK_250_RCPT,
     OK_250_RCPT_AGAIN,
     OK_250_SENDER,
-    OK_250_STORED,
 )
 from yizhan.daemon.gateway.senders import (
     AUTH_NONE,
@@ -364,7 +365,7 @@ class Gateway:
             self.on_queued()
             return verdict.smtp_reply()
         try:
-            inbound_id = await self.writer.store(
+            key = await self.writer.accept(
                 data=data,
                 mail_from=mail_from,
                 rcpt_tos=envelope.rcpt_tos,
@@ -377,13 +378,13 @@ class Gateway:
             log.error("%s: not accepted from %s: %s", message_id, peer, exc)
             return ERR_451_STORE.format(reason=shown(str(exc)))
         if log.isEnabledFor(logging.INFO):
-            self._log_accepted(message_id, inbound_id, account, mail_from, method, peer, envelope)
-        return OK_250_STORED.format(id=inbound_id)
+            self._log_accepted(message_id, key, account, mail_from, method, peer, envelope)
+        return OK_250_QUEUED.format(key=key)
 
     def _log_accepted(
         self,
         message_id: str | None,
-        inbound_id: int,
+        key: str,
         account: str | None,
         mail_from: str,
         method: str,
@@ -391,9 +392,9 @@ class Gateway:
         envelope: Envelope,
     ) -> None:
         log.info(
-            "%s: accepted as inbound #%d from %s (%s, %s) for %s, %d bytes",
+            "%s: accepted as %s from %s (%s, %s) for %s, %d bytes",
             message_id,
-            inbound_id,
+            key,
             account or shown(mail_from) or "<>",
             method,
             peer,

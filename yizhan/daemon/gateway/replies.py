@@ -12,7 +12,8 @@ OK_235_AUTH: Final = "235 2.7.0 Authentication successful"
 OK_250_SENDER: Final = "250 2.1.0 Sender OK"
 OK_250_RCPT: Final = "250 2.1.5 Recipient OK"
 OK_250_RCPT_AGAIN: Final = "250 2.1.5 Recipient OK (already named; delivered once)"
-OK_250_STORED: Final = "250 2.0.0 OK: stored as inbound #{id}"
+#: The key names the message's raw file (``<key>.eml``) until the pickup makes its inbound row.
+OK_250_QUEUED: Final = "250 2.0.0 OK: queued as {key}"
 ERR_421_BUSY: Final = "421 4.7.0 {host} Too many connections; try again later"
 ERR_450_GUESSING: Final = (
     "450 4.7.1 Too many replies to r+ addresses Yizhan never gave, from this address or "

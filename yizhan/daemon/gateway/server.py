@@ -16,7 +16,7 @@ from yizhan.daemon.gateway.protocol import GatewaySMTP
 from yizhan.daemon.gateway.replies import ERR_421_MAKE_ROOM
 from yizhan.daemon.gateway.senders import TrustedRelays
 from yizhan.daemon.gateway.tls import server_context
-from yizhan.mailstore.inbound import InboundWriter
+from yizhan.daemon.pickup import Intake
 
 log = logging.getLogger("yizhan.smtp")
 
@@ -29,6 +29,7 @@ class SmtpServer:
     port: int
     gateway: Gateway
     gate: ConnectionGate
+    intake: Intake
 
     def close(self) -> None:
         """Stop listening and close the open connections; unacknowledged mail is not kept."""
@@ -36,18 +37,25 @@ class SmtpServer:
         self.gate.close_all()
 
     async def wait_closed(self) -> None:
-        """Wait until the listener is closed and every message being stored is committed."""
+        """Wait until the listener is closed, every message being stored is spooled, and
+        every spooled message has its row (unless the database is away: then at next start)."""
         await self.server.wait_closed()
-        await self.gateway.writer.drain()
+        await self.intake.aclose()
 
 
 async def start_smtp(
-    ctx: Context, writer: InboundWriter, *, on_queued: Callable[[], None] = lambda: None
+    ctx: Context,
+    *,
+    on_committed: Callable[[list[int]], object] = lambda _ids: None,
+    on_queued: Callable[[], None] = lambda: None,
 ) -> SmtpServer:
     """Listen on ``smtp.listen`` (port 0: any free port, see ``.port``) and serve the gateway.
 
-    STARTTLS is offered when the configured certificate and key exist.
+    STARTTLS is offered when the configured certificate and key exist. ``on_committed`` is
+    called with the ids of the inbound rows the pickup made (to wake the processor).
     """
+    intake = Intake.open(ctx, on_committed=on_committed)
+    writer = intake.writer
     config = ctx.config.smtp
     loop = asyncio.get_running_loop()
     tls_context: ssl.SSLContext | None = None
@@ -84,4 +92,4 @@ async def start_smtp(
     log.info(
         "listening on %s:%d (TLS %s)", config.listen.host, port, "on" if tls_context else "off"
     )
-    return SmtpServer(server=server, port=port, gateway=gateway, gate=gate)
+    return SmtpServer(server=server, port=port, gateway=gateway, gate=gate, intake=intake)

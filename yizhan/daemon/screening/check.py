@@ -247,12 +247,13 @@ def check_accepted(
 
 
 def _load_directory(ctx: Context) -> Directory:
-    with ctx.sessions() as session:
+    with ctx.reading() as session:
         return load_directory(session)
 
 
 def _published_tools(ctx: Context) -> frozenset[str]:
-    with ctx.sessions() as session:
+    # At DATA, before the 250: a reader's snapshot, which never waits for a writer.
+    with ctx.reading() as session:
         return published_digests(session)
 
 
