@@ -6,8 +6,8 @@
 * ``ix_steps_state_assignee`` covers what the front page counts of the waiting steps (who
   has each, for which unit, due when): read from the index alone, not from every step's row.
 
-Revision ID: 0025
-Revises: 0024
+Revision ID: 0026
+Revises: 0025
 Create Date: 2026-12-07 05:00:00.000000
 """
 
@@ -16,8 +16,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0025"
-down_revision = "0024"
+revision = "0026"
+down_revision = "0025"
 branch_labels = None
 depends_on = None
 
