@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="yzbench"))
     try:
-        with _database(args.postgresql, tmp) as url:
+        with _database(args.postgresql, tmp, None) as url:
             config = parse_config(
                 {
                     "yizhan": {

@@ -3,6 +3,10 @@ tasks, and the seals' custodians (第十八條), handed over on the page and aud
 
 from __future__ import annotations
 
+import datetime as dt
+import re
+
+from sqlalchemy import insert
 from starlette.testclient import TestClient
 
 from tests.admin.conftest import csrf_of, give_passwords, login
@@ -10,7 +14,7 @@ from tests.daemon.test_flows import Daemon, one, reply, text
 from tests.daemon.test_supervision import assign, today, working_day
 from yizhan.admin.app import create_app
 from yizhan.daemon.context import Context
-from yizhan.mailstore.models import AuditEntry, Role
+from yizhan.mailstore.models import AuditEntry, Document, Role, Step
 
 pytest_plugins = ["tests.daemon.test_flows"]
 
@@ -103,3 +107,54 @@ def test_only_the_office_reaches_its_pages(admin: TestClient) -> None:
     login(admin, "mali")  # the IT department runs the keys, not the custodians
     assert admin.get("/seals").status_code == 403
     assert admin.get("/supervision").status_code == 403
+
+
+def test_supervision_lists_every_open_task_a_page_at_a_time_overdue_first(
+    admin: TestClient, bureau: Context
+) -> None:
+    # 55 open tasks of 檢驗監管處 and one closed: the page counts the 55, lists 50 of them with
+    # the overdue one first although it is the newest, then by deadline; the next page the rest.
+    now = bureau.clock()
+    rows, steps = [], []
+    for n in range(1, 57):
+        deadline = now + dt.timedelta(days=n) if n != 55 else now - dt.timedelta(days=1)
+        rows.append(
+            {
+                "id": n,
+                "kind": "duban",
+                "title": f"督辦事項{n}",
+                "state": "closed" if n == 56 else "supervising",
+                "author": "wangfang",
+                "unit_id": "office",
+                "version": 1,
+                "fields": {"to_units": ["inspection"], "deadline_at": deadline.isoformat()},
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        steps.append(
+            {
+                "document_id": n,
+                "name": "progress",
+                "assignee": "songjia",
+                "unit": "inspection",
+                "action": "progress",
+                "state": "done" if n == 56 else "waiting",
+                "created_at": now,
+                "due_at": deadline,
+            }
+        )
+    with bureau.sessions.begin() as session:
+        session.execute(insert(Document), rows)
+        session.execute(insert(Step), steps)
+    login(admin, "wangfang")
+    first, second = admin.get("/supervision"), admin.get("/supervision?page=2")
+    listed = [
+        [int(n) for n in re.findall(r'href="/documents/(\d+)"', page.text)]
+        for page in (first, second)
+    ]
+    assert "(55)" in first.text and "(55)" in second.text
+    assert listed == [[55, *range(1, 50)], list(range(50, 55))]
+    assert first.text.count('class="tag late"') == 2  # the task and its unit's part
+    assert 'href="/supervision?page=2"' in first.text
+    assert 'href="/supervision?page=1"' in second.text

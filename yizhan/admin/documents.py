@@ -35,7 +35,7 @@ from yizhan.routing.documents import DocumentState
 from yizhan.routing.duties import Duty
 from yizhan.routing.objection import objection_waiting, on_document
 from yizhan.routing.rules import CLOSED, OBJECTION_STEP, RETURNED
-from yizhan.routing.search import contains, query_terms, rank
+from yizhan.routing.search import Ranked, contains, query_terms, rank
 from yizhan.routing.visibility import LEAVE_KIND, may_view
 from yizhan.templates.official import official_document
 from yizhan.templates.official_html import render_official_html
@@ -58,8 +58,11 @@ PAGE_REPLIES: tuple[tuple[str | None, str | None, str | None, tuple[Verb, ...]],
 #: Hits a search lists, and candidates it looks at before saying there are more.
 MAX_HITS = 50
 MAX_CANDIDATES = 5000
-#: Documents holding the rarest gram that a search looks at in one round.
+#: Documents holding the rarest gram that a search looks at in one round; of the documents a
+#: person may see (already known, newest first), more a round: each round asks the index once
+#: a gram, and the first gram leaves few of them (postings_in).
 BATCH = 250
+POOL_BATCH = 1000
 #: The official page keeps its own inline styles (made for mail clients); still no script.
 OFFICIAL_CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'"
@@ -179,28 +182,36 @@ def _find(site: Site, session: Session, viewer: Viewer, query: str) -> tuple[lis
         if pool is None:
             ids = index_store.documents_with_gram(session, gram, before=before, limit=BATCH)
         else:
-            ids = pool[scanned : scanned + BATCH]
+            ids = pool[scanned : scanned + POOL_BATCH]
         if not ids:
             return found, False
         scanned += len(ids)
         before = ids[-1]
         ranked = rank(terms, index_store.postings_in(session, terms, ids))
-        by_id = documents_by_ids(session, [r.document_id for r in ranked])
-        for hit in sorted(ranked, key=lambda r: -r.document_id):
-            document = by_id.get(hit.document_id)
-            if document is None:
-                continue
-            if document.kind == materials.KIND and directory is None:
-                directory = site.directory(session)
-            if not _listed(document, viewer, seen, directory):
-                continue
-            if hit.unchecked:
-                texts = index_store.field_texts(session, document.id).values()
-                if not all(any(contains(t, term) for t in texts) for term in hit.unchecked):
+        ranked.sort(key=lambda r: -r.document_id)
+        # A page's worth of hits at a time: their documents, then in one query the texts of
+        # those listed whose terms the index alone cannot prove, not a query a hit.
+        for at in range(0, len(ranked), MAX_HITS):
+            hits = ranked[at : at + MAX_HITS]
+            by_id = documents_by_ids(session, [r.document_id for r in hits])
+            listed: list[tuple[Ranked, Document]] = []
+            for hit in hits:
+                document = by_id.get(hit.document_id)
+                if document is None:
                     continue
-            found.append(document)
-            if len(found) >= MAX_HITS:
-                return found, True
+                if document.kind == materials.KIND and directory is None:
+                    directory = site.directory(session)
+                if _listed(document, viewer, seen, directory):
+                    listed.append((hit, document))
+            texts = index_store.texts_of(session, [d.id for h, d in listed if h.unchecked])
+            for hit, document in listed:
+                if hit.unchecked:
+                    held = texts.get(document.id, {}).values()
+                    if not all(any(contains(t, term) for t in held) for term in hit.unchecked):
+                        continue
+                found.append(document)
+                if len(found) >= MAX_HITS:
+                    return found, True
     return found, True
 
 

@@ -13,6 +13,7 @@ revoking it stays with the IT department's ``yizhan seal`` verbs.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from sqlalchemy import select
@@ -26,16 +27,18 @@ from yizhan.admin.by_mail import send_as
 from yizhan.admin.web import N_, Site, Viewer, guard
 from yizhan.mailstore import audit
 from yizhan.mailstore.documents import load_states
-from yizhan.mailstore.models import Document, Person
+from yizhan.mailstore.models import Document, Person, Step
+from yizhan.mailstore.overview import documents_by_ids
 from yizhan.routing.duties import Duty
 from yizhan.routing.rules import CLOSED
 from yizhan.routing.supervision import KIND as SUPERVISION
-from yizhan.routing.supervision import report_item
+from yizhan.routing.supervision import PROGRESS_STEP, deadline_of, report_item
 
 __all__ = ["routes"]
 
-#: Open supervision tasks, and bulletins on the board, shown at once.
-SUPERVISION_ROWS = 200
+#: Open supervision tasks shown on a page (each with its units' parts), and bulletins on the
+#: board shown at once.
+SUPERVISION_PAGE = 50
 BULLETIN_ROWS = 300
 
 
@@ -77,23 +80,31 @@ def routes(site: Site) -> list[Route]:
 
     async def supervision(request: Request, viewer: Viewer) -> Response:
         now = site.now()
+        try:
+            start = max(0, int(request.query_params.get("page", "1")) - 1) * SUPERVISION_PAGE
+        except ValueError:
+            start = 0
 
-        def read(session: Session) -> list[dict[str, Any]]:
-            documents = session.scalars(
-                select(Document)
-                .where(Document.kind == SUPERVISION, Document.state != "closed")
-                .order_by(Document.id.desc())
-                .limit(SUPERVISION_ROWS)
-            ).all()
+        def read(session: Session) -> tuple[list[dict[str, Any]], int]:
+            order = _open_tasks_in_order(session, now)
+            shown = documents_by_ids(session, order[start : start + SUPERVISION_PAGE])
+            documents = [shown[i] for i in order[start : start + SUPERVISION_PAGE] if i in shown]
             directory = site.directory(session)
             tasks = [
                 report_item(s, directory, now, site.tz) for s in load_states(session, documents)
             ]
-            tasks.sort(key=lambda t: (not t["overdue"], t["deadline"], t["id"]))
-            return tasks
+            return tasks, len(order)
 
-        tasks = await site.db(read)
-        return site.render(request, viewer, "supervision.html", tasks=tasks)
+        tasks, total = await site.db(read)
+        return site.render(
+            request,
+            viewer,
+            "supervision.html",
+            tasks=tasks,
+            total=total,
+            start=start,
+            page_size=SUPERVISION_PAGE,
+        )
 
     async def seals(request: Request, viewer: Viewer, **extra: Any) -> Response:
         found = await run_in_threadpool(site.ctx.keyring.list_seals)
@@ -163,3 +174,31 @@ def routes(site: Site) -> list[Route]:
         Route("/seals", guard(site, seals, needs=office), methods=["GET"]),
         Route("/seals/{unit}/custodian", guard(site, hand_over, needs=office), methods=["POST"]),
     ]
+
+
+def _open_tasks_in_order(session: Session, now: dt.datetime) -> list[int]:
+    """Every open supervision task's id as the page lists them: overdue ones first (a unit's
+    part still being handled past its due time), then by deadline, then by id; read from the
+    deadline field and the steps alone, so that only the page's tasks are loaded whole."""
+    late = (
+        select(Step.id)
+        .where(
+            Step.document_id == Document.id,
+            Step.name == PROGRESS_STEP,
+            Step.state == "waiting",
+            Step.due_at < now,
+        )
+        .exists()
+    )
+    rows = session.execute(
+        select(Document.id, Document.fields["deadline_at"].as_string(), late).where(
+            Document.kind == SUPERVISION, Document.state != CLOSED
+        )
+    ).all()
+    never = dt.datetime.max.replace(tzinfo=dt.UTC)
+
+    def key(row: Any) -> tuple[bool, dt.datetime, int]:
+        deadline = deadline_of({"deadline_at": row[1]})
+        return (not row[2], deadline or never, row[0])
+
+    return [row[0] for row in sorted(rows, key=key)]

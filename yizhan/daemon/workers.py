@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import gc
 import logging
 import multiprocessing
 import os
@@ -36,6 +35,7 @@ from multiprocessing.process import BaseProcess
 from typing import Final
 
 from yizhan import crashpoints
+from yizhan.daemon import heap
 from yizhan.daemon.config import Config
 from yizhan.daemon.context import Context
 from yizhan.daemon.logs import configure as configure_logging
@@ -257,7 +257,9 @@ async def _work(ctx: Context, owner: str, pipe: Connection) -> None:
                 sent = figures
 
     processor = Processor(ctx, on_queued=queued, owner=owner, in_hand=in_hand)
-    settle_heap()
+    # A full collection over what start-up made took ~50 ms every twenty or so commands (the
+    # twentieth slowest SEARCH was that pause): daemon/heap.py.
+    heap.settle()
 
     def heard() -> None:
         try:
@@ -273,17 +275,6 @@ async def _work(ctx: Context, owner: str, pipe: Connection) -> None:
 
     loop.add_reader(pipe.fileno(), heard)
     await processor.run(stop)
-
-
-def settle_heap() -> None:
-    """Put what startup made (modules, mappers, the rules) out of the collector's sight.
-
-    A full collection walks every object the process holds; with those in it, one came every
-    twenty or so commands and took ~50 ms (the twentieth slowest SEARCH was that pause), and
-    they never become garbage anyway.
-    """
-    gc.collect()
-    gc.freeze()
 
 
 def _die_with_parent() -> None:

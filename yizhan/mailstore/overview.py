@@ -7,11 +7,12 @@ Every query here is bounded (a page of rows, or an aggregate) and uses the index
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, case, func, or_, select, union
 from sqlalchemy.orm import Session
 
 from yizhan.mailstore.models import (
@@ -138,7 +139,7 @@ def unit_load(session: Session, now: dt.datetime, *, unit: str | None = None) ->
         .group_by(unit_of)
     )
     if unit is not None:
-        query = query.having(unit_of == unit)
+        query = query.where(Step.id.in_(_waiting_in_unit(unit))).having(unit_of == unit)
     names = {u: n for u, n in session.execute(select(Unit.id, Unit.name))}
     return sorted(
         (
@@ -159,35 +160,52 @@ def unit_open_steps(
 ) -> list[tuple[Step, Document, str]]:
     """A unit's waiting steps (for the unit or with one of its people), most urgent first,
     with their documents and the assignee's name."""
-    members = select(Person.account).where(Person.unit_id == unit)
     rows = session.execute(
         select(Step, Document, Person.name)
         .join(Document, Document.id == Step.document_id)
         .join(Person, Person.account == Step.assignee)
-        .where(Step.state == "waiting", or_(Step.unit == unit, Step.assignee.in_(members)))
+        .where(Step.id.in_(_waiting_in_unit(unit)))
         .order_by(Step.due_at.is_(None), Step.due_at, Step.id)
         .limit(limit)
     )
     return [(s, d, n) for s, d, n in rows]
 
 
+def _waiting_in_unit(unit: str) -> Any:
+    """The ids of the waiting steps for ``unit`` or with one of its people, as a union of two
+    index lookups: asked as one condition with OR, both databases read every waiting step of
+    the bureau (20,000 of 100,000 documents) to keep a unit's score."""
+    members = select(Person.account).where(Person.unit_id == unit)
+    return union(
+        select(Step.id).where(Step.unit == unit, Step.state == "waiting"),
+        select(Step.id).where(Step.assignee.in_(members), Step.state == "waiting"),
+    )
+
+
 def documents_per_day(
     session: Session, since: dt.datetime, tz: dt.tzinfo, days: int
 ) -> list[tuple[dt.date, int]]:
-    """How many documents were opened on each of the ``days`` local days from ``since``."""
+    """How many documents were opened on each of the ``days`` local days from ``since``.
+
+    One statement of a count a day, each a range of the created_at index: not a query a day
+    (thirty round trips), nor one pass testing every row against every day (SQLite evaluates
+    thirty conditions a row).
+    """
     first = since.astimezone(tz).date()
-    counts = []
-    for i in range(days):
-        day = first + dt.timedelta(days=i)
-        start = dt.datetime.combine(day, dt.time(0), tzinfo=tz)
-        end = start + dt.timedelta(days=1)
-        found = session.scalar(
-            select(func.count())
-            .select_from(Document)
-            .where(Document.created_at >= start, Document.created_at < end)
-        )
-        counts.append((day, int(found or 0)))
-    return counts
+    days_shown = [first + dt.timedelta(days=i) for i in range(days)]
+    if not days_shown:
+        return []
+    bounds = [dt.datetime.combine(day, dt.time(0), tzinfo=tz) for day in days_shown]
+    bounds.append(bounds[-1] + dt.timedelta(days=1))
+    counts = [
+        select(func.count())
+        .select_from(Document)
+        .where(Document.created_at >= start, Document.created_at < end)
+        .scalar_subquery()
+        for start, end in itertools.pairwise(bounds)
+    ]
+    row = session.execute(select(*counts)).one()
+    return [(day, int(found or 0)) for day, found in zip(days_shown, row, strict=True)]
 
 
 def queue_figures(session: Session) -> tuple[int, dt.datetime | None]:

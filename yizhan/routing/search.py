@@ -21,6 +21,7 @@ document. Everything here is pure: postings come in, ranked document ids go out.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter
@@ -103,12 +104,14 @@ class Term:
 
     text: str
 
-    @property
+    # Cached: a search asks them of every posting it ranks (written to the instance's
+    # __dict__, which a frozen dataclass allows).
+    @functools.cached_property
     def cjk(self) -> bool:
         """Whether the term is CJK (found as a substring) rather than a word."""
         return bool(_IS_CJK.match(self.text))
 
-    @property
+    @functools.cached_property
     def grams(self) -> tuple[str, ...]:
         """The index grams that must all be present for the term to be there."""
         if not self.cjk:
@@ -117,7 +120,7 @@ class Term:
             return (self.text,)
         return tuple(dict.fromkeys(self.text[i : i + 2] for i in range(len(self.text) - 1)))
 
-    @property
+    @functools.cached_property
     def exact(self) -> bool:
         """Whether the index alone proves the term is in a text (one gram), with no check."""
         return len(self.grams) == 1 and (not self.cjk or len(self.text) <= 2)

@@ -45,6 +45,7 @@ __all__ = [
     "apply_command",
     "assigned",
     "check_assignment",
+    "deadline_of",
     "office_members",
     "parts",
     "report_item",
@@ -618,10 +619,11 @@ def _report(act: _Act, text: str, now: dt.datetime) -> dict[str, str]:
 
 
 def _deadline(doc: DocumentState) -> dt.datetime | None:
-    return _deadline_of(doc.fields)
+    return deadline_of(doc.fields)
 
 
-def _deadline_of(fields: Mapping[str, Any]) -> dt.datetime | None:
+def deadline_of(fields: Mapping[str, Any]) -> dt.datetime | None:
+    """A task's deadline as its document's fields keep it (``Assignment.fields``)."""
     raw = fields.get("deadline_at")
     return dt.datetime.fromisoformat(raw) if raw else None
 

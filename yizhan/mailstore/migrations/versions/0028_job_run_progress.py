@@ -1,8 +1,8 @@
 """A slot job's progress: a long job (the digests, the password warnings …) does its slot in
 small transactions, each moving ``cursor`` on past what it did; ``finished`` once all is done.
 
-Revision ID: 0027
-Revises: 0026
+Revision ID: 0028
+Revises: 0027
 Create Date: 2026-12-07 05:00:00.000000
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0027"
-down_revision = "0026"
+revision = "0028"
+down_revision = "0027"
 branch_labels = None
 depends_on = None
 
