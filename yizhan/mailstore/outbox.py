@@ -23,7 +23,7 @@ from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from email.utils import format_datetime, getaddresses
 
-from sqlalchemy import and_, case, func, insert, or_, select
+from sqlalchemy import and_, case, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from yizhan.mailstore import audit
@@ -58,8 +58,18 @@ class Claimed:
     attempts: int
     expires_at: dt.datetime
     created_at: dt.datetime
-    #: The message as it goes on the wire; one bytes object shared by its deliveries.
-    data: bytes
+    #: The message's own bytes: all of it, or its header block when its body is shared.
+    head: bytes
+    #: The shared body that follows ``head`` (one bytes object for the whole round), or b"".
+    body: bytes = b""
+    #: An earlier claim of this delivery ended without an outcome recorded (its worker died,
+    #: or its daemon stopped): it may have been delivered already.
+    unsure: bool = False
+
+    @property
+    def data(self) -> bytes:
+        """The message as it goes on the wire."""
+        return self.head + self.body if self.body else self.head
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -277,7 +287,14 @@ def claim_due(
     claim before attempting the deliveries, and must finish them well within ``lease``.
     """
     stmt = (
-        select(Delivery)
+        select(
+            Delivery.id,
+            Delivery.message_pk,
+            Delivery.rcpt,
+            Delivery.attempts,
+            Delivery.expires_at,
+            Delivery.lease_until,
+        )
         .where(
             Delivery.state == QUEUED,
             Delivery.next_attempt_at <= now,
@@ -289,15 +306,19 @@ def claim_due(
         # SQLite renders no FOR UPDATE; there, transactions begin IMMEDIATE and so run one
         # at a time, and the lease alone keeps workers apart.
         .with_for_update(skip_locked=True)
-        .execution_options(populate_existing=True)
     )
-    deliveries = list(session.scalars(stmt))
+    deliveries = session.execute(stmt).all()
     if not deliveries:
         return []
-    for delivery in deliveries:
-        delivery.lease_until = now + lease
-        delivery.lease_owner = owner
-    session.flush()
+    ids = [d.id for d in deliveries]
+    # One UPDATE for the round, not one per row (rows the ORM would load and flush).
+    for start in range(0, len(ids), _IN_CHUNK):
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(ids[start : start + _IN_CHUNK]))
+            .values(lease_until=now + lease, lease_owner=owner)
+            .execution_options(synchronize_session=False)
+        )
     messages = {
         row.id: row
         for row in session.execute(
@@ -307,12 +328,16 @@ def claim_due(
                 OutboundMessage.mail_from,
                 OutboundMessage.created_at,
                 OutboundMessage.data,
-                OutboundBody.data.label("body"),
-            )
-            .outerjoin(OutboundBody, OutboundBody.id == OutboundMessage.body_id)
-            .where(OutboundMessage.id.in_({d.message_pk for d in deliveries}))
+                OutboundMessage.body_id,
+            ).where(OutboundMessage.id.in_({d.message_pk for d in deliveries}))
         )
     }
+    # Each shared body is read once and its one bytes object handed to every copy.
+    wanted = {m.body_id for m in messages.values() if m.body_id is not None}
+    bodies: dict[int, bytes] = {}
+    if wanted:
+        found = select(OutboundBody.id, OutboundBody.data).where(OutboundBody.id.in_(wanted))
+        bodies = {row.id: row.data for row in session.execute(found)}
     return [
         Claimed(
             delivery_id=d.id,
@@ -323,7 +348,9 @@ def claim_due(
             attempts=d.attempts,
             expires_at=d.expires_at,
             created_at=messages[d.message_pk].created_at,
-            data=messages[d.message_pk].data + (messages[d.message_pk].body or b""),
+            head=messages[d.message_pk].data,
+            body=bodies.get(messages[d.message_pk].body_id, b""),
+            unsure=d.lease_until is not None,
         )
         for d in deliveries
     ]
@@ -350,6 +377,28 @@ def mark_sent(session: Session, delivery_id: int, now: dt.datetime) -> bool:
     delivery.attempts += 1
     delivery.lease_until = None
     return True
+
+
+def mark_sent_many(session: Session, delivery_ids: Sequence[int], now: dt.datetime) -> set[int]:
+    """Record that each of the deliveries was made, as :func:`mark_sent` one by one would;
+    the ids marked now (one finished before is left as it is)."""
+    marked: set[int] = set()
+    for start in range(0, len(delivery_ids), _IN_CHUNK):
+        # The row locks the UPDATE takes (PostgreSQL re-reads the state under them), or the
+        # immediate transaction (SQLite), keep a finished delivery finished.
+        marked.update(
+            session.scalars(
+                update(Delivery)
+                .where(
+                    Delivery.id.in_(delivery_ids[start : start + _IN_CHUNK]),
+                    Delivery.state == QUEUED,
+                )
+                .values(state=SENT, sent_at=now, attempts=Delivery.attempts + 1, lease_until=None)
+                .returning(Delivery.id)
+                .execution_options(synchronize_session=False)
+            )
+        )
+    return marked
 
 
 def mark_retry(
