@@ -1,11 +1,14 @@
 """Sends what the outbound queue holds, through the relay host or into local Maildirs.
 
 A round claims the deliveries that are due (with a lease, so several daemons can share one
-queue), makes one SMTP transaction per message for all its claimed recipients, and records each
-outcome as soon as that message is done: sent, tried again later with backoff, or given up with
-a delivery status notification to the sender. A crash between sending and recording means the
-message is sent again when the lease runs out, with the same bytes and so the same Message-ID;
-into a Maildir, the second delivery finds the first and writes nothing.
+queue). Through the relay it makes one SMTP transaction per message for all its claimed
+recipients and records each outcome as soon as that message is done: sent, tried again later
+with backoff, or given up with a delivery status notification to the sender. Into Maildirs and
+IMAP folders the whole round is delivered at once (a sealed document's thousand copies) and
+recorded in one transaction once all of it is durable. A crash between delivering and
+recording means the message is delivered again when the lease runs out, with the same bytes
+and so the same Message-ID; into a Maildir, the second delivery finds the first and writes
+nothing; IMAP filing looks for the Message-ID first (``Claimed.unsure``).
 """
 
 from __future__ import annotations
@@ -163,7 +166,7 @@ class OutboundWorker:
         raise RuntimeError(f"outbound queue still busy after {max_rounds} rounds")
 
     async def run_once(self) -> int:
-        """One round: claim what is due, deliver it message by message, record each outcome."""
+        """One round: claim what is due, deliver it, record the outcomes (see the docstring)."""
         claims = await self.claim()
         if not claims:
             return 0
