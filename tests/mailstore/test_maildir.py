@@ -119,3 +119,18 @@ def test_deliver_many_reports_a_broken_maildir_and_delivers_the_rest(tmp_path: P
     ok, bad = maildir.deliver_many(root, [_letter("fine", "1-a"), _letter("broken", "2-b")])
     assert isinstance(ok, Path) and ok.exists()
     assert isinstance(bad, OSError)
+
+
+def test_deliver_many_finds_a_copy_a_client_moved_to_cur_when_it_may_exist(
+    tmp_path: Path,
+) -> None:
+    # A delivery tried before (or whose claim ended unrecorded) looks into cur/ too: the clerk's
+    # mail client has read the first copy, and no second one is written.
+    root = tmp_path / "maildirs"
+    (first,) = maildir.deliver_many(root, [_letter("clerk", "5-z")])
+    assert isinstance(first, Path)
+    seen = root / "clerk" / "cur" / (first.name + ":2,S")
+    first.rename(seen)
+    (again,) = maildir.deliver_many(root, [_letter("clerk", "5-z")])
+    assert again == seen
+    assert os.listdir(root / "clerk" / "new") == []

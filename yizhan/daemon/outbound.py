@@ -339,6 +339,8 @@ class _MaildirCourier:
                 parts=(c.head, c.body),
                 unique=_maildir_key(c),
                 mail_from=c.mail_from,
+                # A first attempt under a lease nobody held before cannot find itself there.
+                maybe_delivered=c.attempts > 0 or c.unsure,
             )
             batch.append((c, letter))
         done = maildir.deliver_many(self.root, [letter for _c, letter in batch])

@@ -46,6 +46,10 @@ class Letter:
     parts: Sequence[bytes]
     unique: str
     mail_from: str
+    #: Whether it may have been delivered before (an earlier attempt of it was made): only
+    #: then is the Maildir searched for it, ``cur/`` included, which grows with the mailbox.
+    #: Either way ``new/`` never gets a second copy under its name.
+    maybe_delivered: bool = True
 
 
 def deliver(root: Path, account: str, data: bytes, unique: str, *, mail_from: str) -> Path:
@@ -97,7 +101,7 @@ def deliver_many(root: Path, letters: Sequence[Letter]) -> list[Path | OSError]:
         for i in by_account[account]:
             letter = letters[i]
             try:
-                found = find(maildir, letter.unique)
+                found = find(maildir, letter.unique) if letter.maybe_delivered else None
                 if found is not None:
                     done.append(found)
                     continue
