@@ -7,9 +7,10 @@ reply token) for its 33 people, and times the couriers' work on the same 1,000 c
 deliveries, as one round of the outbound worker sends them:
 
 * IMAP: ``ImapCourier`` as Dovecot master user (a session per person, APPEND with UIDPLUS,
-  fsynced by Dovecot); each person's messages in order, eight people at a time;
-* Maildir: ``_MaildirCourier``, today's direct delivery, one message after the other (write,
-  fsync, link, fsync the directories).
+  fsynced by Dovecot); each person's messages in order, ``courier.PARALLEL`` people at a time;
+* Maildir: ``_MaildirCourier``, direct delivery of the whole round at once
+  (``maildir.deliver_many``: each person's files written and fsynced by a thread of their
+  own, linked, then each ``new/`` directory fsynced once).
 
 The target is IMAP filing at least half as fast (ratio ≥ 0.5). Then it measures how long a
 request takes to reach 公文/已辦 after its step is decided: 200 steps are marked done one by
@@ -40,7 +41,7 @@ from sqlalchemy import select, update
 from yizhan.admin.app import create_app
 from yizhan.daemon.config import parse_config
 from yizhan.daemon.context import Context
-from yizhan.daemon.imap.courier import ImapFiling
+from yizhan.daemon.imap.courier import PARALLEL, ImapFiling
 from yizhan.daemon.imap.dovecot import DovecotSupervisor, layout_for
 from yizhan.daemon.imap.folders import DONE
 from yizhan.daemon.imap.pool import SessionPool, imap_target
@@ -121,7 +122,7 @@ async def _run(requests: int, decisions: int) -> int:
         ratio = maildir_seconds / imap_seconds
         print(
             f"IMAP filing (master user, APPEND):  {requests / imap_seconds:7.0f} requests/s "
-            f"({imap_seconds:.2f} s; eight people at a time, as the outbound worker files)"
+            f"({imap_seconds:.2f} s; {PARALLEL} people at a time, as the outbound worker files)"
         )
         print(
             f"  one message at a time:           {requests / serial_seconds:7.0f} requests/s "

@@ -8,9 +8,9 @@ another for the seal custodian's mail client, an SQLite database) and prints:
 * the time to seal one document and queue it for N recipients (default 1,000), from the
   custodian's signed SEAL to the committed queue: verify the SEAL, unlock the seal, sign the
   document version once (seal and system key), store its signed body once, make each
-  recipient's header block and ``outbox.enqueue`` it with the shared body, in one
-  transaction, as the desk does. The relay's own time is not included.
-  The target is under 5 s;
+  recipient's header block (``pgpmime.HeadMaker``) and queue them all with the shared body
+  (``outbox.enqueue_many``), in one transaction, as the desk does. Delivery is not included
+  (``python -m bench.fanout`` measures it). The target is under 5 s;
 * the same distribution through the convenience path a hook would take without knowing the
   document version (``sign_message_bytes`` per recipient with a :class:`SignatureCache`).
 
@@ -208,37 +208,43 @@ def _seal_and_queue(
     with keyring.seal_signer("bureau", authorised_by=verification) as seal:
         signed = pgpmime.sign_once(content, keyring, [seal, keyring.system_signer()])
     stage("unlock seal, sign once (seal+system)")
-    heads = []
-    for i, rcpt in enumerate(recipients):
-        envelope = EmailMessage()
-        for name, value in document.items():
-            if not name.lower().startswith("content-") and name.lower() != "mime-version":
-                envelope[name] = value
-        envelope["To"] = rcpt
-        envelope["Reply-To"] = f"r+tok{i:06d}@{DOMAIN}"
-        heads.append(pgpmime.wrap_head(signed, envelope))
-    stage(f"envelope + head x{len(recipients)}")
+    # As the desk distributes a sealed document (daemon/desk/mailer.py, Mailer.distribute):
+    # a head per recipient, the shared headers folded once.
+    maker = pgpmime.HeadMaker(signed)
+    shared = [
+        (name, str(value))
+        for name, value in document.items()
+        if not name.lower().startswith("content-") and name.lower() != "mime-version"
+    ]
+    heads = [
+        maker.head([*shared, ("To", rcpt), ("Reply-To", f"r+tok{i:06d}@{DOMAIN}")])
+        for i, rcpt in enumerate(recipients)
+    ]
+    stage(f"head x{len(recipients)}")
     now = dt.datetime.now(dt.UTC)
     body = pgpmime.signed_body(signed)
     with ctx.sessions.begin() as session:
-        # As the desk distributes a sealed document: the signed body stored once, a head per
-        # recipient (daemon/desk/mailer.py, Mailer.send with a Distribution).
+        # The signed body stored once, the copies queued together (Mailer.queue_distribution).
         body_id = outbox.store_body(session, body, now=now)
-        for i, (rcpt, head) in enumerate(zip(recipients, heads, strict=True)):
-            outbox.enqueue(
-                session,
-                source=f"bench:seal:{tag}:{i}",
-                message=head,
-                body_id=body_id,
-                mail_from=f"fawen@{DOMAIN}",
-                rcpts=[rcpt],
-                now=now,
-                expires_after=dt.timedelta(days=5),
-                domain=DOMAIN,
-                document_id=1042,
-            )
+        outbox.enqueue_many(
+            session,
+            [
+                outbox.Outgoing(
+                    source=f"bench:seal:{tag}:{i}",
+                    body_id=body_id,
+                    head=head,
+                    rcpt=rcpt,
+                    document_id=1042,
+                )
+                for i, (rcpt, head) in enumerate(zip(recipients, heads, strict=True))
+            ],
+            mail_from=f"fawen@{DOMAIN}",
+            now=now,
+            expires_after=dt.timedelta(days=5),
+            domain=DOMAIN,
+        )
         stage(
-            f"outbox.enqueue x{len(recipients)} "
+            f"outbox.enqueue_many x{len(recipients)} "
             f"({len(heads[0]) // 1024} KB head + {len(body) // 1024} KB shared body)"
         )
     stage("commit")

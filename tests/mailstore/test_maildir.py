@@ -86,3 +86,51 @@ def test_refuses_names_that_escape_or_confuse_the_maildir(
     # An account or key must not lead outside the root, nor carry Maildir's flag separator.
     with pytest.raises(ValueError):
         maildir.deliver(tmp_path, account, MESSAGE, unique, mail_from="")
+
+
+def _letter(account: str, unique: str, body: bytes = b"shared body\r\n") -> maildir.Letter:
+    return maildir.Letter(
+        account=account,
+        parts=(b"To: " + account.encode() + b"@oa.example\r\n\r\n", body),
+        unique=unique,
+        mail_from="cmd@oa.example",
+    )
+
+
+def test_deliver_many_puts_each_letter_in_its_maildir_once(tmp_path: Path) -> None:
+    # A round of a distribution: every clerk gets the head and shared body after Return-Path;
+    # delivered again (the round was not recorded before a crash), nothing more is written.
+    root = tmp_path / "maildirs"
+    letters = [_letter(f"clerk{i}", f"{i}-x") for i in range(20)] + [_letter("clerk0", "99-y")]
+    paths = maildir.deliver_many(root, letters)
+    for letter, path in zip(letters, paths, strict=True):
+        assert isinstance(path, Path) and path.parent == root / letter.account / "new"
+        assert path.read_bytes() == b"Return-Path: <cmd@oa.example>\r\n" + b"".join(letter.parts)
+    assert len(os.listdir(root / "clerk0" / "new")) == 2
+    assert maildir.deliver_many(root, letters) == paths
+    assert all(len(os.listdir(root / f"clerk{i}" / "new")) == 1 for i in range(1, 20))
+    assert all(os.listdir(root / f"clerk{i}" / "tmp") == [] for i in range(20))
+
+
+def test_deliver_many_reports_a_broken_maildir_and_delivers_the_rest(tmp_path: Path) -> None:
+    root = tmp_path / "maildirs"
+    (root / "broken").mkdir(parents=True)
+    (root / "broken" / "new").write_bytes(b"not a directory")
+    ok, bad = maildir.deliver_many(root, [_letter("fine", "1-a"), _letter("broken", "2-b")])
+    assert isinstance(ok, Path) and ok.exists()
+    assert isinstance(bad, OSError)
+
+
+def test_deliver_many_finds_a_copy_a_client_moved_to_cur_when_it_may_exist(
+    tmp_path: Path,
+) -> None:
+    # A delivery tried before (or whose claim ended unrecorded) looks into cur/ too: the clerk's
+    # mail client has read the first copy, and no second one is written.
+    root = tmp_path / "maildirs"
+    (first,) = maildir.deliver_many(root, [_letter("clerk", "5-z")])
+    assert isinstance(first, Path)
+    seen = root / "clerk" / "cur" / (first.name + ":2,S")
+    first.rename(seen)
+    (again,) = maildir.deliver_many(root, [_letter("clerk", "5-z")])
+    assert again == seen
+    assert os.listdir(root / "clerk" / "new") == []

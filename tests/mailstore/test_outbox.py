@@ -393,3 +393,110 @@ def test_build_dsn_has_the_three_parts_of_rfc_3464() -> None:
     assert headers.get_content_type() == "text/rfc822-headers"
     assert "Message-ID: <raw-1@oa.example>" in headers.get_content()
     assert "body" not in headers.get_content()
+
+
+def _copies(ctx: Context, n: int, *, source: str = "dist") -> int:
+    head = (
+        "From: cmd@oa.example\r\nTo: clerk{i}@oa.example\r\nMessage-ID: <m{i}@oa.example>\r\n\r\n"
+    )
+    with ctx.sessions.begin() as session:
+        body_id = outbox.store_body(session, b"the sealed body\r\n", now=NOW)
+        batch = [
+            outbox.Outgoing(
+                source=f"{source}:{i}",
+                body_id=body_id,
+                head=head.format(i=i).encode(),
+                rcpt=f"clerk{i}@oa.example",
+                document_id=7,
+                message_id=f"<m{i}@oa.example>",
+            )
+            for i in range(n)
+        ]
+        return outbox.enqueue_many(
+            session,
+            batch,
+            mail_from="cmd@oa.example",
+            now=NOW,
+            expires_after=DAYS5,
+            domain="oa.example",
+        )
+
+
+def test_enqueue_many_queues_each_copy_once_with_the_shared_body(ctx: Context) -> None:
+    # A distribution's copies: each its own head and Message-ID around the one stored body,
+    # one delivery each; queued again (a decision applied twice), nothing more is added.
+    assert _copies(ctx, 3) == 3
+    assert _copies(ctx, 3) == 0
+    assert _count(ctx, OutboundMessage) == 3 and _count(ctx, Delivery) == 3
+    with ctx.sessions.begin() as session:
+        claimed = outbox.claim_due(session, now=NOW, limit=10, lease=dt.timedelta(minutes=5))
+    assert sorted(c.rcpt for c in claimed) == [
+        "clerk0@oa.example",
+        "clerk1@oa.example",
+        "clerk2@oa.example",
+    ]
+    for c in claimed:
+        n = c.rcpt.removeprefix("clerk").partition("@")[0]
+        assert c.message_id == f"<m{n}@oa.example>"
+        assert c.data.endswith(b"\r\n\r\nthe sealed body\r\n")
+        assert f"To: clerk{n}@oa.example".encode() in c.data
+    assert claimed[0].body is claimed[1].body
+
+
+def test_enqueue_many_gives_a_head_without_one_a_message_id(ctx: Context) -> None:
+    with ctx.sessions.begin() as session:
+        body_id = outbox.store_body(session, b"body\r\n", now=NOW)
+        outbox.enqueue_many(
+            session,
+            [
+                outbox.Outgoing(
+                    source="x", body_id=body_id, head=b"To: a@b.example\r\n\r\n", rcpt="a@b.example"
+                )
+            ],
+            mail_from="",
+            now=NOW,
+            expires_after=DAYS5,
+            domain="oa.example",
+        )
+    with ctx.sessions.begin() as session:
+        (claimed,) = outbox.claim_due(session, now=NOW, limit=10, lease=dt.timedelta(minutes=5))
+    assert claimed.message_id.endswith("@oa.example>")
+    assert claimed.data.startswith(f"Message-ID: {claimed.message_id}\r\nDate: ".encode())
+
+
+def test_mark_sent_many_leaves_finished_deliveries_alone(ctx: Context) -> None:
+    _copies(ctx, 3)
+    with ctx.sessions.begin() as session:
+        ids = sorted(session.scalars(select(Delivery.id)))
+        outbox.mark_retry(session, ids[2], NOW, "451 later", NOW)
+        assert outbox.mark_sent(session, ids[0], NOW)
+    later = NOW + dt.timedelta(minutes=1)
+    with ctx.sessions.begin() as session:
+        assert outbox.mark_sent_many(session, ids, later) == {ids[1], ids[2]}
+    first, second, third = (_delivery(ctx, i) for i in ids)
+    assert (first.state, first.sent_at, first.attempts) == ("sent", NOW, 1)
+    assert (second.state, second.sent_at, second.attempts) == ("sent", later, 1)
+    assert (third.state, third.attempts, third.lease_until) == ("sent", 2, None)
+
+
+def test_a_claim_whose_outcome_was_never_recorded_is_claimed_again_as_unsure(
+    ctx: Context,
+) -> None:
+    # The daemon died holding the lease (or stopped and gave it back): the next claim says
+    # that the message may have been delivered already, so IMAP filing looks first.
+    from yizhan.mailstore.pending import release_leases
+
+    _enqueue(ctx)
+    lease = dt.timedelta(minutes=10)
+    with ctx.sessions.begin() as session:
+        (first,) = outbox.claim_due(session, now=NOW, limit=1, lease=lease, owner="me")
+    assert not first.unsure
+    with ctx.sessions.begin() as session:
+        assert release_leases(session, "me") == 1
+    with ctx.sessions.begin() as session:
+        (again,) = outbox.claim_due(session, now=NOW, limit=1, lease=lease, owner="me")
+    assert again.unsure and again.delivery_id == first.delivery_id
+    later = NOW + lease + dt.timedelta(minutes=1)
+    with ctx.sessions.begin() as session:
+        (expired,) = outbox.claim_due(session, now=later, limit=1, lease=lease)
+    assert expired.unsure

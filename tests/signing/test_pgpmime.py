@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
+from email.utils import formataddr
 from pathlib import Path
 
 import pytest
@@ -415,6 +416,40 @@ def test_a_document_version_is_signed_once_for_all_its_recipients(
     assert again == signed
     with pytest.raises(pgpmime.SigningError, match="x-yizhan-action"):
         pgpmime.wrap(signed, document(action="read"))
+
+
+def test_head_maker_writes_the_heads_wrap_head_writes(
+    keyring: Keyring, recipient_home: Path
+) -> None:
+    # A distribution's heads are made with the shared headers folded once: each reader's
+    # message reads as the one wrap_head makes (Chinese names and subject, the X-Yizhan-*
+    # copy, a long header folded), verifies, and a changed X-Yizhan-* header is refused.
+    signed = pgpmime.sign_once(
+        pgpmime.signed_content(document()), keyring, [keyring.system_signer()]
+    )
+    body = pgpmime.signed_body(signed)
+    maker = pgpmime.HeadMaker(signed)
+    parse = BytesParser(policy=policy.default).parsebytes
+    for i in range(3):
+        envelope = EmailMessage()
+        for name, value in document().items():
+            if name.lower() not in ("to", "reply-to", "content-type", "mime-version"):
+                envelope[name] = value
+        envelope["To"] = formataddr((f"文書{i}", f"clerk{i}@bureau.example"))
+        envelope["Reply-To"] = f"r+token{i}{'x' * 90}@{DOMAIN}"
+        wrapped = pgpmime.wrap_head(signed, envelope)
+        expected = parse(wrapped + body)
+        pairs = [(n, str(v)) for n, v in envelope.items()]
+        made = maker.head(pairs)
+        got = parse(made + body)
+        assert [(n, str(v)) for n, v in got.items()] == [(n, str(v)) for n, v in expected.items()]
+        # Folded as the policy folds: no line longer than wrap_head's longest (an address
+        # cannot be broken).
+        assert max(map(len, made.split(b"\r\n"))) <= max(map(len, wrapped.split(b"\r\n")))
+        assert made.isascii()
+        assert gpg_verify(recipient_home, *two_parts(made + body))[0] == 0
+    with pytest.raises(pgpmime.SigningError, match="x-yizhan-action"):
+        maker.head([("To", "a@b.example"), ("X-Yizhan-Action", "read")])
 
 
 # --- Verifying commands -----------------------------------------------------------------------

@@ -147,6 +147,21 @@ class Context:
             body_id=body_id,
         )
 
+    def queue_many(
+        self, session: Session, batch: Sequence[outbox.Outgoing], *, now: dt.datetime
+    ) -> int:
+        """Put a batch of heads around stored bodies on the outbound queue in the caller's
+        transaction, each from ``cmd@`` to its one recipient (a distribution's copies); the
+        number newly queued. Idempotent on each ``source``, as :meth:`queue`."""
+        return outbox.enqueue_many(
+            session,
+            batch,
+            mail_from=f"cmd@{self.config.domain}",
+            now=now,
+            expires_after=dt.timedelta(days=self.config.relay.retry_days),
+            domain=self.config.domain,
+        )
+
     def organisation_domains(self, mailboxes: Iterable[str]) -> frozenset[str]:
         """The organisation's mail domains (第十七條): ``[content.materials] domains`` with the
         OA domain, else the domains of ``mailboxes`` that are not public mail services."""

@@ -1,11 +1,14 @@
 """Sends what the outbound queue holds, through the relay host or into local Maildirs.
 
 A round claims the deliveries that are due (with a lease, so several daemons can share one
-queue), makes one SMTP transaction per message for all its claimed recipients, and records each
-outcome as soon as that message is done: sent, tried again later with backoff, or given up with
-a delivery status notification to the sender. A crash between sending and recording means the
-message is sent again when the lease runs out, with the same bytes and so the same Message-ID;
-into a Maildir, the second delivery finds the first and writes nothing.
+queue). Through the relay it makes one SMTP transaction per message for all its claimed
+recipients and records each outcome as soon as that message is done: sent, tried again later
+with backoff, or given up with a delivery status notification to the sender. Into Maildirs and
+IMAP folders the whole round is delivered at once (a sealed document's thousand copies) and
+recorded in one transaction once all of it is durable. A crash between delivering and
+recording means the message is delivered again when the lease runs out, with the same bytes
+and so the same Message-ID; into a Maildir, the second delivery finds the first and writes
+nothing; IMAP filing looks for the Message-ID first (``Claimed.unsure``).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from yizhan.daemon.context import Context
 from yizhan.daemon.metrics import DELIVERY_SECONDS
 from yizhan.mailstore import maildir, outbox
 from yizhan.mailstore.directory import load_directory
+from yizhan.mailstore.imap_filings import Filed, record_filings
 from yizhan.mailstore.outbox import Claimed
 from yizhan.routing.directory import Directory
 from yizhan.routing.dsn import EXPIRED, NO_MAILBOX, status_of
@@ -43,8 +47,10 @@ from yizhan.routing.retry import next_attempt
 
 log = logging.getLogger("yizhan.outbound")
 
-#: Deliveries claimed per round.
-BATCH = 50
+#: Deliveries claimed per round. A round is claimed with one UPDATE and recorded in one
+#: transaction (for the couriers that deliver a round at once): a sealed document's
+#: thousand copies go in two rounds.
+BATCH = 500
 #: How long a claim keeps other workers away; far longer than a round can take.
 LEASE = dt.timedelta(minutes=15)
 #: The longest sleep between looks at the queue when nothing wakes the worker.
@@ -69,7 +75,10 @@ class Outcome:
     detail: str = ""
     #: For ``fail``: the RFC 3463 status the sender is told.
     status: str = ""
-    #: For ``sent``: more to record in the transaction that marks it sent (an IMAP filing).
+    #: For ``sent``: where it was filed over IMAP, recorded in the transaction that marks
+    #: it sent (all of a round's filings together).
+    filed: Filed | None = None
+    #: For ``sent``: more to do in that transaction.
     on_record: Callable[[Session], None] | None = None
 
 
@@ -157,19 +166,25 @@ class OutboundWorker:
         raise RuntimeError(f"outbound queue still busy after {max_rounds} rounds")
 
     async def run_once(self) -> int:
-        """One round: claim what is due, deliver it message by message, record each outcome."""
+        """One round: claim what is due, deliver it, record the outcomes (see the docstring)."""
         claims = await self.claim()
         if not claims:
             return 0
         courier = await self._courier()
         try:
-            # A courier may do the round's work up front (IMAP files several people at once).
+            # A courier may do the round's work up front (IMAP files several people at once,
+            # Maildir delivery writes every file before syncing them): then the whole round
+            # is recorded in one transaction, only after all of it is durable.
             prepare = getattr(courier, "prepare", None)
             if prepare is not None:
                 await prepare(claims)
-            for group in _by_message(claims):
-                outcomes = await courier.send(group)
+                outcomes: list[Outcome] = []
+                for group in _by_message(claims):
+                    outcomes += await courier.send(group)
                 await self.record(outcomes)
+            else:
+                for group in _by_message(claims):
+                    await self.record(await courier.send(group))
         finally:
             await courier.close()
         return len(claims)
@@ -216,14 +231,23 @@ class OutboundWorker:
         first = dt.timedelta(seconds=config.relay.first_retry_seconds)
         with self.ctx.sessions.begin() as session:
             now = self.ctx.clock()
+            sent = [o for o in outcomes if o.result == "sent"]
+            marked = outbox.mark_sent_many(session, [o.claimed.delivery_id for o in sent], now)
+            filed = []
+            for o in sent:
+                c = o.claimed
+                if c.delivery_id in marked:
+                    DELIVERY_SECONDS.observe(max(0.0, (now - c.created_at).total_seconds()))
+                    log.info("%s: delivered to %s", c.message_id, c.rcpt)
+                    if o.filed is not None:
+                        filed.append(o.filed)
+                    if o.on_record is not None:
+                        o.on_record(session)
+            if filed:
+                record_filings(session, filed, now=now)
             for o in outcomes:
                 c = o.claimed
                 if o.result == "sent":
-                    if outbox.mark_sent(session, c.delivery_id, now):
-                        DELIVERY_SECONDS.observe(max(0.0, (now - c.created_at).total_seconds()))
-                        log.info("%s: delivered to %s", c.message_id, c.rcpt)
-                        if o.on_record is not None:
-                            o.on_record(session)
                     continue
                 status, diagnostic = o.status, o.detail
                 if o.result == "retry":
@@ -283,32 +307,49 @@ class _MaildirCourier:
         self.directory = directory
         self.domain = domain
 
+        # Outcomes of the round's deliveries made by prepare(), by delivery.
+        self._ready: dict[int, Outcome] = {}
+
+    async def prepare(self, claims: Sequence[Claimed]) -> None:
+        """Deliver the whole round at once: every file written, then synced together."""
+        self._ready = await asyncio.to_thread(self._write_all, claims)
+
     async def send(self, group: Sequence[Claimed]) -> list[Outcome]:
-        return await asyncio.to_thread(self._write, group)
+        missing = [c for c in group if c.delivery_id not in self._ready]
+        if missing:
+            self._ready.update(await asyncio.to_thread(self._write_all, missing))
+        return [self._ready.pop(c.delivery_id) for c in group]
 
     async def close(self) -> None:
         pass
 
-    def _write(self, group: Sequence[Claimed]) -> list[Outcome]:
-        outcomes = []
-        for c in group:
+    def _write_all(self, claims: Sequence[Claimed]) -> dict[int, Outcome]:
+        outcomes: dict[int, Outcome] = {}
+        batch: list[tuple[Claimed, maildir.Letter]] = []
+        for c in claims:
             person = self.directory.person_by_address(c.rcpt, self.domain)
             if person is None:
                 reason = f"no relay is configured and {c.rcpt} is not a person of this organisation"
-                outcomes.append(
-                    Outcome(
-                        claimed=c, result="fail", detail=f"550 5.1.1 {reason}", status=NO_MAILBOX
-                    )
+                outcomes[c.delivery_id] = Outcome(
+                    claimed=c, result="fail", detail=f"550 5.1.1 {reason}", status=NO_MAILBOX
                 )
                 continue
-            try:
-                path = maildir.deliver(
-                    self.root, person.account, c.data, _maildir_key(c), mail_from=c.mail_from
-                )
-            except OSError as exc:
-                outcomes.append(Outcome(claimed=c, result="retry", detail=f"maildir: {exc}"))
+            letter = maildir.Letter(
+                account=person.account,
+                parts=(c.head, c.body),
+                unique=_maildir_key(c),
+                mail_from=c.mail_from,
+                # A first attempt under a lease nobody held before cannot find itself there.
+                maybe_delivered=c.attempts > 0 or c.unsure,
+            )
+            batch.append((c, letter))
+        done = maildir.deliver_many(self.root, [letter for _c, letter in batch])
+        for (c, _letter), result in zip(batch, done, strict=True):
+            if isinstance(result, OSError):
+                detail = f"maildir: {result}"
+                outcomes[c.delivery_id] = Outcome(claimed=c, result="retry", detail=detail)
             else:
-                outcomes.append(Outcome(claimed=c, result="sent", detail=str(path)))
+                outcomes[c.delivery_id] = Outcome(claimed=c, result="sent", detail=str(result))
         return outcomes
 
 

@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from yizhan.mailstore.models import (
@@ -38,6 +38,7 @@ __all__ = [
     "mark_gone",
     "message_bytes",
     "record_filing",
+    "record_filings",
     "relocate",
     "stale_requests",
     "take_lease",
@@ -98,6 +99,45 @@ def record_filing(session: Session, filed: Filed, *, now: dt.datetime) -> None:
         return
     row.folder, row.uidvalidity, row.uid = filed.folder, filed.uidvalidity, filed.uid
     row.state, row.updated_at = "filed", now
+
+
+def record_filings(session: Session, batch: Sequence[Filed], *, now: dt.datetime) -> None:
+    """:func:`record_filing` for each of ``batch``: the new ones in one multi-row INSERT (a
+    round of the outbound worker files up to hundreds of messages)."""
+    ids = [f.delivery_id for f in batch]
+    known: set[int] = set()
+    for start in range(0, len(ids), 500):
+        known.update(
+            session.scalars(
+                select(ImapFiling.delivery_id).where(
+                    ImapFiling.delivery_id.in_(ids[start : start + 500])
+                )
+            )
+        )
+    rows = [
+        {
+            "delivery_id": f.delivery_id,
+            "message_pk": f.message_pk,
+            "message_id": f.message_id,
+            "account": f.account,
+            "folder": f.folder,
+            "uidvalidity": f.uidvalidity,
+            "uid": f.uid,
+            "step_id": f.step_id,
+            "document_id": f.document_id,
+            "state": "filed",
+            "filed_at": now,
+            "updated_at": now,
+        }
+        for f in batch
+        if f.delivery_id not in known
+    ]
+    if rows:
+        session.execute(insert(ImapFiling), rows)
+    for f in batch:
+        if f.delivery_id in known:
+            # Filed again after a loss: rare, one at a time.
+            record_filing(session, f, now=now)
 
 
 def _waiting() -> object:

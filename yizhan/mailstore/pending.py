@@ -57,10 +57,13 @@ def release_leases(session: Session, owner: str, *, with_workers: bool = True) -
         mine = model.lease_owner == owner
         if with_workers:
             mine = or_(mine, model.lease_owner.startswith(owner + _WORKER, autoescape=True))
+        # A delivery's lease ends at once but stays set: the next claim knows that an
+        # attempt may have been made without its outcome recorded (outbox.Claimed.unsure).
+        ended = Delivery.next_attempt_at if model is Delivery else None
         result = session.execute(
             update(model)
             .where(mine, model.lease_until.is_not(None))
-            .values(lease_until=None, lease_owner=None)
+            .values(lease_until=ended, lease_owner=None)
         )
         released += result.rowcount  # type: ignore[attr-defined]
     return released

@@ -28,10 +28,11 @@ from yizhan.daemon.desk.files import attach_files
 from yizhan.daemon.desk.threads import document_thread
 from yizhan.daemon.metrics import SIGNING_SECONDS, timed
 from yizhan.mailstore.models import Document, OutboundMessage
-from yizhan.mailstore.outbox import store_body
+from yizhan.mailstore.outbox import Outgoing, new_message_id, store_body
 from yizhan.routing.directory import PersonInfo
 from yizhan.signing.keyring import SignerSpec
 from yizhan.signing.pgpmime import (
+    HeadMaker,
     SignedPart,
     sign_message_bytes,
     signed_body,
@@ -86,6 +87,8 @@ class SharedBody:
     signed: SignedPart
     subject: str
     body_id: int
+    #: Each reader's header block around ``signed``, the shared headers folded once.
+    heads: HeadMaker
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,9 +106,12 @@ class Distribution:
     A sealed document goes to a thousand clerks: the body of each kind of notice (its
     ``body_key``) is rendered, signed and stored once; each reader's mail is a header block
     around it. The body may not vary by reader, so the caller keys it by everything it shows.
+    The readers' copies wait in ``pending`` (:meth:`Mailer.distribute`) until
+    :meth:`Mailer.queue_distribution` writes them all at once, in the same transaction.
     """
 
     bodies: dict[Hashable, SharedBody] = field(default_factory=dict)
+    pending: list[Outgoing] = field(default_factory=list)
 
 
 class Mailer:
@@ -231,6 +237,87 @@ class Mailer:
         """Queue a mail made by :meth:`prepare` under ``source`` in the caller's transaction."""
         self.ctx.queue(session, source=source, message=prepared.message, rcpts=[prepared.address])
 
+    def distribute(
+        self,
+        session: Session,
+        *,
+        source: str,
+        to: PersonInfo | str,
+        template: str,
+        distribution: Distribution,
+        body_key: Hashable = None,
+        variables: Mapping[str, Any] | None = None,
+        sender: str | None = None,
+        language: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        document_id: int | None = None,
+        attachments: Sequence[EmailMessage | MailFile] = (),
+        html: str | None = None,
+        signers: Sequence[SignerSpec] = (),
+        now: dt.datetime | None = None,
+    ) -> None:
+        """One reader's copy of a distribution, as :meth:`send` with ``distribution`` would
+        queue it, kept in ``distribution.pending`` for :meth:`queue_distribution`.
+
+        The body of ``body_key`` is rendered, signed and stored on its first reader; each
+        copy is its own header block (From, To, Subject, ``headers``, a fresh Message-ID and
+        the Date), written down now so that a resend carries the same bytes.
+        """
+        address, shown, reader_language = self._recipient(to, language)
+        queued_at = self.ctx.clock() if now is None else now
+        shared = distribution.bodies.get(body_key)
+        if shared is None:
+
+            def compose() -> EmailMessage:
+                mail = render_mail(
+                    template,
+                    reader_language,
+                    sender=sender or self.sender(),
+                    to=shown,
+                    headers=dict(headers or {}),
+                    **(variables or {}),
+                )
+                if html is not None:
+                    mail.add_alternative(html, subtype="html", charset="utf-8")
+                _attach(mail, attachments)
+                return mail
+
+            chosen = list(signers) or [self.ctx.keyring.system_signer()]
+            shared = distribution.bodies[body_key] = self._shared_body(
+                session, compose, chosen, queued_at
+            )
+        message_id = new_message_id(self.domain)
+        head = shared.heads.head(
+            [
+                ("Message-ID", message_id),
+                ("Date", format_datetime(queued_at.astimezone(dt.UTC))),
+                ("From", sender or self.sender()),
+                ("To", shown),
+                ("Subject", shared.subject),
+                *(headers or {}).items(),
+            ]
+        )
+        distribution.pending.append(
+            Outgoing(
+                source=source,
+                body_id=shared.body_id,
+                head=head,
+                rcpt=address,
+                document_id=document_id,
+                message_id=message_id,
+            )
+        )
+
+    def queue_distribution(
+        self, session: Session, distribution: Distribution, *, now: dt.datetime | None = None
+    ) -> int:
+        """Queue every copy :meth:`distribute` kept, in the caller's transaction; the number
+        newly queued (a source queued before adds nothing)."""
+        batch, distribution.pending = distribution.pending, []
+        if not batch:
+            return 0
+        return self.ctx.queue_many(session, batch, now=self.ctx.clock() if now is None else now)
+
     def forward(
         self, session: Session, *, source: str, message: bytes, mail_from: str, to: str
     ) -> OutboundMessage:
@@ -353,6 +440,7 @@ class Mailer:
             signed=signed,
             subject=str(mail["Subject"]),
             body_id=store_body(session, signed_body(signed), now=now),
+            heads=HeadMaker(signed),
         )
 
 

@@ -104,10 +104,12 @@ def send_notices(
                 official=official if notice.template == "distributed" else None,
                 files=files if notice.template in _WITH_FILES else (),
             )
-            if official is not None and notice.template == "distributed":
-                # The crash suite's "seal" point: the seal applied, a clerk's sealed copy
-                # queued, the transaction not committed.
-                crashpoints.reached("seal")
+        if official is not None and request.mailer.queue_distribution(
+            request.session, official.distribution, now=request.now
+        ):
+            # The crash suite's "seal" point: the seal applied, the clerks' sealed copies
+            # queued, the transaction not committed.
+            crashpoints.reached("seal")
 
 
 def _send(
@@ -147,18 +149,47 @@ def _send(
     if official is not None and official.pdf is not None:
         attachments.append(official.pdf)
     attachments.extend(files)
-    request.mailer.send(
+    variables = {
+        "label": zh if language != "en" else en,
+        "doc": state,
+        "action": notice.action,
+        "step": step,
+        "on_behalf_of": delegator.name if delegator else None,
+        "variables": notice.variables,
+        "trail": trail_lines(state, directory, config.tzinfo, language),
+        "deadline": deadline,
+        "files": [f.get_filename() or "" for f in files],
+    }
+    source = f"{request.key}:doc:{state.id}:{n}"
+    if official is None:
+        request.mailer.send(
+            request.session,
+            source=source,
+            to=person,
+            template="document.txt",
+            language=language,
+            headers=headers,
+            document_id=state.id,
+            attachments=attachments,
+            signers=signers,
+            now=request.now,
+            variables=variables,
+        )
+        return
+    # Kept with the distribution and queued with the other readers' copies at once
+    # (send_notices); the body is rendered and signed for the first reader only.
+    request.mailer.distribute(
         request.session,
-        source=f"{request.key}:doc:{state.id}:{n}",
+        source=source,
         to=person,
         template="document.txt",
         language=language,
         headers=headers,
         document_id=state.id,
-        html=official.html if official is not None else None,
+        html=official.html,
         attachments=attachments,
         signers=signers,
-        distribution=official.distribution if official is not None else None,
+        distribution=official.distribution,
         # What the body is made of besides the document: the same for every reader of one
         # kind of notice, so they all share one signed, stored body.
         body_key=(
@@ -169,17 +200,7 @@ def _send(
             repr(notice.variables),
         ),
         now=request.now,
-        variables={
-            "label": zh if language != "en" else en,
-            "doc": state,
-            "action": notice.action,
-            "step": step,
-            "on_behalf_of": delegator.name if delegator else None,
-            "variables": notice.variables,
-            "trail": trail_lines(state, directory, config.tzinfo, language),
-            "deadline": deadline,
-            "files": [f.get_filename() or "" for f in files],
-        },
+        variables=variables,
     )
 
 

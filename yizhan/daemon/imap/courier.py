@@ -28,7 +28,7 @@ from yizhan.daemon.imap.responses import AppendUid
 from yizhan.daemon.imap.session import ImapFailure, ImapRefused
 from yizhan.daemon.metrics import IMAP_FILING_ERRORS
 from yizhan.daemon.outbound import Outcome
-from yizhan.mailstore.imap_filings import Filed, record_filing
+from yizhan.mailstore.imap_filings import Filed
 from yizhan.mailstore.outbox import Claimed
 from yizhan.routing.directory import Directory
 from yizhan.routing.dsn import NO_MAILBOX
@@ -38,7 +38,7 @@ __all__ = ["ImapFiling"]
 log = logging.getLogger("yizhan.imap.filing")
 
 #: How many people's messages are filed at once.
-PARALLEL: Final = 8
+PARALLEL: Final = 32
 
 
 class _Courier(Protocol):
@@ -166,16 +166,22 @@ class ImapCourier:
             document_id=place.document_id,
         )
 
-        def record(session: Session) -> None:
-            record_filing(session, filed, now=self.filing.clock())
-            if filed.step_id is not None:
+        def request_filed(session: Session) -> None:
+            # Once committed, the tidy pass looks again (see ImapFiling.on_request_filed);
+            # once for the whole round, however many requests it filed.
+            if not session.info.get("imap_request_filed"):
+                session.info["imap_request_filed"] = True
                 event.listen(
                     session, "after_commit", lambda _s: self.filing.on_request_filed(), once=True
                 )
 
         log.info("%s: filed for %s in %s", c.message_id, account, place.folder)
         return Outcome(
-            claimed=c, result="sent", detail=f"{account}/{place.folder}", on_record=record
+            claimed=c,
+            result="sent",
+            detail=f"{account}/{place.folder}",
+            filed=filed,
+            on_record=request_filed if filed.step_id is not None else None,
         )
 
     async def _append(self, c: Claimed, account: str, folder: str, data: bytes) -> AppendUid:
@@ -183,8 +189,9 @@ class ImapCourier:
         for attempt in (1, 2):
             try:
                 async with pool.session(account) as session:
-                    if c.attempts > 0:
-                        # A failed attempt may have filed it unseen: look before filing again.
+                    if c.attempts > 0 or c.unsure:
+                        # A failed attempt, or one whose outcome was never recorded (the
+                        # daemon died), may have filed it: look before filing again.
                         validity = await session.select(folder)
                         found = await session.search_message_id(c.message_id)
                         if found:

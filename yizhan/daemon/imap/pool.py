@@ -168,9 +168,13 @@ class SessionPool:
         if len(self._kept) < MAX_SESSIONS:
             return
         idle = sorted((k.used, account) for account, k in self._kept.items() if not k.lock.locked())
+        closing = []
         for _used, account in idle[: len(self._kept) - MAX_SESSIONS + 1]:
-            kept = self._kept.pop(account)
-            await kept.session.close()
+            # Taken out before any await: another task making room at the same moment sees
+            # the pool without them and cannot take the same session out again.
+            closing.append(self._kept.pop(account).session)
+        for session in closing:
+            await session.close()
 
     def _forget(self, account: str, kept: _Kept) -> None:
         if self._kept.get(account) is kept:
