@@ -215,3 +215,31 @@ def test_while_the_scanner_is_down_a_message_waits_and_is_not_set_aside(bureau: 
         assert row is not None and row.state == "accepted"
         assert "scanner" in (row.reason or "")
         assert not session.scalars(select(OutboundMessage)).all()
+
+
+def test_while_gpg_cannot_sign_a_message_waits_and_is_answered_once_it_can(
+    bureau: Context,
+) -> None:
+    # gpg making no signature (its agent gone under a crash or a load, the key out of reach)
+    # is the machine's failure, not the message's: it is tried again, not set aside.
+    home = bureau.config.signing.gnupg_home
+    keys, away = home / "private-keys-v1.d", home / "private-keys-away"
+    raw = RAW.replace(b"To: lijun@oa.example", b"To: cmd@oa.example").replace(b"body", b"HELP")
+    inbound_id = _accept(bureau, raw)
+    with bureau.sessions.begin() as session:
+        session.get(Inbound, inbound_id).rcpt_tos = ["cmd@oa.example"]  # type: ignore[union-attr]
+    keys.rename(away)
+    try:
+        asyncio.run(Processor(bureau).run_until_empty())
+    finally:
+        away.rename(keys)
+    with bureau.sessions.begin() as session:
+        row = session.get(Inbound, inbound_id)
+        assert row is not None and row.state == "accepted" and row.attempts == 1, row.reason
+        assert "could not sign" in (row.reason or "")
+        assert session.scalars(select(OutboundMessage)).all() == []
+        row.lease_until = None  # the lease ran out
+    assert asyncio.run(Processor(bureau).run_until_empty()) == 1
+    with bureau.sessions() as session:
+        assert session.get(Inbound, inbound_id).state == "processed"  # type: ignore[union-attr]
+        assert len(session.scalars(select(OutboundMessage)).all()) == 1

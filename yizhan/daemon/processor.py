@@ -38,6 +38,7 @@ from yizhan.mailstore.tools import published_digests
 from yizhan.routing.addresses import AddressTable, Recipient, Refusal
 from yizhan.routing.directory import Directory
 from yizhan.routing.duties import it_people
+from yizhan.signing.pgpmime import SigningUnavailable
 
 log = logging.getLogger("yizhan.processor")
 
@@ -58,6 +59,8 @@ TEMPORARY_FAILURES: tuple[type[BaseException], ...] = (
     InterfaceError,
     IntegrityError,
     OSError,
+    # gpg made no signature: its agent went away (a crash, a load), not the message's fault.
+    SigningUnavailable,
 )
 
 

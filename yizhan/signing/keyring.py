@@ -83,6 +83,12 @@ class KeyringError(Exception):
     """A keyring operation was refused or failed; the message is one line for people."""
 
 
+class GpgFailed(KeyringError):
+    """gpg made no signature, and not for a wrong passphrase: the agent went away (under a
+    crash or a load, "Broken pipe"), a key is missing from the ring. A failure of the machine,
+    which the next try may not meet; the message being signed is not at fault."""
+
+
 def utcnow() -> dt.datetime:
     """Now, in UTC."""
     return dt.datetime.now(dt.UTC)
@@ -735,9 +741,12 @@ class Keyring:
         made = {Fingerprint(parts[6]) for parts in created if len(parts) >= 7}
         missing = [s.fingerprint for s in signers if s.fingerprint not in made]
         if missing or not result.data:
-            raise KeyringError(
+            problem = (
                 f"gpg could not sign with {', '.join(missing) or 'the keys'}: {_gpg_error(result)}"
             )
+            if "BAD_PASSPHRASE" in str(result.stderr):
+                raise KeyringError(problem)
+            raise GpgFailed(problem)
         algos = tuple(parts[3] for parts in created)
         if any(algo != DIGEST_ID for algo in algos):
             raise KeyringError(f"gpg signed with digest {algos}, not SHA-256")

@@ -37,6 +37,7 @@ from typing import Final, Literal
 
 from yizhan.signing.keyring import (
     Fingerprint,
+    GpgFailed,
     KeyOwner,
     Keyring,
     KeyringError,
@@ -73,6 +74,10 @@ VerifyStatus = Literal[
 
 class SigningError(Exception):
     """A message could not be signed as asked; nothing half-signed is ever returned."""
+
+
+class SigningUnavailable(SigningError):
+    """gpg could not sign at this moment (``keyring.GpgFailed``): worth trying again later."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -204,6 +209,8 @@ def sign_once(content: bytes, keyring: Keyring, signers: Sequence[SignerSpec]) -
         raise SigningError("the signed part must have CRLF line ends only")
     try:
         signature = keyring.sign_detached(content, signers)
+    except GpgFailed as exc:
+        raise SigningUnavailable(str(exc)) from exc
     except KeyringError as exc:
         raise SigningError(str(exc)) from exc
     return restore_signed_part(content, signature.armored, signature.signers)
