@@ -128,6 +128,7 @@ def write_setup(
     clients: int,
     people: int = 0,
     documents: int = 0,
+    workers: int | None = None,
 ) -> Path:
     """Write yizhan.toml, migrate, load a unit with the clients' accounts and their passwords;
     with ``people`` or ``documents``, the demo bureau grown to that size (``bench.admin_pages``)."""
@@ -165,6 +166,7 @@ listen = ""
 [log]
 level = "WARNING"
 """
+        + (f"\n[processing]\nworkers = {workers}\n" if workers is not None else "")
     )
     config = load_config(config_file)
     ctx = Context.open(config)
@@ -376,6 +378,7 @@ def run_yizhan(
     people: int = 0,
     documents: int = 0,
     rate: float = 0.0,
+    workers: int | None = None,
 ) -> Result:
     """Start the daemon on ``url``, load it, measure, stop it; with ``profile``, py-spy
     samples the daemon (every thread, subprocesses too) while the clock runs and writes the
@@ -389,6 +392,7 @@ def run_yizhan(
             clients=clients,
             people=people,
             documents=documents,
+            workers=workers,
         )
         with running_daemon(config_file) as (daemon, port):
             names = accounts(clients)
@@ -522,6 +526,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="run GNU Mailman 3 under the same load first (bench.mailman_peer) and compare",
     )
+    parser.add_argument(
+        "--workers", type=int, help="[processing] workers of the daemon (default: auto)"
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument(
         "--stages",
@@ -572,6 +579,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     people=args.people,
                     documents=args.documents,
                     rate=args.rate,
+                    workers=args.workers,
                 )
                 if args.stages:
                     print_stages(database, stage_latencies(url))

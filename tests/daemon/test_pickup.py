@@ -206,3 +206,26 @@ def test_a_message_with_an_attachment_is_acknowledged_while_the_database_is_held
     # SQLite's busy timeout is 30 s: an answer within it did not wait for the lock.
     assert took < 20, took
     assert committed_inbound(gateway.ctx, queued_key(reply)) is not None
+
+
+def test_a_file_another_daemon_made_the_rows_of_is_not_set_aside(
+    ctx: Context, tmp_path: Path
+) -> None:
+    # Two daemons sharing the spool: the other made the rows of a file this one had just
+    # spooled. The unique path refuses the second rows; the file is let go, not set aside.
+    spool = a_spool(ctx)
+    accept(ctx, spool, "wangfang@oa.example")
+    (path,) = spool.waiting()
+    kept = Path(shutil.copy(path, tmp_path / path.name))
+    pick_up(ctx, spool)
+    shutil.copy(kept, path)
+
+    async def main() -> None:
+        pickup = Pickup(ctx, spool, on_committed=lambda _ids: None)
+        pickup.take(path)  # before start(): as handed over by this daemon's gateway
+        pickup.start()
+        await pickup.stop()
+
+    asyncio.run(main())
+    assert len(rows(ctx)) == 1 and spool.waiting() == []
+    assert not (spool.root / "refused").exists()

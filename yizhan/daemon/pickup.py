@@ -54,6 +54,9 @@ class Pickup:
         self._spool = spool
         self._on_committed = on_committed
         self._queue: queue.SimpleQueue[Path] = queue.SimpleQueue()
+        # Files this daemon's gateway spooled: no row can have been made of them yet, unless
+        # by another daemon, and then the unique path refuses ours (a second try looks).
+        self._just_spooled: set[Path] = set()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -72,6 +75,7 @@ class Pickup:
 
     def take(self, path: Path) -> None:
         """Pick up ``path`` (called in the gateway's threads, so it never blocks)."""
+        self._just_spooled.add(path)
         self._queue.put(path)
 
     async def stop(self) -> None:
@@ -125,7 +129,7 @@ class Pickup:
         # Tried once more on its own: another daemon sharing this spool may have made the same
         # rows at the same moment (the unique path refused ours); then there is nothing to do.
         try:
-            self._record(paths)
+            self._record(paths, retry=True)
             return []
         except _AWAY:
             return paths
@@ -136,18 +140,20 @@ class Pickup:
             )
             return []
 
-    def _record(self, paths: list[Path]) -> None:
+    def _record(self, paths: list[Path], *, retry: bool = False) -> None:
         envelopes: list[dict[str, Any]] = []
         for path in dict.fromkeys(paths):
             try:
                 envelopes += self._spool.read(path)
             except FileNotFoundError:
                 continue  # picked up already, by an earlier try or another daemon
-        ids = record_spooled(self._engine, envelopes) if envelopes else []
+        maybe_known = not self._just_spooled.issuperset(paths) or retry
+        ids = record_spooled(self._engine, envelopes, maybe_known=maybe_known) if envelopes else []
         # A crash here leaves the files: found again at start, they make no second row.
         crashpoints.reached("pickup")
         for path in paths:
             self._spool.remove(path)
+            self._just_spooled.discard(path)
         if ids and self._loop is not None:
             self._loop.call_soon_threadsafe(self._notify, ids)
 

@@ -477,17 +477,23 @@ class _CommitUncertain(Exception):
     """COMMIT raised: whether the rows were written is unknown."""
 
 
-def record_spooled(engine: Engine, envelopes: Sequence[dict[str, Any]]) -> list[int]:
+def record_spooled(
+    engine: Engine, envelopes: Sequence[dict[str, Any]], *, maybe_known: bool = True
+) -> list[int]:
     """Insert the inbound rows of spooled envelopes in one transaction; return their new ids.
 
     A row whose raw file already has one (its spool file was picked up before a crash, or by
-    another daemon sharing the data directory) is not made again.
+    another daemon sharing the data directory) is not made again. ``maybe_known=False`` skips
+    looking: for files just spooled, whose rows the unique path refuses should another daemon
+    have made them after all.
     """
     with engine.connect() as connection, connection.begin():
-        paths = [e["path"] for e in envelopes]
-        known = set(
-            connection.execute(select(Inbound.path).where(Inbound.path.in_(paths))).scalars()
-        )
+        known: set[str] = set()
+        if maybe_known:
+            paths = [e["path"] for e in envelopes]
+            known = set(
+                connection.execute(select(Inbound.path).where(Inbound.path.in_(paths))).scalars()
+            )
         fresh = [e for e in envelopes if e["path"] not in known]
         if not fresh:
             return []
