@@ -24,14 +24,15 @@ from yizhan.mailstore.models import Delivery, Inbound, OutboundMessage
 STAGES = ("waiting", "processing", "delivery")
 
 
-def stage_latencies(url: str) -> dict[str, list[float]]:
-    """Each stage's durations in milliseconds, one a command answered."""
+def stage_latencies(url: str, message_ids: set[str]) -> dict[str, list[float]]:
+    """Each stage's durations in milliseconds, one a command of ``message_ids`` answered."""
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
             rows = conn.execute(
                 select(
                     Inbound.id,
+                    Inbound.message_id,
                     Inbound.received_at,
                     Inbound.processed_at,
                     OutboundMessage.source,
@@ -51,7 +52,7 @@ def stage_latencies(url: str) -> dict[str, list[float]]:
         engine.dispose()
     stages: dict[str, list[float]] = {name: [] for name in STAGES}
     for row in rows:
-        if not row.source.startswith(f"in:{row.id}:"):
+        if not row.source.startswith(f"in:{row.id}:") or row.message_id not in message_ids:
             continue
         marks = [_utc(row.received_at), _utc(row.processed_at), _utc(row.created_at)]
         marks.append(_utc(row.sent_at))
