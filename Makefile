@@ -74,9 +74,14 @@ services:
 	@scripts/mailservers.sh
 
 ## bench: the whole daemon under 800 HELP commands on SQLite and PostgreSQL, beside the bare
-## fsyncing sink and GNU Mailman 3 (installed into build/mailman-venv on first use): one table
+## fsyncing sink and GNU Mailman 3 (installed into build/mailman-venv on first use): one table;
+## then at a steady 50 commands/s (latency), one daemon against two, and a sealed document to
+## 1,000 mailboxes. About eight minutes (search at 1,000,000 documents: make bench-search)
 bench: $(STAMP) services
-	$(BIN)/python -m bench.e2e --mailman
+	$(BIN)/python -m bench.e2e --mailman --stages
+	$(BIN)/python -m bench.e2e --commands 500 --rate 50 --stages
+	YIZHAN_TEST_PG=$(PG_URL) $(BIN)/python -m bench.scale_out
+	YIZHAN_TEST_PG=$(PG_URL) $(BIN)/python -m bench.fanout
 
 ## bench-accept: the gateway alone against the bare fsyncing sink, 8 and 32 connections
 bench-accept: $(STAMP)
