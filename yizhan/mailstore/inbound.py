@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final, NotRequired, Protocol, TypedDict, Unpack
 
 from sqlalchemy import Engine, insert, select
 
@@ -125,26 +125,26 @@ class _Pending:
     wake: threading.Event = field(default_factory=threading.Event)
 
 
-def _row(
-    now: dt.datetime,
-    *,
-    mail_from: str,
-    rcpt_tos: Sequence[str],
-    sender_account: str | None,
-    auth_method: str,
-    peer: str,
-    content_rules: str | None,
-) -> dict[str, Any]:
+class Envelope(TypedDict):
+    """What the door a message came in by knows of it, besides its bytes."""
+
+    mail_from: str
+    rcpt_tos: Sequence[str]
+    sender_account: str | None
+    auth_method: str
+    peer: str
+    #: The content rules the message was judged by (absent or None: not judged).
+    content_rules: NotRequired[str | None]
+
+
+def _row(now: dt.datetime, **envelope: Unpack[Envelope]) -> dict[str, Any]:
     """The inbound row of a message being taken, but for what its bytes tell (path, digest)."""
     return {
+        **envelope,
         "received_at": now,
-        "mail_from": mail_from,
-        "rcpt_tos": list(rcpt_tos),
-        "sender_account": sender_account,
-        "auth_method": auth_method,
-        "peer": peer,
+        "rcpt_tos": list(envelope["rcpt_tos"]),
         "state": "accepted",
-        "content_rules": content_rules,
+        "content_rules": envelope.get("content_rules"),
     }
 
 
@@ -202,70 +202,26 @@ class InboundWriter:
         self._in_flight: set[asyncio.Future[int | str | _Failed]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def store(
-        self,
-        *,
-        data: bytes,
-        mail_from: str,
-        rcpt_tos: Sequence[str],
-        sender_account: str | None,
-        auth_method: str,
-        peer: str,
-        content_rules: str | None = None,
-    ) -> int:
+    async def store(self, *, data: bytes, **envelope: Unpack[Envelope]) -> int:
         """Store one message durably and return its inbound row id; raise StoreFailed.
-
-        ``content_rules`` names the content rules the message was judged by (None: not judged).
 
         Returns only after the bytes (file and directory entry) are fsynced and the row is
         committed. If the caller is cancelled (the client went away), the store still
         finishes: a message is either fully kept or not at all.
         """
         assert self._spool is None, "a spooling writer takes messages with accept()"
-        outcome = await self._take(
-            data,
-            _row(
-                self._clock(),
-                mail_from=mail_from,
-                rcpt_tos=rcpt_tos,
-                sender_account=sender_account,
-                auth_method=auth_method,
-                peer=peer,
-                content_rules=content_rules,
-            ),
-        )
+        outcome = await self._take(data, _row(self._clock(), **envelope))
         assert isinstance(outcome, int)
         return outcome
 
-    async def accept(
-        self,
-        *,
-        data: bytes,
-        mail_from: str,
-        rcpt_tos: Sequence[str],
-        sender_account: str | None,
-        auth_method: str,
-        peer: str,
-        content_rules: str | None = None,
-    ) -> str:
+    async def accept(self, *, data: bytes, **envelope: Unpack[Envelope]) -> str:
         """Store one message's bytes and envelope durably; return its key; raise StoreFailed.
 
         As :meth:`store`, but the row is made afterwards by the pickup from the spool; the key
         names the message until then (its raw file is ``<key>.eml``).
         """
         assert self._spool is not None, "accept() needs a writer with a spool"
-        outcome = await self._take(
-            data,
-            _row(
-                self._clock(),
-                mail_from=mail_from,
-                rcpt_tos=rcpt_tos,
-                sender_account=sender_account,
-                auth_method=auth_method,
-                peer=peer,
-                content_rules=content_rules,
-            ),
-        )
+        outcome = await self._take(data, _row(self._clock(), **envelope))
         assert isinstance(outcome, str)
         return outcome
 

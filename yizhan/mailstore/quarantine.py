@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
+from yizhan.mailstore.rawstore import write_fsynced
+
 __all__ = [
     "DELETED",
     "HELD",
@@ -212,14 +214,7 @@ class Quarantine:
     def _write(self, name: str, data: bytes) -> None:
         self.tmp.mkdir(parents=True, exist_ok=True)
         tmp_path = self.tmp / f"{name}.{uuid.uuid4().hex[:8]}"
-        fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        write_fsynced(tmp_path, data)
         os.replace(tmp_path, self.root / name)
         _sync_dir(self.root)
 

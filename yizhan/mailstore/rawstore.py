@@ -60,15 +60,7 @@ class RawStore:
             sync_directories([day_dir.parent, day_dir.parent.parent])
         name = f"{uuid.uuid4().hex}.eml"
         tmp_path = self.tmp / name
-        fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
-        try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        write_fsynced(tmp_path, data)
         final = day_dir / name
         os.rename(tmp_path, final)
         if sync_dir:
@@ -101,6 +93,19 @@ class RawStore:
             path.unlink(missing_ok=True)
             count += 1
         return count
+
+
+def write_fsynced(path: Path, data: bytes) -> None:
+    """Create ``path`` (it must not exist) holding ``data``, on disk when this returns; the
+    caller renames it into place and makes the rename durable."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def sync_directories(directories: Iterable[Path]) -> None:

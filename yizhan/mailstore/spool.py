@@ -24,6 +24,8 @@ import uuid
 from pathlib import Path
 from typing import Any, Final
 
+from yizhan.mailstore.rawstore import write_fsynced
+
 __all__ = ["IncomingSpool"]
 
 #: Where a file is written before it is renamed into ``incoming/``.
@@ -60,14 +62,7 @@ class IncomingSpool:
         name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:12]}{_SUFFIX}"
         data = json.dumps([_encoded(e) for e in envelopes], ensure_ascii=False).encode()
         tmp_path = self.tmp / name
-        fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        write_fsynced(tmp_path, data)
         final = self.incoming / name
         os.rename(tmp_path, final)
         return final
