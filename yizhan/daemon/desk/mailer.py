@@ -15,6 +15,7 @@ and :meth:`Mailer.news_headers` for what a module publishes to a list of readers
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -158,21 +159,17 @@ class Mailer:
         clock unless given.
         """
         address, shown, reader_language = self._recipient(to, language)
-
-        def compose() -> EmailMessage:
-            mail = render_mail(
-                template,
-                reader_language,
-                sender=sender or self.sender(),
-                to=shown,
-                headers=dict(headers or {}),
-                **(variables or {}),
-            )
-            if html is not None:
-                mail.add_alternative(html, subtype="html", charset="utf-8")
-            _attach(mail, attachments)
-            return mail
-
+        compose = functools.partial(
+            _compose,
+            template,
+            reader_language,
+            sender=sender or self.sender(),
+            to=shown,
+            headers=headers,
+            variables=variables,
+            html=html,
+            attachments=attachments,
+        )
         keyring = self.ctx.keyring
         chosen = list(signers) or [keyring.system_signer()]
         queued_at = self.ctx.clock() if now is None else now
@@ -267,21 +264,17 @@ class Mailer:
         queued_at = self.ctx.clock() if now is None else now
         shared = distribution.bodies.get(body_key)
         if shared is None:
-
-            def compose() -> EmailMessage:
-                mail = render_mail(
-                    template,
-                    reader_language,
-                    sender=sender or self.sender(),
-                    to=shown,
-                    headers=dict(headers or {}),
-                    **(variables or {}),
-                )
-                if html is not None:
-                    mail.add_alternative(html, subtype="html", charset="utf-8")
-                _attach(mail, attachments)
-                return mail
-
+            compose = functools.partial(
+                _compose,
+                template,
+                reader_language,
+                sender=sender or self.sender(),
+                to=shown,
+                headers=headers,
+                variables=variables,
+                html=html,
+                attachments=attachments,
+            )
             chosen = list(signers) or [self.ctx.keyring.system_signer()]
             shared = distribution.bodies[body_key] = self._shared_body(
                 session, compose, chosen, queued_at
@@ -442,6 +435,27 @@ class Mailer:
             body_id=store_body(session, signed_body(signed), now=now),
             heads=HeadMaker(signed),
         )
+
+
+def _compose(
+    template: str,
+    language: str,
+    *,
+    sender: str,
+    to: str,
+    headers: Mapping[str, str] | None,
+    variables: Mapping[str, Any] | None,
+    html: str | None,
+    attachments: Sequence[EmailMessage | MailFile],
+) -> EmailMessage:
+    """A mail rendered from ``template`` in ``language``, with its HTML alternative and files."""
+    mail = render_mail(
+        template, language, sender=sender, to=to, headers=dict(headers or {}), **(variables or {})
+    )
+    if html is not None:
+        mail.add_alternative(html, subtype="html", charset="utf-8")
+    _attach(mail, attachments)
+    return mail
 
 
 def _attach(mail: EmailMessage, attachments: Sequence[EmailMessage | MailFile]) -> None:
