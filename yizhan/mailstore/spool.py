@@ -16,6 +16,7 @@ are keyed by the raw file's path, so a file found again after a crash makes no s
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -24,7 +25,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Final
 
-from yizhan.mailstore.rawstore import write_fsynced
+from yizhan.mailstore.rawstore import STALE_TMP_SECONDS, write_fsynced
 
 __all__ = ["IncomingSpool"]
 
@@ -47,11 +48,18 @@ class IncomingSpool:
         self.tmp = root / _TMP
 
     def prepare(self) -> None:
-        """Create the directories; remove files a crash left half written (never acknowledged)."""
+        """Create the directories; remove files a crash left half written (never acknowledged).
+
+        Only those older than the raw store's stale files: another daemon sharing this spool
+        may be writing the younger ones.
+        """
         for directory in (self.tmp, self.incoming):
             directory.mkdir(parents=True, exist_ok=True)
+        cutoff = time.time() - STALE_TMP_SECONDS
         for path in self.tmp.glob(f"*{_SUFFIX}"):
-            path.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_mtime < cutoff:
+                    path.unlink(missing_ok=True)
 
     def write(self, envelopes: list[dict[str, Any]]) -> Path:
         """Write one group's envelopes, fsynced, into ``incoming/``; return the file's path.
