@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
@@ -24,7 +25,7 @@ from tests.daemon import test_smtp
 from tests.daemon.test_smtp import Running, committed_inbound, message, queued_key, send
 from yizhan.daemon.context import Context
 from yizhan.daemon.pickup import Pickup
-from yizhan.mailstore.inbound import InboundWriter
+from yizhan.mailstore.inbound import InboundWriter, StoreFailed
 from yizhan.mailstore.models import Inbound
 from yizhan.mailstore.spool import IncomingSpool
 
@@ -229,3 +230,28 @@ def test_a_file_another_daemon_made_the_rows_of_is_not_set_aside(
     asyncio.run(main())
     assert len(rows(ctx)) == 1 and spool.waiting() == []
     assert not (spool.root / "refused").exists()
+
+
+def test_an_envelope_no_database_would_take_is_refused_before_the_250(ctx: Context) -> None:
+    # A sender decoded leniently (a lone surrogate) or holding a NUL: refused now with its own
+    # temporary error, not acknowledged and left in spool/refused/ unprocessed.
+    spool = a_spool(ctx)
+
+    async def main(sender: str) -> str:
+        writer = InboundWriter(ctx, spool=spool)
+        try:
+            return await writer.accept(
+                data=message(),
+                mail_from=sender,
+                rcpt_tos=["fawen@oa.example"],
+                sender_account=None,
+                auth_method="none",
+                peer="127.0.0.1",
+            )
+        finally:
+            await writer.aclose()
+
+    for sender in ("wang\udce9@bureau.example", "wang\x00@bureau.example"):
+        with pytest.raises(StoreFailed, match="mail_from"):
+            asyncio.run(main(sender))
+    assert spool.waiting() == [] and not any((ctx.raw.root / "inbound").rglob("*.eml"))

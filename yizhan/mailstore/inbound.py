@@ -148,6 +148,22 @@ def _row(now: dt.datetime, **envelope: Unpack[Envelope]) -> dict[str, Any]:
     }
 
 
+def _unstorable(row: dict[str, Any]) -> str | None:
+    """Why a database would refuse the envelope's text, or None: a NUL (PostgreSQL refuses
+    it in text) or what is not UTF-8 (a lone surrogate from bytes decoded leniently)."""
+    for name, value in row.items():
+        for text in value if isinstance(value, list) else [value]:
+            if not isinstance(text, str):
+                continue
+            if "\x00" in text:
+                return f"the envelope's {name} holds a NUL character"
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                return f"the envelope's {name} is not UTF-8"
+    return None
+
+
 @dataclass(frozen=True)
 class _Failed:
     """Why a message was not taken."""
@@ -249,6 +265,11 @@ class InboundWriter:
         """Write one message, then see its row committed or its envelope spooled (in a worker
         thread)."""
         row["message_id"] = message_id_of(data)
+        if self._spool is not None and (problem := _unstorable(row)) is not None:
+            # Refused now, with its own 4xx: after a 250 no database could take its row, and
+            # the message would sit in spool/refused/ unprocessed.
+            log.error("%s: not spooled: %s", row["message_id"], problem)
+            return _Failed(problem)
         with self._lock:
             self._writing += 1
         try:
