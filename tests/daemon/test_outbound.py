@@ -553,3 +553,33 @@ def test_run_wakes_when_told_and_stops(bureau: Context, clock: Clock) -> None:
     asyncio.run(scenario())
     assert len(files(bureau, "wangfang")) == 1
     assert deliveries(bureau)["wangfang@bureau.example"].state == "sent"
+
+
+def test_what_the_relay_took_is_recorded_even_when_the_round_breaks_off(
+    bureau: Context, clock: Clock, relays: Callable[..., Relay], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Outcomes are recorded a chunk at a time; when the round breaks off (here the relay client
+    # fails on the 19th message), what the relay already took is still marked sent, so it does
+    # not go out again when the lease runs out: a relay cannot tell it has it.
+    from yizhan.daemon import outbound
+
+    recorder = Recorder()
+    use_relay(bureau, relays(recorder))
+    for n in range(20):
+        enqueue(bureau, source=f"test:{n}", rcpts=(f"r{n}@remote.example",))
+    send = outbound._RelayCourier.send
+    calls = 0
+
+    async def failing(self: Any, group: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 19:
+            raise RuntimeError("the relay client broke")
+        return await send(self, group)
+
+    monkeypatch.setattr(outbound._RelayCourier, "send", failing)
+    with pytest.raises(RuntimeError):
+        asyncio.run(OutboundWorker(bureau).run_once())
+    states = [d.state for d in deliveries(bureau).values()]
+    assert len(recorder.received) == 18
+    assert states.count("sent") == 18 and states.count("queued") == 2

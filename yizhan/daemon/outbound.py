@@ -185,34 +185,45 @@ class OutboundWorker:
         courier = await self._courier()
         try:
             # A courier may do the round's work up front (IMAP files several people at once,
-            # Maildir delivery writes every file before syncing them): then the whole round
-            # is recorded in one transaction, only after all of it is durable.
+            # Maildir delivery writes every file before syncing them); what it did is durable
+            # when ``send`` hands it back, and is recorded with the rest.
             prepare = getattr(courier, "prepare", None)
-            if prepare is not None:
-                await prepare(claims)
-                outcomes: list[Outcome] = []
-                for group in _by_message(claims):
-                    outcomes += await courier.send(group)
-                await self.record(outcomes)
-            else:
-                # Through the relay, outcomes are recorded a chunk at a time, each chunk while
-                # the next messages are sent: neither the relay nor the database waits for the
-                # other, and a crash resends at most a chunk (with the same Message-IDs).
-                recording: asyncio.Task[None] | None = None
-                done: list[Outcome] = []
-                for group in _by_message(claims):
-                    done += await courier.send(group)
-                    if len(done) >= RECORD_EVERY:
-                        if recording is not None:
-                            await recording
-                        recording = asyncio.create_task(self.record(done))
-                        done = []
-                if recording is not None:
-                    await recording
-                await self.record(done)
+            prepared: set[int] = await prepare(claims) if prepare is not None else set()
+            await self._deliver(courier, claims, prepared)
         finally:
             await courier.close()
         return len(claims)
+
+    async def _deliver(
+        self, courier: _Courier, claims: Sequence[Claimed], prepared: set[int]
+    ) -> None:
+        """Send the round message by message and record the outcomes.
+
+        What went through the relay is recorded a chunk (``RECORD_EVERY``) at a time, each
+        chunk while the next messages are sent: neither the relay nor the database waits for
+        the other, and a crash sends at most a chunk again (same Message-IDs; a relay does not
+        know it has them). What was prepared rides along, or goes in the round's last record.
+        Whatever ends the round, what was done is recorded, not sent again later.
+        """
+        recording: asyncio.Task[None] | None = None
+        done: list[Outcome] = []
+        relayed = 0
+        try:
+            for group in _by_message(claims):
+                done += await courier.send(group)
+                relayed += sum(1 for c in group if c.delivery_id not in prepared)
+                if relayed >= RECORD_EVERY:
+                    if recording is not None:
+                        await recording
+                    recording = asyncio.create_task(self.record(done))
+                    done, relayed = [], 0
+        finally:
+            if recording is not None:
+                try:
+                    await recording
+                except Exception:
+                    log.exception("recording a chunk of outcomes failed; it goes again later")
+            await self.record(done)
 
     async def claim(self) -> list[Claimed]:
         """Lease the deliveries due now, in their own committed transaction."""
@@ -335,9 +346,11 @@ class _MaildirCourier:
         # Outcomes of the round's deliveries made by prepare(), by delivery.
         self._ready: dict[int, Outcome] = {}
 
-    async def prepare(self, claims: Sequence[Claimed]) -> None:
-        """Deliver the whole round at once: every file written, then synced together."""
+    async def prepare(self, claims: Sequence[Claimed]) -> set[int]:
+        """Deliver the whole round at once: every file written, then synced together; the
+        deliveries done (or failed) here."""
         self._ready = await asyncio.to_thread(self._write_all, claims)
+        return set(self._ready)
 
     async def send(self, group: Sequence[Claimed]) -> list[Outcome]:
         missing = [c for c in group if c.delivery_id not in self._ready]

@@ -77,12 +77,13 @@ class ImapCourier:
         # Outcomes of messages filed ahead by prepare(), by delivery.
         self._ready: dict[int, Outcome] = {}
 
-    async def prepare(self, claims: Sequence[Claimed]) -> None:
+    async def prepare(self, claims: Sequence[Claimed]) -> set[int]:
         """File the round's mail for people up front, several people at once.
 
         Each person's messages are filed in order, one after the other; different people's
         go in parallel (each person has their own Dovecot session and process), so the
-        server's disk waits overlap. ``send`` then hands back what was done.
+        server's disk waits overlap. ``send`` then hands back what was done; returns the
+        deliveries filed (or refused) here.
         """
         domain = self.filing.config.domain
         by_account: dict[str, list[Claimed]] = {}
@@ -98,6 +99,7 @@ class ImapCourier:
                     self._ready[c.delivery_id] = await self._file(c, account)
 
         await asyncio.gather(*(file_all(a, items) for a, items in by_account.items()))
+        return set(self._ready)
 
     async def send(self, group: Sequence[Claimed]) -> list[Outcome]:
         config = self.filing.config
@@ -138,10 +140,11 @@ class ImapCourier:
         if self.down is not None:
             return Outcome(claimed=c, result="retry", detail=self.down)
         config = self.filing.config
-        place = placement(c.data, secret=config.secret, domain=config.domain)
+        message = c.data  # joined head and shared body: once, not for each use
+        place = placement(message, secret=config.secret, domain=config.domain)
         # Return-Path in front, as a delivery agent writes it (and the Maildir courier does).
-        newline = b"\r\n" if b"\r\n" in c.data[:4096] else b"\n"
-        data = b"Return-Path: <" + c.mail_from.encode("utf-8") + b">" + newline + c.data
+        newline = b"\r\n" if b"\r\n" in message[:4096] else b"\n"
+        data = b"Return-Path: <" + c.mail_from.encode("utf-8") + b">" + newline + message
         try:
             appended = await self._append(c, account, place.folder, data)
         except ImapRefused as exc:
