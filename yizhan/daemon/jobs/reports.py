@@ -17,7 +17,7 @@ from yizhan.daemon.jobs.mail import (
     queue_job_mail,
     step_label,
 )
-from yizhan.daemon.jobs.slots import daily_slot, reading, run_slot, slot_taken, work_calendar
+from yizhan.daemon.jobs.slots import daily_slot, run_slot, slot_taken, work_calendar
 from yizhan.mailstore import audit
 from yizhan.mailstore.directory import load_directory
 from yizhan.mailstore.models import (
@@ -46,7 +46,7 @@ def run_overdue_report(ctx: Context, now: dt.datetime, calendar: WorkCalendar | 
     if slot_taken(ctx, "overdue_report", slot):
         return 0
     assert slot is not None
-    with reading(ctx) as session:
+    with ctx.reading() as session:
         report = _overdue(ctx, session, cal, now)
         directory = load_directory(session)
     if report is None:

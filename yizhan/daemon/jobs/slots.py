@@ -5,12 +5,11 @@ which moves the row's cursor on (:func:`run_slot_in_batches`)."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 import os
 import socket
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -19,7 +18,6 @@ from sqlalchemy.orm import Session
 
 from yizhan import crashpoints
 from yizhan.daemon.context import Context
-from yizhan.mailstore.db import SNAPSHOT
 from yizhan.mailstore.models import (
     JobRun,
 )
@@ -137,22 +135,12 @@ def _unfinished(session: Session, job: str, slot: dt.datetime, now: dt.datetime)
     return None if run is None or run.finished else run
 
 
-@contextlib.contextmanager
-def reading(ctx: Context) -> Iterator[Session]:
-    """A session that only reads, in one snapshot, without taking the database's writer."""
-    with (
-        ctx.engine.connect().execution_options(**{SNAPSHOT: True}) as connection,
-        Session(connection) as session,
-    ):
-        yield session
-
-
 def slot_taken(ctx: Context, job: str, slot: dt.datetime | None) -> bool:
     """Whether some daemon has taken ``slot`` already (or there is none), read without the
     writer: a job that prepares its work before its transaction asks first."""
     if slot is None:
         return True
-    with reading(ctx) as session:
+    with ctx.reading() as session:
         return session.get(JobRun, (job, slot)) is not None
 
 
