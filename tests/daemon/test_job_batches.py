@@ -138,6 +138,23 @@ def test_digests_for_everyone_go_in_small_transactions_and_resume_after_a_crash(
     assert commits.count >= 4
 
 
+def test_a_digest_run_cut_short_is_made_up_at_the_next_window(
+    bureau: Context, clock: Clock
+) -> None:
+    # The daemon dies in the 08:30 run's second batch and is back only at 09:00 (not one of
+    # the head's windows): the head, after the cut, still gets his 08:30 digest then, once;
+    # the people before the cut who had theirs at 08:30 get nothing more.
+    open_report(bureau, clock.set(at("2026-09-22", 10)))
+    with dying_in_the_second_batch():
+        run_digests(bureau, clock.set(at("2026-09-23", 8, 30)))
+    assert not queued(bureau, "digest:")
+
+    assert run_digests(bureau, clock.set(at("2026-09-23", 9))) == 1
+    assert [to(m) for _, m in queued(bureau, "digest:")] == [HEAD]
+    assert run_digests(bureau, clock.set(at("2026-09-23", 9, 30))) == 0
+    assert run_digests(bureau, clock.set(at("2026-09-23", 10, 30))) == 0
+
+
 def test_the_overdue_report_is_read_rendered_and_signed_before_it_takes_the_writer(
     bureau: Context, clock: Clock
 ) -> None:

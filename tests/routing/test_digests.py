@@ -12,9 +12,11 @@ from yizhan.routing.calendar import WorkCalendar
 from yizhan.routing.commands import Verb, parse_command
 from yizhan.routing.digests import (
     QUICK_COMMANDS,
+    EarlierRun,
     allowed_windows,
     default_windows,
     digest_due,
+    last_covered,
     mailto,
     reply_links,
     windows_for,
@@ -74,6 +76,25 @@ def test_digest_due(
 ) -> None:
     # Whether the run for a slot sends to someone with these windows.
     assert digest_due(windows, slot, previous, CAL) is due
+
+
+def test_a_run_cut_short_covers_only_the_accounts_it_reached() -> None:
+    # Newest first: the 08:30 run died after "m"; the 13:30 run of the day before finished.
+    earlier = [
+        EarlierRun(at("2026-09-22", 8, 30), finished=False, cursor="m"),
+        EarlierRun(at("2026-09-21", 13, 30), finished=True, cursor="zz"),
+    ]
+    assert last_covered("a", earlier) == at("2026-09-22", 8, 30)
+    assert last_covered("m", earlier) == at("2026-09-22", 8, 30)
+    assert last_covered("x", earlier) == at("2026-09-21", 13, 30)
+    # So at 09:00, "x" (windows 08:30 and 13:30) still gets the 08:30 digest; "a" does not.
+    windows = default_windows({"staff"})
+    assert digest_due(windows, at("2026-09-22", 9), last_covered("x", earlier), CAL)
+    assert not digest_due(windows, at("2026-09-22", 9), last_covered("a", earlier), CAL)
+    # A run that died in its first batch reached nobody.
+    cut = [EarlierRun(at("2026-09-22", 8, 30), finished=False, cursor=None)]
+    assert last_covered("a", cut) == at("2026-09-22", 8, 30) - dt.timedelta(seconds=1)
+    assert last_covered("a", []) is None
 
 
 def test_mailto_is_rfc_6068() -> None:

@@ -23,10 +23,12 @@ from yizhan.routing.commands import Verb
 
 __all__ = [
     "QUICK_COMMANDS",
+    "EarlierRun",
     "Link",
     "allowed_windows",
     "default_windows",
     "digest_due",
+    "last_covered",
     "mailto",
     "reply_links",
     "windows_for",
@@ -155,6 +157,32 @@ def digest_due(
     return any(
         after < dt.datetime.combine(day, window, tzinfo=calendar.tz) <= local for window in windows
     )
+
+
+@dataclass(frozen=True)
+class EarlierRun:
+    """A digest run before this one: its slot, whether it went through everyone, and the last
+    account it reached (runs go through the accounts in order, a batch at a time)."""
+
+    slot: dt.datetime
+    finished: bool
+    cursor: str | None
+
+
+def last_covered(account: str, earlier: Sequence[EarlierRun]) -> dt.datetime | None:
+    """The slot of the latest run in ``earlier`` (newest first) that reached ``account``: the
+    ``previous`` :func:`digest_due` counts windows after, for that person.
+
+    A run cut short by a crash reached only the accounts up to its cursor; one after it in
+    the order had nothing from that run, so its windows since the run before still count at
+    the next slot rather than being lost. When none of ``earlier`` reached the account, a
+    moment just before the oldest of them (whose day's windows then all count); None when
+    there was no run at all.
+    """
+    for run in earlier:
+        if run.finished or (run.cursor is not None and account <= run.cursor):
+            return run.slot
+    return earlier[-1].slot - dt.timedelta(seconds=1) if earlier else None
 
 
 def mailto(address: str, *, subject: str, body: str) -> str:

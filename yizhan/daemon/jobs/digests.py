@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from yizhan.daemon.context import Context
@@ -22,7 +22,13 @@ from yizhan.mailstore.models import (
 )
 from yizhan.mailstore.settings import settings_of
 from yizhan.routing.calendar import WorkCalendar
-from yizhan.routing.digests import digest_due, reply_links, windows_for
+from yizhan.routing.digests import (
+    EarlierRun,
+    digest_due,
+    last_covered,
+    reply_links,
+    windows_for,
+)
 from yizhan.routing.directory import Directory, PersonInfo
 from yizhan.routing.settings import DIGEST
 from yizhan.routing.tokens import make_token
@@ -46,15 +52,14 @@ def run_digests(ctx: Context, now: dt.datetime, calendar: WorkCalendar | None = 
         return active[:limit]
 
     def work(session: Session, slot: dt.datetime, accounts: Sequence[str]) -> int:
-        previous = session.scalar(
-            select(func.max(JobRun.slot)).where(JobRun.job == "digests", JobRun.slot < slot)
-        )
+        earlier = _earlier_runs(session, slot)
         directory = load_directory(session)
         chosen = settings_of(session, DIGEST, list(accounts))
         queued = 0
         for account in accounts:
             person = directory.people[account]
             windows = windows_for(person.roles, chosen.get(person.account))
+            previous = last_covered(account, earlier)
             if not digest_due(windows, slot, previous, cal):
                 continue
             steps = waiting_steps(session, person.account)
@@ -63,6 +68,22 @@ def run_digests(ctx: Context, now: dt.datetime, calendar: WorkCalendar | None = 
         return queued
 
     return run_slot_in_batches(ctx, "digests", slot, now, keys=keys, work=work)
+
+
+#: How many earlier runs are looked at: more than a working day's windows, so that a run cut
+#: short earlier today is among them.
+EARLIER_RUNS: Final = 50
+
+
+def _earlier_runs(session: Session, slot: dt.datetime) -> list[EarlierRun]:
+    """The digest runs before ``slot``, newest first."""
+    rows = session.execute(
+        select(JobRun.slot, JobRun.finished, JobRun.cursor)
+        .where(JobRun.job == "digests", JobRun.slot < slot)
+        .order_by(JobRun.slot.desc())
+        .limit(EARLIER_RUNS)
+    )
+    return [EarlierRun(slot=s, finished=f, cursor=c) for s, f, c in rows]
 
 
 def _digest_mail(
