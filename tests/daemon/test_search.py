@@ -406,3 +406,9 @@ def test_a_word_in_many_documents_ranks_the_newest_that_hold_it(
     assert [h.document_id for h in complete.hits] == [int(in_title), int(newer), int(older)]
     assert not complete.more
     assert int(unseen) not in [h.document_id for h in complete.hits]
+    # The answer by mail says how far the search looked.
+    monkeypatch.setattr(desk_search, "MAX_CANDIDATES", 3)
+    send(d, "xiewenbin", "cmd@oa.example", "搜索 檢疫", "")
+    answer = text(one(d, "xiewenbin"))
+    assert listed(answer) == [f"#{newer}", f"#{older}"]
+    assert "只列出前 2 条（在含这些词语的最新 3 份文件中排序）" in answer

@@ -368,5 +368,6 @@ class Finder:
             withheld=found.materials_withheld,
             domain=self.domain,
             max_hits=MAX_HITS,
+            scope=f"{MAX_CANDIDATES:,}",
         )
         return body.rstrip("\n")
