@@ -209,8 +209,11 @@ level = "WARNING"
 
 
 @contextmanager
-def running_daemon(config_file: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
-    """``yizhan serve`` with this configuration, until it has stopped."""
+def running_daemon(
+    config_file: Path, *, cpus: set[int] | None = None
+) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """``yizhan serve`` with this configuration, until it has stopped; with ``cpus``, it and
+    the workers it starts run on those cores only."""
     env = {**os.environ, "YIZHAN_CONFIG": str(config_file)}
     daemon = subprocess.Popen(
         [sys.executable, "-m", "yizhan", "serve"],
@@ -219,6 +222,7 @@ def running_daemon(config_file: Path) -> Iterator[tuple[subprocess.Popen[str], i
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=None if cpus is None else lambda: os.sched_setaffinity(0, cpus),
     )
     try:
         assert daemon.stdout is not None

@@ -11,6 +11,11 @@ prints answered commands per second of each, their ratio (target ≥ 1.6 on a ma
 cores), and how many answers were lost or came twice: every command must be answered exactly
 once, whichever daemon took it and whichever processed it (exit 1 otherwise). That nothing else
 is done twice (numbers, steps, reminders) is the two-daemon proof's (``proofs.two_daemons``).
+
+``--core-each`` gives each daemon (and its workers) one core of its own, the first daemon core 0
+and the second core 1, PostgreSQL, the sink and the clients running where the kernel puts them:
+on a two-core machine, where one unpinned daemon already keeps both cores busy, this is how the
+second daemon's addition shows, a daemon being a unit of one core as on a machine with more.
 """
 
 from __future__ import annotations
@@ -60,14 +65,19 @@ def second_config(first: Path) -> Path:
     return second
 
 
-def run(daemons: int, *, commands: int, clients: int, workers: int, base: Path) -> Run:
+def run(
+    daemons: int, *, commands: int, clients: int, workers: int, base: Path, core_each: bool
+) -> Run:
     directory = Path(tempfile.mkdtemp(prefix=f"scale-{daemons}-", dir=base))
     with postgres_schema() as url, answer_sink() as (sink, sink_port), ExitStack() as stack:
         config = write_setup(directory, database=url, relay_port=sink_port, clients=clients)
         with config.open("a") as extra:
             extra.write(f"\n[processing]\nworkers = {workers}\n")
         configs = [config] + [second_config(config) for _ in range(daemons - 1)]
-        ports = [stack.enter_context(running_daemon(c))[1] for c in configs]
+        ports = [
+            stack.enter_context(running_daemon(c, cpus={n} if core_each else None))[1]
+            for n, c in enumerate(configs)
+        ]
         names = accounts(clients)
         acknowledged: dict[str, float] = {}
         lock = threading.Lock()
@@ -105,11 +115,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--commands", type=int, default=800)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--workers", type=int, default=1, help="processing workers a daemon")
+    parser.add_argument(
+        "--core-each", action="store_true", help="each daemon and its workers on a core of its own"
+    )
     args = parser.parse_args(argv)
     base = Path(tempfile.mkdtemp(prefix="yizhan-scale-"))
     try:
         runs = [
-            run(n, commands=args.commands, clients=args.clients, workers=args.workers, base=base)
+            run(
+                n,
+                commands=args.commands,
+                clients=args.clients,
+                workers=args.workers,
+                base=base,
+                core_each=args.core_each,
+            )
             for n in (1, 2)
         ]
     finally:
