@@ -81,6 +81,7 @@ bench: $(STAMP) services
 	$(BIN)/python -m bench.e2e --mailman --stages
 	$(BIN)/python -m bench.e2e --commands 500 --rate 50 --stages
 	YIZHAN_TEST_PG=$(PG_URL) $(BIN)/python -m bench.scale_out
+	YIZHAN_TEST_PG=$(PG_URL) $(BIN)/python -m bench.scale_out --core-each
 	YIZHAN_TEST_PG=$(PG_URL) $(BIN)/python -m bench.fanout
 
 ## bench-accept: the gateway alone against the bare fsyncing sink, 8 and 32 connections
