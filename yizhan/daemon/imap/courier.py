@@ -98,7 +98,14 @@ class ImapCourier:
                 for c in items:
                     self._ready[c.delivery_id] = await self._file(c, account)
 
-        await asyncio.gather(*(file_all(a, items) for a, items in by_account.items()))
+        # Every lane runs to its end even when one fails, so that what the others filed is
+        # reported; a failed lane's rest is filed again one by one by send().
+        results = await asyncio.gather(
+            *(file_all(a, items) for a, items in by_account.items()), return_exceptions=True
+        )
+        for failed in results:
+            if isinstance(failed, Exception):
+                log.error("filing ahead failed; filing one by one", exc_info=failed)
         return set(self._ready)
 
     async def send(self, group: Sequence[Claimed]) -> list[Outcome]:
