@@ -24,6 +24,7 @@ from yizhan.routing.directory import Directory, parse_org
 from yizhan.routing.documents import DocumentState, TrailEntry
 from yizhan.routing.numbering import format_number
 from yizhan.signing.keyring import Fingerprint, SealInfo
+from yizhan.templates.cjk_fonts import FONT_PACKAGE, CJKFontMissing, find_cjk_font
 from yizhan.templates.official import (
     ELEMENTS,
     OfficialDocument,
@@ -32,12 +33,7 @@ from yizhan.templates.official import (
     qualified_name,
 )
 from yizhan.templates.official_html import render_official_html
-from yizhan.templates.official_pdf import (
-    FONT_PACKAGE,
-    CJKFontMissing,
-    find_cjk_font,
-    render_official_pdf,
-)
+from yizhan.templates.official_pdf import render_official_pdf
 
 TZ = ZoneInfo("Asia/Shanghai")
 FINGERPRINT = "0123456789ABCDEF0123456789ABCDEF01234567"

@@ -37,9 +37,10 @@ from yizhan.routing.objection import objection_waiting, on_document
 from yizhan.routing.rules import CLOSED, OBJECTION_STEP, RETURNED
 from yizhan.routing.search import Ranked, contains, query_terms, rank
 from yizhan.routing.visibility import LEAVE_KIND, may_view
+from yizhan.templates.cjk_fonts import CJKFontMissing
 from yizhan.templates.official import official_document
 from yizhan.templates.official_html import render_official_html
-from yizhan.templates.official_pdf import CJKFontMissing, render_official_pdf
+from yizhan.templates.official_pdf import render_official_pdf
 
 __all__ = ["PAGE_REPLIES", "document_page", "page_replies", "routes", "visible_document"]
 

@@ -26,9 +26,10 @@ from yizhan.routing.documents import Decision, DocumentState, Notice
 from yizhan.routing.tokens import make_token
 from yizhan.signing.keyring import SealInfo, SignerSpec
 from yizhan.signing.pgpmime import Verification
+from yizhan.templates.cjk_fonts import CJKFontMissing
 from yizhan.templates.official import official_document
 from yizhan.templates.official_html import render_official_html
-from yizhan.templates.official_pdf import CJKFontMissing, render_official_pdf
+from yizhan.templates.official_pdf import render_official_pdf
 from yizhan.templates.presentation import trail_lines
 
 __all__ = ["send_notices"]
