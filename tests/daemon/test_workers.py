@@ -5,28 +5,38 @@ outlives its daemon, even one killed with SIGKILL."""
 from __future__ import annotations
 
 import contextlib
+import email
+import email.policy
+import multiprocessing
 import os
 import re
 import signal
 import smtplib
+import struct
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from tests.conftest import demo_org, seed_keyring, short_dir
-from tests.daemon.test_flows import PASSWORD, Daemon, running_bureau, text
+from tests.daemon.imap.conftest import Held, folder, imap_daemon
+from tests.daemon.imap.conftest import wait_until as imap_wait_until
+from tests.daemon.test_flows import PASSWORD, Daemon, reply, running_bureau, text
+from tests.daemon.test_outbound import Recorder, Relay
 from tests.ops.test_metrics import free_port, get, samples
 from yizhan.daemon.config import load_config
 from yizhan.daemon.context import Context
+from yizhan.daemon.imap.folders import DONE, TODO
+from yizhan.daemon.workers import IN_HAND, METRICS, Frames
 from yizhan.mailstore import accounts, pending
 from yizhan.mailstore.directory import import_directory
-from yizhan.mailstore.models import Inbound
+from yizhan.mailstore.models import Delivery, Inbound
 from yizhan.routing.directory import parse_org
 
 
@@ -86,6 +96,94 @@ def test_workers_answer_mail_and_stop_with_the_daemon(daemon: Daemon) -> None:
     assert len(owners) == 1 and owners.pop().startswith(f"{daemon.ctx.instance} processor ")
     daemon.stop()
     wait_until(lambda: all(gone(pid) for pid in workers))
+
+
+def test_the_answer_is_relayed_by_the_workers_courier(
+    tmp_path: Path, database_url: str, system_key_home: Path
+) -> None:
+    # The couriers run in the processing worker, not in the daemon beside the gateway
+    # (docs/perf.md): a HELP's answer reaches the relay once, sent under the worker's lease.
+    recorder = Recorder()
+    relay = Relay(recorder)
+    relay.start()
+    try:
+        with running_bureau(
+            tmp_path,
+            database_url,
+            system_key_home,
+            processing={"workers": 1},
+            relay={"host": "127.0.0.1", "port": relay.port},
+        ) as daemon:
+            daemon.send("wangfang", "cmd@oa.example", "HELP", "HELP")
+            wait_until(lambda: recorder.received)
+            time.sleep(0.5)
+            (answer,) = recorder.received
+            assert [r.split("@")[0] for r in answer.rcpts] == ["wangfang"]
+            mail = email.message_from_bytes(answer.data, policy=email.policy.default)
+            assert isinstance(mail, EmailMessage)
+            assert "HELP" in text(mail)
+            with daemon.ctx.sessions() as session:
+                (delivery,) = session.scalars(select(Delivery))
+            assert delivery.state == "sent"
+            assert (delivery.lease_owner or "").startswith(f"{daemon.ctx.instance} processor ")
+    finally:
+        relay.stop()
+
+
+def test_the_workers_courier_files_requests_over_imap_and_the_daemon_tidies_them(
+    system_key_home: Path,
+) -> None:
+    # `make run`'s setup with a processing worker: the worker's courier files the head's
+    # request into 公文/待辦 of the daemon's own Dovecot; after APPROVE the daemon's tidy pass
+    # (woken by what the worker tells it) moves it to 公文/已辦.
+    with imap_daemon(system_key_home, processing={"workers": 1}) as daemon:
+        author, head = "xiewenbin", "liangguoqiang"
+        title = "關於購置冷藏設備的請示"
+        daemon.send(author, "qianbao@oa.example", title, "擬購置冷藏設備。")
+
+        def requests(name: str) -> list[Held]:
+            return [m for m in folder(daemon, head, name) if title in m.mail["Subject"]]
+
+        (ask,) = imap_wait_until(lambda: requests(TODO), timeout=60, what="the request")
+        with daemon.ctx.sessions() as session:
+            owners = set(session.scalars(select(Delivery.lease_owner)))
+        assert owners and all(
+            (o or "").startswith(f"{daemon.ctx.instance} processor ") for o in owners
+        )
+        reply(daemon, head, ask.mail, "同意")
+        (done,) = imap_wait_until(lambda: requests(DONE), timeout=60, what="it in 已辦")
+        assert done.mail["Message-ID"] == ask.mail["Message-ID"]
+        assert requests(TODO) == []
+
+
+def test_a_workers_large_message_is_read_whole_from_its_nonblocking_socket() -> None:
+    # A worker's metrics grew past 16 KiB: multiprocessing writes such a message as its header,
+    # then its body, and the daemon, reading its non-blocking end as bytes came, took the
+    # half-read message for a dead worker. The daemon now keeps what it read until the
+    # message is whole.
+    ours, theirs = multiprocessing.Pipe()
+    os.set_blocking(ours.fileno(), False)
+    figures = METRICS + b"x" * 40_000
+    frames = Frames()
+    heard: list[bytes] = []
+
+    def read_what_is_there() -> None:
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                heard.extend(frames.feed(os.read(ours.fileno(), 65536)))
+
+    # The worker's writes, as Connection.send_bytes makes them, with the daemon reading between.
+    os.write(theirs.fileno(), struct.pack("!i", len(figures)))
+    read_what_is_there()
+    os.write(theirs.fileno(), figures[:1000])
+    read_what_is_there()
+    assert heard == []
+    os.write(theirs.fileno(), figures[1000:])
+    theirs.send_bytes(IN_HAND + b"42")
+    read_what_is_there()
+    assert heard == [figures, IN_HAND + b"42"]
+    ours.close()
+    theirs.close()
 
 
 def test_a_worker_that_dies_is_replaced(daemon: Daemon) -> None:

@@ -84,15 +84,15 @@ async def run_daemon(
         log.info("removed %d unacknowledged temporary files left by a crash", stale)
 
     imap = ImapService(ctx)
-    outbound = OutboundWorker(ctx, filing=imap.filing)
-    imap.on_dovecot_start = outbound.wake
+    # The couriers run where processing runs: in the worker processes, or here.
+    processing = _start_processing(ctx, stop, imap)
+    imap.on_dovecot_start = processing.deliver
 
     def queued() -> None:
         # Mail to send, and steps that may have changed: the IMAP folders follow (issue 13).
-        outbound.wake()
+        processing.deliver()
         imap.wake()
 
-    processing = _start_processing(ctx, stop, on_queued=queued)
     writer = InboundWriter(ctx, on_committed=lambda _ids: processing.wake())
     smtp = await start_smtp(ctx, on_committed=lambda _ids: processing.wake(), on_queued=queued)
     policy_listen = ctx.config.smtp.policy_listen
@@ -114,14 +114,14 @@ async def run_daemon(
             lifespan="off",
         )
     )
-    workers = [
-        *processing.tasks,
-        asyncio.create_task(outbound.run(stop), name="outbound"),
-        asyncio.create_task(admin.serve(), name="admin"),
-    ]
-    # Dovecot asks the admin page about logins, so IMAP starts once it has its port.
+    workers = [*processing.tasks, asyncio.create_task(admin.serve(), name="admin")]
+    # Dovecot asks the admin page about logins, so IMAP starts once it has its port; it
+    # stops once the couriers filing into it have.
     workers += imap.start(
-        stop, admin_port=await _bound_port(admin, admin_listen.port), writer=writer
+        stop,
+        admin_port=await _bound_port(admin, admin_listen.port),
+        writer=writer,
+        after=processing.stopped,
     )
     print(
         f"yizhan: SMTP on {ctx.config.smtp.listen.host}:{smtp.port}, "
@@ -146,7 +146,10 @@ async def run_daemon(
     if policy is not None:
         policy.close()
     await writer.aclose()
-    await processing.stop()
+    try:
+        await processing.stop()
+    finally:
+        processing.stopped.set()
     admin.should_exit = True
     await asyncio.gather(*workers, return_exceptions=True)
     await imap.close()
@@ -154,34 +157,57 @@ async def run_daemon(
 
 
 class _Processing:
-    """The processor: in worker processes (daemon/workers.py), or in a thread of this one."""
+    """The processor and the couriers: in worker processes (daemon/workers.py), or in this
+    one (a thread and a task)."""
 
     def __init__(
         self,
+        *,
         wake: Callable[[], None],
+        deliver: Callable[[], None],
         tasks: list[asyncio.Task[None]],
         pool: ProcessingWorkers | None,
     ) -> None:
+        #: Messages were accepted.
         self.wake = wake
+        #: Mail was queued, here: the couriers look at the queue (from any thread).
+        self.deliver = deliver
         self.tasks = tasks
+        #: Set once the processor and the couriers have stopped.
+        self.stopped = asyncio.Event()
         self._pool = pool
 
     async def stop(self) -> None:
         if self._pool is not None:
             await self._pool.stop()
+        else:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
-def _start_processing(
-    ctx: Context, stop: asyncio.Event, *, on_queued: Callable[[], None]
-) -> _Processing:
+def _start_processing(ctx: Context, stop: asyncio.Event, imap: ImapService) -> _Processing:
     count = worker_count(ctx.config)
     if count:
-        pool = ProcessingWorkers(ctx, count, on_queued=on_queued)
+        pool = ProcessingWorkers(
+            ctx,
+            count,
+            on_processed=imap.wake,
+            on_filed=imap.wake,
+            imap_filing=imap.filing is not None,
+        )
         pool.start()
-        return _Processing(pool.wake, [], pool)
-    processor = Processor(ctx, on_queued=on_queued)
-    task = asyncio.create_task(processor.run(stop), name="processor")
-    return _Processing(processor.wake, [task], None)
+        return _Processing(wake=pool.wake, deliver=pool.deliver, tasks=[], pool=pool)
+    outbound = OutboundWorker(ctx, filing=imap.filing)
+
+    def queued() -> None:
+        outbound.wake()
+        imap.wake()
+
+    processor = Processor(ctx, on_queued=queued)
+    tasks = [
+        asyncio.create_task(processor.run(stop), name="processor"),
+        asyncio.create_task(outbound.run(stop), name="outbound"),
+    ]
+    return _Processing(wake=processor.wake, deliver=outbound.wake, tasks=tasks, pool=None)
 
 
 async def _bound_port(server: uvicorn.Server, configured: int) -> int:

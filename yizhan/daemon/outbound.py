@@ -116,8 +116,12 @@ class OutboundWorker:
         idle_seconds: float = IDLE_SECONDS,
         smtp_timeout: float = SMTP_TIMEOUT_SECONDS,
         filing: Filing | None = None,
+        owner: str | None = None,
     ) -> None:
         self.ctx = ctx
+        #: Whose leases this worker's claims are: the daemon's, or, in a processing worker
+        #: process, that worker's (``pending.worker_owner``), released when it dies.
+        self.owner = owner or ctx.instance
         #: With Dovecot configured, people's mail is filed over IMAP instead (issue 13).
         self.filing = filing
         self.batch = batch
@@ -258,7 +262,7 @@ class OutboundWorker:
                 now=self.ctx.clock(),
                 limit=self.batch,
                 lease=self.lease,
-                owner=self.ctx.instance,
+                owner=self.owner,
             )
 
     def _record(self, outcomes: Sequence[Outcome]) -> None:

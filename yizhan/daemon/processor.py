@@ -76,8 +76,8 @@ class Processor:
         in_hand: Callable[[int | None], None] = lambda _id: None,
     ) -> None:
         self.ctx = ctx
-        #: Told (from the processing thread) which message is begun, and None once the batch
-        #: is done: a worker tells its daemon, which sets aside a message it died on five
+        #: Told (from the processing thread) which message is begun, and None once it is
+        #: done with it: a worker tells its daemon, which sets aside a message it died on five
         #: times (daemon/workers.py).
         self.in_hand = in_hand
         #: Whose leases this processor's claims are (``pending.worker_owner`` in a worker).
@@ -148,9 +148,10 @@ class Processor:
             except Exception as exc:
                 log.exception("inbound %s: processing failed", inbound_id)
                 self._failed(inbound_id, exc)
-        MESSAGE_ID.set(None)
-        if claimed:
+            # Done with it, whatever came of it: a worker that dies from here on did not die
+            # on this message, nor on the ones after it in the batch, not begun yet.
             self.in_hand(None)
+        MESSAGE_ID.set(None)
         return len(claimed)
 
     def process(self, session: Session, inbound_id: int) -> None:

@@ -77,9 +77,15 @@ class ImapService:
             self.tidier.wake()
 
     def start(
-        self, stop: asyncio.Event, *, admin_port: int, writer: InboundWriter
+        self,
+        stop: asyncio.Event,
+        *,
+        admin_port: int,
+        writer: InboundWriter,
+        after: asyncio.Event | None = None,
     ) -> list[asyncio.Task[None]]:
-        """Start what is configured; the tasks end when ``stop`` is set, Dovecot last."""
+        """Start what is configured; the tasks end when ``stop`` is set, Dovecot last, once
+        ``after`` is set too (the couriers filing into it have stopped)."""
         config = self.ctx.config
         listen = config.imap.listen
         if listen is not None and self.unusable is None:
@@ -116,6 +122,8 @@ class ImapService:
             await stop.wait()
             await asyncio.gather(*others, return_exceptions=True)
             await self.close()
+            if after is not None:
+                await after.wait()
             dovecot_stop.set()
 
         tasks.append(asyncio.create_task(self.supervisor.run(dovecot_stop), name="dovecot"))
