@@ -34,16 +34,16 @@ def run(code: str) -> dict[str, object]:
     return found
 
 
-def test_a_processing_worker_loads_no_verbs_migrations_or_pdf_reader() -> None:
+def test_a_processing_worker_loads_no_verbs_migrations_or_pdf_libraries() -> None:
     # A worker is spawned: it imports the daemon's main module and the worker's own. Before,
     # it hashed a password at import (64 MiB of peak for nothing) and loaded every verb,
-    # Alembic and pypdf (~30 MiB), none of which processing a command needs.
+    # Alembic, pypdf and ReportLab (~35 MiB), none of which processing a command needs.
     found = run(
         """
         import json, sys
         import yizhan.__main__, yizhan.daemon.workers
-        print(json.dumps({**status(), "loaded": [m for m in ("yizhan.cli", "alembic", "pypdf")
-                                                if m in sys.modules]}))
+        loaded = [m for m in ("yizhan.cli", "alembic", "pypdf", "reportlab") if m in sys.modules]
+        print(json.dumps({**status(), "loaded": loaded}))
         """
     )
     assert found["loaded"] == []
