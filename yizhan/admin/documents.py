@@ -39,7 +39,6 @@ from yizhan.routing.search import Ranked, contains, query_terms, rank
 from yizhan.routing.visibility import LEAVE_KIND, may_view
 from yizhan.templates.official import official_document
 from yizhan.templates.official_html import render_official_html
-from yizhan.templates.official_pdf import CJKFontMissing, render_official_pdf
 
 __all__ = ["PAGE_REPLIES", "document_page", "page_replies", "routes", "visible_document"]
 
@@ -314,6 +313,9 @@ def _official(
     )
     if fmt == "html":
         return render_official_html(official_doc)
+    # ReportLab is loaded by the first PDF asked for, not by the daemon at start (issue 16).
+    from yizhan.templates.official_pdf import CJKFontMissing, render_official_pdf
+
     try:
         return render_official_pdf(official_doc)
     except CJKFontMissing:
