@@ -14,7 +14,9 @@ answers 250. It prints, for each database:
 * CPU per command: the daemon's user and system time while the clock ran, with its children
   (processing workers, gpg) and the gpg-agent of its key ring;
 * latency from a command's 250 to its answer at the sink, p50 and p99;
-* peak RSS of the daemon and its processing workers (VmHWM of each, added).
+* peak RSS of the daemon and its processing workers (VmHWM of each, added), and the peak of
+  their proportional set size added (PSS, sampled: shared pages counted once; ``bench.memory``);
+  ``--memory`` prints each process's figures.
 
 Every command must be answered exactly once; the run fails (exit 1) if one is missing or doubled.
 """
@@ -45,6 +47,7 @@ from typing import Any, Final
 from aiosmtpd.controller import Controller
 
 from bench import accept
+from bench.memory import MemorySampler
 from bench.stages import print_stages, stage_latencies
 
 DOMAIN: Final = "oa.example"
@@ -301,12 +304,19 @@ def cpu_of(pids: Sequence[int]) -> float:
     return total
 
 
-def peak_rss_mib(pid: int) -> float:
+def daemon_processes(daemon: int) -> list[tuple[int, str]]:
+    """The daemon and the Python processes it spawned, for ``MemorySampler``: its processing
+    workers and multiprocessing's resource tracker; not gpg, which a worker runs and waits for."""
+    found = [(daemon, "daemon")]
     with suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+        for pid in sorted(children_of(daemon)):
+            with suppress(OSError):
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+                if b"resource_tracker" in cmdline:
+                    found.append((pid, "tracker"))
+                elif b"multiprocessing" in cmdline:
+                    found.append((pid, "worker"))
+    return found
 
 
 # --- The clients ------------------------------------------------------------------------------
@@ -384,6 +394,9 @@ class Result:
     peak_rss_mib: float
     answered_twice: int
     missing: int
+    peak_pss_mib: float = 0.0
+    #: Each process's memory figures (``MemorySampler.breakdown``).
+    memory: str = ""
 
     @property
     def accept_ratio(self) -> float:
@@ -418,7 +431,10 @@ def run_yizhan(
             documents=documents,
             workers=workers,
         )
-        with running_daemon(config_file) as (daemon, port):
+        with (
+            running_daemon(config_file) as (daemon, port),
+            MemorySampler(lambda: daemon_processes(daemon.pid)) as memory,
+        ):
             names = accounts(clients)
             warm_up(port, names[0], sink)
             acknowledged: dict[str, float] = {}
@@ -461,10 +477,6 @@ def run_yizhan(
                 arrivals = dict(sink.arrivals)
             agents = sorted(set(agents) | set(helper_pids(str(directory), daemon.pid)))
             cpu = cpu_seconds(daemon.pid) + cpu_of(agents) - cpu_before
-            # Peak of each process, added: no less than the peak of their sum.
-            rss = peak_rss_mib(daemon.pid) + sum(
-                peak_rss_mib(pid) for pid in agents if pid in children_of(daemon.pid)
-            )
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
                 spy.wait(timeout=60)
@@ -483,7 +495,10 @@ def run_yizhan(
         cpu_ms_per_command=1000 * cpu / max(len(answered), 1),
         p50_ms=1000 * statistics.median(latencies) if latencies else 0.0,
         p99_ms=1000 * latencies[int(0.99 * (len(latencies) - 1))] if latencies else 0.0,
-        peak_rss_mib=rss,
+        # Peak of each process, added: no less than the peak of their sum.
+        peak_rss_mib=memory.peak_rss_sum,
+        peak_pss_mib=memory.peak_pss_sum,
+        memory=memory.breakdown(),
         answered_twice=sum(1 for m in acknowledged if len(arrivals.get(m, [])) > 1),
         missing=sum(1 for m in acknowledged if m not in arrivals),
     )
@@ -558,6 +573,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument(
+        "--memory", action="store_true", help="print each process's memory figures (MiB)"
+    )
+    parser.add_argument(
         "--stages",
         action="store_true",
         help="print where the commands' time went, from the daemon's records (bench.stages)",
@@ -616,6 +634,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps([asdict(r) | {"accept_ratio": r.accept_ratio} for r in results]))
     else:
         print_table(results)
+    if args.memory:
+        for r in results:
+            print(f"{r.database}:\n{r.memory}")
     return 0 if all(r.missing == 0 and r.answered_twice == 0 for r in results) else 1
 
 
@@ -629,7 +650,7 @@ def print_table(results: Sequence[Result]) -> None:
     mailman = next((r.answered_per_s for r in results if r.database == "mailman"), 0.0)
     print(
         f"{'server':<19}{'accepted/s':>11}{'sink/s':>8}{'ratio':>7}{'answered/s':>12}"
-        f"{'×Mailman':>9}{'CPU ms/cmd':>11}{'p50 ms':>8}{'p99 ms':>8}{'RSS MiB':>9}"
+        f"{'×Mailman':>9}{'CPU ms/cmd':>11}{'p50 ms':>8}{'p99 ms':>8}{'RSS MiB':>9}{'PSS':>5}"
         f"{'lost':>6}{'twice':>6}"
     )
     for r in results:
@@ -639,7 +660,7 @@ def print_table(results: Sequence[Result]) -> None:
         print(
             f"{name:<19}{r.accepted_per_s:>11.1f}{sink}{r.answered_per_s:>12.1f}{versus}"
             f"{r.cpu_ms_per_command:>11.1f}{r.p50_ms:>8.0f}{r.p99_ms:>8.0f}"
-            f"{r.peak_rss_mib:>9.0f}{r.missing:>6}{r.answered_twice:>6}"
+            f"{r.peak_rss_mib:>9.0f}{r.peak_pss_mib:>5.0f}{r.missing:>6}{r.answered_twice:>6}"
         )
 
 

@@ -12,10 +12,13 @@ import asyncio
 import base64
 import dataclasses
 import datetime as dt
+import os
 import smtplib
 import socket
 import ssl
 import stat
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -25,7 +28,11 @@ from typing import Any, TypeVar
 import pytest
 from cryptography import x509
 from sqlalchemy import select
+from starlette.testclient import TestClient
 
+from tests.admin.conftest import csrf_of
+from tests.admin.conftest import login as admin_login
+from yizhan.admin.app import create_app
 from yizhan.daemon.config import HostPort
 from yizhan.daemon.context import Context
 from yizhan.daemon.gateway.senders import (
@@ -313,6 +320,77 @@ def test_auth_wrong_password_is_535(gateway: Running) -> None:
     assert b"wrong password" in reply
     with gateway.ctx.sessions() as session:
         assert accounts.get_account(session, "wangfang").failed_logins == 1
+
+
+def auth(gateway: Running, account: str, password: str) -> tuple[int, bytes]:
+    """One AUTH PLAIN on a connection of its own, as a mail client that logs in per message."""
+    client = gateway.client()
+    try:
+        return client.docmd("AUTH", "PLAIN " + plain(account, password))
+    finally:
+        client.quit()
+
+
+def test_a_wrong_password_is_refused_after_a_remembered_login(gateway: Running) -> None:
+    # The gateway remembers a verified password for a while to spare argon2 (issue 16); a
+    # wrong one given after it is still refused and counted.
+    assert auth(gateway, "wangfang", PASSWORD)[0] == 235
+    assert auth(gateway, "wangfang", PASSWORD)[0] == 235
+    code, reply = auth(gateway, "wangfang", PASSWORD + "x")
+    assert code == 535 and b"wrong password" in reply
+    with gateway.ctx.sessions() as session:
+        assert accounts.get_account(session, "wangfang").failed_logins == 1
+
+
+def test_a_password_changed_on_the_admin_page_counts_at_the_next_auth(gateway: Running) -> None:
+    # 王芳's mail client logged in a moment ago; she changes her password on the admin page
+    # (served by the same daemon): her client's next login with the old one is refused.
+    assert auth(gateway, "wangfang", PASSWORD)[0] == 235
+    with TestClient(create_app(gateway.ctx), base_url="http://127.0.0.1") as admin:
+        assert admin_login(admin, "wangfang", PASSWORD).status_code == 303
+        page = admin.get("/account/password")
+        changed = admin.post(
+            "/account/password",
+            data={
+                "csrf_token": csrf_of(page.text),
+                "old_password": PASSWORD,
+                "new_password": OTHER_PASSWORD,
+                "new_password2": OTHER_PASSWORD,
+            },
+        )
+        assert changed.status_code in (200, 303), changed.text
+    code, reply = auth(gateway, "wangfang", PASSWORD)
+    assert code == 535 and b"wrong password" in reply
+    assert auth(gateway, "wangfang", OTHER_PASSWORD)[0] == 235
+
+
+def test_a_password_set_at_the_console_counts_at_the_next_auth(
+    gateway: Running, tmp_path: Path
+) -> None:
+    # The IT department resets 李軍's password with `yizhan user passwd` (another process)
+    # while his client is logged in: the old password is refused at once, the new one works.
+    assert auth(gateway, "lijun", PASSWORD)[0] == 235
+    config = gateway.ctx.config
+    path = tmp_path / "yizhan.toml"
+    path.write_text(
+        f'[yizhan]\ndata_dir = "{config.data_dir}"\nsecret = "{config.secret}"\n'
+        f'[database]\nurl = "{config.database_url}"\n'
+        f'[signing]\ngnupg_home = "{config.signing.gnupg_home}"\n',
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "yizhan", "user", "passwd", "lijun"],
+        input=OTHER_PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+        env={**os.environ, "YIZHAN_CONFIG": str(path)},
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    code, reply = auth(gateway, "lijun", PASSWORD)
+    assert code == 535 and b"wrong password" in reply
+    assert auth(gateway, "lijun", OTHER_PASSWORD)[0] == 235
 
 
 def test_auth_with_temporary_password_says_why(start_gateway: Callable[..., Running]) -> None:

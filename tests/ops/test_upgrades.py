@@ -28,6 +28,7 @@ from yizhan.mailstore.db import (
     SchemaMismatch,
     alembic_config,
     make_engine,
+    packaged_head,
     require_current_schema,
     upgrade,
 )
@@ -200,6 +201,15 @@ def test_a_newer_schema_stops_the_daemon(ctx: Context) -> None:
         conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
     with pytest.raises(SchemaMismatch, match="newer than this Yizhan"):
         require_current_schema(ctx.engine)
+
+
+def test_the_daemons_schema_check_knows_the_newest_migration(ctx: Context) -> None:
+    # The daemon checks its schema at every start from the scripts' revision lines, without
+    # Alembic (issue 16: memory): it must name the head Alembic names, and a database at that
+    # head passes.
+    scripts = ScriptDirectory.from_config(alembic_config(ctx.engine))
+    assert packaged_head() == scripts.get_current_head() == REVISIONS[-1]
+    require_current_schema(ctx.engine)
 
 
 def test_the_search_index_is_moved_to_one_posting_a_gram_and_document(database_url: str) -> None:

@@ -37,10 +37,8 @@ from yizhan.routing.objection import objection_waiting, on_document
 from yizhan.routing.rules import CLOSED, OBJECTION_STEP, RETURNED
 from yizhan.routing.search import Ranked, contains, query_terms, rank
 from yizhan.routing.visibility import LEAVE_KIND, may_view
-from yizhan.templates.cjk_fonts import CJKFontMissing
 from yizhan.templates.official import official_document
 from yizhan.templates.official_html import render_official_html
-from yizhan.templates.official_pdf import render_official_pdf
 
 __all__ = ["PAGE_REPLIES", "document_page", "page_replies", "routes", "visible_document"]
 
@@ -315,6 +313,10 @@ def _official(
     )
     if fmt == "html":
         return render_official_html(official_doc)
+    # ReportLab is loaded by the first PDF asked for, not by the daemon at start (issue 16).
+    from yizhan.templates.cjk_fonts import CJKFontMissing
+    from yizhan.templates.official_pdf import render_official_pdf
+
     try:
         return render_official_pdf(official_doc)
     except CJKFontMissing:

@@ -8,12 +8,16 @@ them took 60–110 ms, and one came every few admin page requests (the 95th perc
 ``gc.freeze`` moves every object alive at that moment into a permanent generation the
 collector no longer walks; each full pass then walks only what came later (5–15 ms). Objects
 frozen are still freed when their last reference goes, as any object; only a cycle among them
-that becomes garbage would wait until :func:`release`.
+that becomes garbage would wait until :func:`release`. What start-up freed (the migrations'
+check, the templates' compilation) is given back to the system at the same moment
+(``daemon/malloc.py``).
 """
 
 from __future__ import annotations
 
 import gc
+
+from yizhan.daemon import malloc
 
 __all__ = ["release", "settle"]
 
@@ -23,6 +27,7 @@ def settle() -> int:
     of objects frozen."""
     gc.collect()
     gc.freeze()
+    malloc.trim()
     return gc.get_freeze_count()
 
 

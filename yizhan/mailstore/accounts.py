@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import secrets
@@ -27,13 +28,26 @@ from yizhan.routing.passwords import (
 )
 
 _hasher = PasswordHasher()
-#: argon2 hashes and checks running at once in this process. Each takes 64 MiB for its
-#: moment: eight mail clients logging in together took the daemon from 120 to 510 MiB (issue
-#: 16), and more would buy no speed on a machine with a few cores.
-_ARGON2_AT_ONCE = threading.BoundedSemaphore(2)
-# Verified in place of a password when there is no account (or no password) to check, so that
-# an unknown account takes as long to refuse as a wrong password: no account list by timing.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+#: One argon2 hash or check at a time in this process. Each takes 64 MiB (the hasher's memory
+#: cost) for its moment, and the process's peak resident size is its resident size plus that
+#: many times 64 MiB: eight mail clients logging in together took the daemon from 120 to 510
+#: MiB (issue 16). A check already uses several threads (its lanes), so a second one at once
+#: bought little on a machine with a few cores; a mail client that logs in again is answered
+#: from ``VerifiedPasswords`` without one.
+_ARGON2_AT_ONCE = threading.BoundedSemaphore(1)
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified in place of a password when there is no account (or no password) to check, so
+    that an unknown account takes as long to refuse as a wrong password: no account list by
+    timing. Made at the first need, not at import: every process that imports this module (a
+    processing worker, each ``yizhan`` verb) would otherwise pay an argon2 hash, 64 MiB of peak
+    and half a second, for nothing."""
+    with _ARGON2_AT_ONCE:
+        return _hasher.hash(secrets.token_urlsafe(16))
+
+
 #: The key of the failures of one client address over every account.
 ANY_ACCOUNT = "*"
 
@@ -193,7 +207,7 @@ def authenticate(
                 failed=pair.failed,
             )
     if row is not None and row.state != "active":
-        _verify(_DUMMY_HASH, password)
+        _verify(_dummy_hash(), password)
         return LoginResult(ok=False, account=row.account, reason=f"the account is {row.state}")
     if row is not None and is_locked(row.locked_until, now):
         # A lock of the whole account written before locks were per address.
@@ -203,7 +217,7 @@ def authenticate(
         )
     stored = row.password_hash if row is not None else None
     if stored is None:
-        _verify(_DUMMY_HASH, password)
+        _verify(_dummy_hash(), password)
     if (
         row is None
         or stored is None

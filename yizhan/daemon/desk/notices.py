@@ -26,10 +26,8 @@ from yizhan.routing.documents import Decision, DocumentState, Notice
 from yizhan.routing.tokens import make_token
 from yizhan.signing.keyring import SealInfo, SignerSpec
 from yizhan.signing.pgpmime import Verification
-from yizhan.templates.cjk_fonts import CJKFontMissing
 from yizhan.templates.official import official_document
 from yizhan.templates.official_html import render_official_html
-from yizhan.templates.official_pdf import render_official_pdf
 from yizhan.templates.presentation import trail_lines
 
 __all__ = ["send_notices"]
@@ -217,6 +215,11 @@ def _official_copy(request: Request, state: DocumentState, seal_unit: str) -> _O
         issued_at=request.now,
         tz=config.tzinfo,
     )
+    # ReportLab (and Pillow under it, ~11 MiB) is loaded by the first sealed document, not by
+    # every processing worker at start (issue 16).
+    from yizhan.templates.cjk_fonts import CJKFontMissing
+    from yizhan.templates.official_pdf import render_official_pdf
+
     pdf = None
     try:
         pdf = MailFile(

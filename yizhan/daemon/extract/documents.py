@@ -12,9 +12,6 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Final
 from xml.etree import ElementTree
 
-import pypdf
-import pypdf.errors
-
 from yizhan.daemon.extract.text import text_score
 
 #: Characters of text kept per attachment; markings sit at the head, and a bound keeps a huge
@@ -217,6 +214,12 @@ def _ofd_properties(zf: zipfile.ZipFile, names: list[str]) -> dict[str, str]:
 
 
 def read_pdf(data: bytes) -> FileText:
+    # Imported at the first PDF: pypdf's tables (glyph names, font metrics) take ~17 MiB of
+    # every process that imports it, and the gateway and each processing worker import this
+    # module whether or not a PDF ever comes (issue 16).
+    import pypdf
+    import pypdf.errors
+
     found = FileText(macros=bool(_PDF_ACTIVE.search(data)))
     try:
         reader = pypdf.PdfReader(io.BytesIO(data), strict=False)

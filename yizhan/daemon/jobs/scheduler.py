@@ -11,6 +11,7 @@ from typing import Any, Final
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
 
+from yizhan.daemon import malloc
 from yizhan.daemon.context import Context
 from yizhan.daemon.jobs.slots import work_calendar
 from yizhan.daemon.jobs.table import JOBS, Job, run_due_jobs
@@ -76,6 +77,9 @@ class Scheduler:
         except Exception:
             log.exception("catching up on scheduled jobs failed")
             return
+        finally:
+            # A job over a backlog frees tens of MiB that glibc would keep (daemon/malloc.py).
+            await asyncio.to_thread(malloc.trim)
         if any(counts.values()):
             log.info("caught up: %s", counts)
             self.on_queued()
@@ -89,6 +93,8 @@ class Scheduler:
             JOB_FAILURES.labels(job=job.name).inc()
             log.exception("job %s failed", job.name)
             return
+        finally:
+            await asyncio.to_thread(malloc.trim)
         if queued:
             log.info("job %s queued %d mail(s)", job.name, queued)
             self.on_queued()
