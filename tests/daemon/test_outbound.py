@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import mailbox
+import os
 import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -27,9 +29,12 @@ from cryptography.x509.oid import NameOID
 from sqlalchemy import func, select
 
 from yizhan.daemon.context import Context
+from yizhan.daemon.desk.mailer import Distribution, Mailer, MailFile
 from yizhan.daemon.outbound import OutboundWorker
 from yizhan.mailstore import outbox
+from yizhan.mailstore.directory import load_directory
 from yizhan.mailstore.models import AuditEntry, Delivery, OutboundMessage
+from yizhan.signing.pgpmime import verify_message
 
 NOW = dt.datetime(2024, 5, 6, 2, 0, tzinfo=dt.UTC)
 
@@ -248,6 +253,66 @@ def test_maildir_delivery_keeps_the_bytes_after_return_path(bureau: Context, clo
     assert bureau.config.maildir_root == bureau.config.data_dir / "maildirs"
     assert {d.state for d in deliveries(bureau).values()} == {"sent"}
     assert {d.sent_at for d in deliveries(bureau).values()} == {NOW}
+
+
+def test_a_distribution_is_in_each_readers_maildir_and_each_reads_their_own_copy(
+    bureau: Context, clock: Clock
+) -> None:
+    # A document distributed to several people (one signed body, a head each, as a sealed
+    # document goes to a thousand clerks) is in each one's Maildir once, as a mail client
+    # reads it: their own To and reply address, the signature good. One reader's client
+    # marking it read (renaming it into cur/ with the S flag, as Dovecot does) leaves the
+    # others' copies new and unread.
+    readers = ("wangfang", "mali", "zhoujing")
+    pdf = MailFile(filename="通知.pdf", content_type="application/pdf", data=os.urandom(65536))
+    with bureau.sessions.begin() as session:
+        people = load_directory(session).people
+        mailer = Mailer(bureau)
+        distribution = Distribution()
+        for account in readers:
+            mailer.distribute(
+                session,
+                source=f"test:distribution:{account}",
+                to=people[account],
+                template="reply.txt",
+                distribution=distribution,
+                headers={"X-Yizhan-Doc": "7", "Reply-To": f"r+{account}-abc@oa.example"},
+                variables={"subject": "關於安全檢查的通知", "text": "請簽收。"},
+                attachments=[pdf],
+            )
+        assert mailer.queue_distribution(session, distribution) == len(readers)
+    assert run(OutboundWorker(bureau)) == len(readers)
+    assert {d.state for d in deliveries(bureau).values()} == {"sent"}
+
+    boxes = {a: mailbox.Maildir(bureau.config.maildir_root / a, create=False) for a in readers}
+    bodies = set()
+    for account, box in boxes.items():
+        (key,) = box.keys()
+        assert box[key].get_subdir() == "new" and box[key].get_flags() == ""
+        data = box.get_bytes(key)
+        copy = parse(data)
+        assert copy["Return-Path"] == "<cmd@oa.example>"
+        assert f"{account}@bureau.example" in str(copy["To"])
+        assert copy["Reply-To"] == f"r+{account}-abc@oa.example"
+        assert str(copy["Subject"]).endswith("關於安全檢查的通知")
+        (attached,) = [p for p in copy.walk() if p.get_filename() == "通知.pdf"]
+        assert attached.get_content() == pdf.data
+        assert verify_message(data.split(b"\r\n", 1)[1], bureau.keyring).ok
+        bodies.add(data.split(b"\r\n\r\n", 1)[1])
+    assert len(bodies) == 1
+
+    # wangfang reads it.
+    (name,) = os.listdir(bureau.config.maildir_root / "wangfang" / "new")
+    os.rename(
+        bureau.config.maildir_root / "wangfang" / "new" / name,
+        bureau.config.maildir_root / "wangfang" / "cur" / f"{name}:2,S",
+    )
+    for account, box in boxes.items():
+        (key,) = box.keys()
+        read = account == "wangfang"
+        assert box[key].get_subdir() == ("cur" if read else "new")
+        assert box[key].get_flags() == ("S" if read else "")
+        assert parse(box.get_bytes(key))["Reply-To"] == f"r+{account}-abc@oa.example"
 
 
 def test_unknown_recipient_without_relay_bounces_into_senders_maildir(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -134,3 +135,29 @@ def test_deliver_many_finds_a_copy_a_client_moved_to_cur_when_it_may_exist(
     (again,) = maildir.deliver_many(root, [_letter("clerk", "5-z")])
     assert again == seen
     assert os.listdir(root / "clerk" / "new") == []
+
+
+def test_deliver_many_into_a_maildir_on_another_filesystem(tmp_path: Path) -> None:
+    # An administrator has moved one person's Maildir to another disk and left a symbolic
+    # link: the round's one sync of the Maildirs' filesystem would not reach it, so that
+    # Maildir's letters are synced one by one, and delivered like everyone else's.
+    elsewhere = Path("/dev/shm")
+    if not elsewhere.is_dir() or elsewhere.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("no second filesystem to put a Maildir on")
+    root = tmp_path / "maildirs"
+    root.mkdir()
+    moved = elsewhere / f"yizhan-test-{os.getpid()}-{tmp_path.name}"
+    try:
+        moved.mkdir()
+        (root / "moved").symlink_to(moved)
+        letters = [_letter("moved", "1-a"), _letter("stays", "2-b"), _letter("moved", "3-c")]
+        paths = maildir.deliver_many(root, letters)
+        for letter, path in zip(letters, paths, strict=True):
+            assert isinstance(path, Path) and path.parent == root / letter.account / "new"
+            assert path.read_bytes() == b"Return-Path: <cmd@oa.example>\r\n" + b"".join(
+                letter.parts
+            )
+        assert len(os.listdir(moved / "new")) == 2 and os.listdir(moved / "tmp") == []
+        assert maildir.deliver_many(root, letters) == paths
+    finally:
+        shutil.rmtree(moved, ignore_errors=True)
