@@ -14,7 +14,6 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import Callable
-from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 
@@ -38,6 +37,7 @@ from yizhan.mailstore.tools import published_digests
 from yizhan.routing.addresses import AddressTable, Recipient, Refusal
 from yizhan.routing.directory import Directory
 from yizhan.routing.duties import it_people
+from yizhan.routing.mailpolicy import MAIL
 from yizhan.signing.pgpmime import SigningUnavailable
 
 log = logging.getLogger("yizhan.processor")
@@ -166,7 +166,7 @@ class Processor:
         directory = load_directory(session)
         if self._refused_since_accepted(session, row, raw, directory):
             return
-        msg = BytesParser(policy=policy.default).parsebytes(raw)
+        msg = BytesParser(policy=MAIL).parsebytes(raw)
         assert isinstance(msg, EmailMessage)
         # Every line logged while this message is handled names it (daemon/logs.py).
         MESSAGE_ID.set(row.message_id)

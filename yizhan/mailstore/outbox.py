@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from yizhan.mailstore import audit
 from yizhan.mailstore.models import Delivery, OutboundBody, OutboundMessage
 from yizhan.routing.dsn import FailedRecipient, build_dsn
+from yizhan.routing.mailpolicy import WIRE, WIRE_UTF8
 
 QUEUED = "queued"
 SENT = "sent"
@@ -630,7 +631,7 @@ def _serialise(message: EmailMessage) -> bytes:
     # mailbox itself is not ASCII needs UTF-8 headers (RFC 6532), which nothing else can carry.
     addresses = getaddresses([str(v) for h in _ADDRESS_HEADERS for v in message.get_all(h, [])])
     utf8 = any(not addr.isascii() for _, addr in addresses)
-    return message.as_bytes(policy=policy.SMTPUTF8 if utf8 else policy.SMTP)
+    return message.as_bytes(policy=WIRE_UTF8 if utf8 else WIRE)
 
 
 def _complete_bytes(data: bytes, *, now: dt.datetime, domain: str) -> tuple[bytes, str]:

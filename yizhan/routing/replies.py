@@ -265,9 +265,14 @@ def normalise(text: str) -> str:
     ends into ``\\n``.
     """
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = _ENTITY.sub(lambda m: html.unescape(m.group()), text)
-    text = _FOLDABLE.sub(lambda m: unicodedata.normalize("NFKC", m.group()), text)
-    text = _ODD_SPACE.sub(" ", text)
+    # Each pass scans the whole text (a reply quotes the original): one that cannot match is
+    # skipped.
+    if "&" in text:
+        text = _ENTITY.sub(lambda m: html.unescape(m.group()), text)
+    if not text.isascii():
+        # Full-width forms and odd spaces are all outside ASCII.
+        text = _FOLDABLE.sub(lambda m: unicodedata.normalize("NFKC", m.group()), text)
+        text = _ODD_SPACE.sub(" ", text)
     return _ZERO_WIDTH.sub("", text)
 
 

@@ -22,6 +22,7 @@ import base64
 import codecs
 import copy
 import datetime as dt
+import functools
 import hashlib
 import quopri
 import re
@@ -29,12 +30,13 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from email import policy
 from email.message import EmailMessage, Message
 from email.parser import BytesHeaderParser, BytesParser
+from email.policy import EmailPolicy
 from email.utils import getaddresses
 from typing import Final, Literal
 
+from yizhan.routing.mailpolicy import MAIL, WIRE, WIRE_UTF8
 from yizhan.signing.keyring import (
     Fingerprint,
     GpgFailed,
@@ -51,7 +53,7 @@ PREAMBLE: Final = b"This is an OpenPGP/MIME signed message (RFC 4880 and 3156)"
 HEADER_PREFIX: Final = "x-yizhan-"
 
 # The policy every signed byte is written with: CRLF, lines folded at 78, 7-bit headers.
-_WIRE: Final = policy.SMTP
+_WIRE: Final = WIRE
 _ADDRESS_HEADERS: Final = ("From", "To", "Cc", "Bcc", "Reply-To", "Sender")
 # A line a mail system might change: trailing white space, or "From " (mbox escaping).
 _FRAGILE_LINE = re.compile(rb"(?m)(?:[ \t]\r?$|^From )")
@@ -232,7 +234,7 @@ def restore_signed_part(
     boundary = f"=_yizhan_signed_{digest[:32]}"
     if boundary.encode("ascii") in content:
         raise SigningError("the boundary occurs in the signed part")
-    headers = BytesHeaderParser(policy=policy.default).parsebytes(content)
+    headers = BytesHeaderParser(policy=MAIL).parsebytes(content)
     protected = tuple(
         (name.lower(), _unfold(str(value)))
         for name, value in headers.items()
@@ -277,7 +279,7 @@ def wrap_head(signed: SignedPart, envelope: Message) -> bytes:
         if lower.startswith("content-") or lower == "mime-version":
             continue
         lines.append(wire.fold_binary(name, value))
-    if not outer:
+    if not outer and signed.protected:
         # The filters' copy of the protected headers, when the envelope came without them.
         lines.extend(wire.fold_binary(name, value) for name, value in _headers_of(signed))
     lines.append(b"MIME-Version: 1.0\r\n")
@@ -343,7 +345,7 @@ class HeadMaker:
             for name, value in headers
             if not (name.lower().startswith("content-") or name.lower() == "mime-version")
         ]
-        if not outer:
+        if not outer and self.signed.protected:
             lines.extend(self._fold(n, v, utf8) for n, v in _headers_of(self.signed))
         lines.append(self._tail)
         return b"".join(lines)
@@ -361,7 +363,7 @@ class HeadMaker:
         key = (name, value, utf8)
         folded = self._folded.get(key)
         if folded is None:
-            wire = policy.SMTPUTF8 if utf8 else _WIRE
+            wire = WIRE_UTF8 if utf8 else _WIRE
             # As a message's header: parsed by the policy's header registry, then folded.
             stored = wire.header_store_parse(name, value)[1]
             folded = self._folded[key] = wire.fold_binary(name, stored)
@@ -445,7 +447,7 @@ def split_signed(raw: bytes) -> SignedParts | None:
     head_end = _header_end(raw)
     if head_end is None:
         return None
-    headers = BytesHeaderParser(policy=policy.default).parsebytes(raw[:head_end])
+    headers = BytesHeaderParser(policy=MAIL).parsebytes(raw[:head_end])
     if headers.get_content_type() != "multipart/signed":
         return None
     protocol = str(headers.get_param("protocol", "", header="content-type")).lower()
@@ -460,7 +462,7 @@ def split_signed(raw: bytes) -> SignedParts | None:
         return None
     first, second, third = delimiters[:3]
     content = _between(body, first, second)
-    signature_part = BytesParser(policy=policy.default).parsebytes(_between(body, second, third))
+    signature_part = BytesParser(policy=MAIL).parsebytes(_between(body, second, third))
     if signature_part.get_content_type() != PROTOCOL:
         return None
     signature = signature_part.get_payload(decode=True)
@@ -507,11 +509,11 @@ def verify_message(
     parts = split_signed(raw)
     if parts is not None:
         checks = keyring.verify_detached(parts.content, parts.signature)
-        inner = BytesParser(policy=policy.default).parsebytes(parts.content)
+        inner = BytesParser(policy=MAIL).parsebytes(parts.content)
         assert isinstance(inner, EmailMessage)
         verdict = _decide(checks, keyring, account, kind="pgp/mime")
         text = _first_text(inner)
-        outer = BytesHeaderParser(policy=policy.default).parsebytes(raw[: _header_end(raw)])
+        outer = BytesHeaderParser(policy=MAIL).parsebytes(raw[: _header_end(raw)])
         differ = _differing_headers(outer, inner)
         if verdict.ok and differ:
             names = ", ".join(differ)
@@ -522,7 +524,7 @@ def verify_message(
                 base=verdict,
             )
         return _with(verdict, signed_text=text, signed_part=inner)
-    msg = BytesParser(policy=policy.default).parsebytes(raw)
+    msg = BytesParser(policy=MAIL).parsebytes(raw)
     inline = find_clearsigned(msg)
     if inline is not None:
         block, text = inline
@@ -783,7 +785,7 @@ def _yizhan_headers(msg: Message) -> list[tuple[str, str]]:
 
 
 def _headers_of(signed: SignedPart) -> list[tuple[str, str]]:
-    headers = BytesHeaderParser(policy=policy.default).parsebytes(signed.content)
+    headers = BytesHeaderParser(policy=MAIL).parsebytes(signed.content)
     return [(n, str(v)) for n, v in headers.items() if n.lower().startswith(HEADER_PREFIX)]
 
 
@@ -893,9 +895,28 @@ def _quoted_printable(text: bytes) -> str:
     return encoded.decode("ascii")
 
 
+#: Signed parts up to this size have their fixed point kept (:func:`_fixed_point`).
+_KEPT_FIXED_POINT: Final = 64 * 1024
+
+
 def _fixed_point(data: bytes) -> bytes:
     """``data`` as the email package writes it back after parsing it: the bytes that any later
-    serialisation (a queue, a Maildir, a test) reproduces. Usually one round."""
+    serialisation (a queue, a Maildir, a test) reproduces. Usually one round.
+
+    The same answer (HELP, a refusal, a notice to many) is signed again and again; its fixed
+    point, like its signature (:class:`SignatureCache`), is worked out once.
+    """
+    if len(data) <= _KEPT_FIXED_POINT:
+        return _kept_fixed_point(data)
+    return _find_fixed_point(data)
+
+
+@functools.lru_cache(maxsize=32)
+def _kept_fixed_point(data: bytes) -> bytes:
+    return _find_fixed_point(data)
+
+
+def _find_fixed_point(data: bytes) -> bytes:
     for _ in range(3):
         again = BytesParser(policy=_WIRE).parsebytes(data).as_bytes(policy=_WIRE)
         if again == data:
@@ -904,11 +925,11 @@ def _fixed_point(data: bytes) -> bytes:
     raise SigningError("the signed part does not serialise to the same bytes twice")
 
 
-def _policy_for(msg: Message) -> policy.EmailPolicy[EmailMessage]:
+def _policy_for(msg: Message) -> EmailPolicy[EmailMessage]:
     # An address whose mailbox itself is not ASCII needs UTF-8 headers (RFC 6532); the
     # outbox makes the same choice (mailstore/outbox.py).
     addresses = getaddresses([str(v) for h in _ADDRESS_HEADERS for v in msg.get_all(h, [])])
-    return policy.SMTPUTF8 if any(not addr.isascii() for _, addr in addresses) else _WIRE
+    return WIRE_UTF8 if any(not addr.isascii() for _, addr in addresses) else _WIRE
 
 
 def _header_end(raw: bytes) -> int | None:

@@ -18,6 +18,8 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
 
+from yizhan.routing.mailpolicy import MAIL
+
 LANGUAGES = ("zh_CN", "zh_TW", "en")
 DEFAULT_LANGUAGE = "zh_CN"
 
@@ -69,7 +71,7 @@ def render_mail(
 ) -> EmailMessage:
     """A complete message built from a template, ready for the outbound queue."""
     subject, body = render_text(template, language, **variables)
-    msg = EmailMessage()
+    msg = EmailMessage(policy=MAIL)
     msg["From"] = sender
     msg["To"] = to
     msg["Subject"] = subject

@@ -23,6 +23,7 @@ from yizhan.daemon.desk.request import Outcome, Request, Sender
 from yizhan.mailstore.directory import load_directory
 from yizhan.routing.commands import Command, Verb
 from yizhan.routing.directory import Directory
+from yizhan.routing.mailpolicy import MAIL
 
 __all__ = ["hand_over_moves", "hand_over_work", "run_command", "standing_request"]
 
@@ -40,7 +41,7 @@ def standing_request(
         recipient=f"cmd@{desk.domain}",
         mail_from="",
         path="",
-        msg=EmailMessage(),
+        msg=EmailMessage(policy=MAIL),
         sender=Sender(account=account, address=f"{account}@{desk.domain}"),
         directory=load_directory(session),
         now=now,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from typing import Final
@@ -23,6 +22,7 @@ from sqlalchemy.orm import Session
 from yizhan.daemon.extract.message import attached_files
 from yizhan.mailstore.models import Document, Inbound
 from yizhan.mailstore.rawstore import RawStore
+from yizhan.routing.mailpolicy import MAIL
 
 __all__ = ["attach_files", "brings_files", "document_files", "files_mail"]
 
@@ -51,7 +51,7 @@ def document_files(session: Session, raw: RawStore, document: Document) -> list[
     data = files_mail(session, raw, document)
     if data is None:
         return []
-    msg = BytesParser(policy=policy.default).parsebytes(data)
+    msg = BytesParser(policy=MAIL).parsebytes(data)
     assert isinstance(msg, EmailMessage)
     return attached_files(msg)
 

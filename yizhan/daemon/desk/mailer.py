@@ -31,6 +31,7 @@ from yizhan.daemon.metrics import SIGNING_SECONDS, timed
 from yizhan.mailstore.models import Document, OutboundMessage
 from yizhan.mailstore.outbox import Outgoing, new_message_id, store_body
 from yizhan.routing.directory import PersonInfo
+from yizhan.routing.mailpolicy import MAIL
 from yizhan.signing.keyring import SignerSpec
 from yizhan.signing.pgpmime import (
     HeadMaker,
@@ -191,7 +192,7 @@ class Mailer:
             shared = distribution.bodies[body_key] = self._shared_body(
                 session, compose, chosen, queued_at
             )
-        envelope = EmailMessage()
+        envelope = EmailMessage(policy=MAIL)
         envelope["From"] = sender or self.sender()
         envelope["To"] = shown
         envelope["Subject"] = shared.subject
