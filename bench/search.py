@@ -42,7 +42,7 @@ from sqlalchemy import Engine, create_engine, func, insert, select, text
 from yizhan.daemon.config import parse_config
 from yizhan.daemon.context import Context
 from yizhan.daemon.desk.search import Finder
-from yizhan.daemon.workers import settle_heap
+from yizhan.daemon import heap
 from yizhan.mailstore.db import upgrade
 from yizhan.mailstore.directory import import_directory, load_directory
 from yizhan.mailstore.models import Account, Document, Person, Role, SearchPosting, Step, Unit
@@ -331,7 +331,7 @@ def measure(
                 f"  {cls:<9} words {' '.join(words)}: in {min(held):,}–{max(held):,} documents",
                 flush=True,
             )
-    settle_heap()  # as a processing worker does once started
+    heap.settle()  # as a processing worker does once started
     times: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for run in range(runs + 1):
         for name, account in VIEWERS:

@@ -138,6 +138,16 @@ def test_a_worker_that_dies_costs_an_attempt_only_to_the_message_it_was_on(
     assert sorted(_texts(bureau)) == ["wangfang@bureau.example", "wuhaifeng@bureau.example"]
 
 
+def test_a_worker_is_done_with_each_message_before_the_next(bureau: Context) -> None:
+    # The daemon charges a dead worker's death to the message it says it has in hand. Once a
+    # message is processed it is no longer in hand: a worker dying between two messages of
+    # its batch did not die on the first, and the ones after it were never begun.
+    first, second = _accept(bureau), _accept(bureau)
+    said: list[int | None] = []
+    Processor(bureau, in_hand=said.append).process_batch()
+    assert said == [first, None, second, None]
+
+
 GAMBLING = (
     "From: wangfang@bureau.example\r\nTo: lijun@oa.example\r\nSubject: 週末安排\r\n"
     "Message-ID: <p2@bureau.example>\r\nContent-Type: text/plain; charset=utf-8\r\n"
