@@ -39,10 +39,10 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, func, insert, select, text
 
+from yizhan.daemon import heap
 from yizhan.daemon.config import parse_config
 from yizhan.daemon.context import Context
 from yizhan.daemon.desk.search import Finder
-from yizhan.daemon import heap
 from yizhan.mailstore.db import upgrade
 from yizhan.mailstore.directory import import_directory, load_directory
 from yizhan.mailstore.models import Account, Document, Person, Role, SearchPosting, Step, Unit
