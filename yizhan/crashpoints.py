@@ -1,7 +1,7 @@
 """Named points where the crash suite (``python -m proofs.crash``) kills the daemon on purpose.
 
 ``YIZHAN_CRASH_AT="maildir:3"`` makes the process SIGKILL itself the third time it reaches
-``reached("maildir")``: inside a Maildir delivery, between the temporary file written and its
+``reached("maildir")``: inside a Maildir delivery, between the fsynced temporary file and its
 link into ``new/``. The points are the moments a crash is hardest on: ``db.commit`` (just
 before a database COMMIT), ``maildir``, ``relay`` (a mail accepted by the relay, not yet
 marked sent), ``job`` (a scheduled job's work done, its transaction not committed: a slot job

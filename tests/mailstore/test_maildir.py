@@ -139,8 +139,9 @@ def test_deliver_many_finds_a_copy_a_client_moved_to_cur_when_it_may_exist(
 
 def test_deliver_many_into_a_maildir_on_another_filesystem(tmp_path: Path) -> None:
     # An administrator has moved one person's Maildir to another disk and left a symbolic
-    # link: the round's one sync of the Maildirs' filesystem would not reach it, so that
-    # Maildir's letters are synced one by one, and delivered like everyone else's.
+    # link: that person's letters of a round land there, like everyone else's in theirs, and
+    # a repeated round finds them (a round synced by filesystem, as once tried, must not
+    # leave such a Maildir out).
     elsewhere = Path("/dev/shm")
     if not elsewhere.is_dir() or elsewhere.stat().st_dev == tmp_path.stat().st_dev:
         pytest.skip("no second filesystem to put a Maildir on")

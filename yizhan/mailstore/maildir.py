@@ -7,19 +7,15 @@ crash. The file name is derived from the caller's unique key (the delivery), so 
 same thing again after a crash (written, but not yet marked sent) finds the first copy instead
 of making a second, in ``new/`` or, once a mail client has seen it, in ``cur/``.
 
-:func:`deliver_many` does the same for a round of messages at once (a sealed document's
-thousand copies): a few threads write the files and link them into ``new/``, each file's
-writeback started as soon as it is written, and then one ``syncfs(2)`` of the Maildirs'
-filesystem makes every file and every directory entry of the round durable together, where an
-fsync for each file and each ``new/`` made the disk flush its cache two thousand times. Only
-then does it return, so a delivery is marked sent only when its bytes and its name are durable.
-The price: ``syncfs`` also writes out whatever else is waiting to be written on that
-filesystem (docs/perf.md, "Fan-out").
+:func:`deliver_many` does the same for a round of messages at once: every file is written and
+fsynced by a few threads in parallel (the disk's waits overlap, and the kernel commits their
+journal entries together), linked into ``new/``, and then each ``new/`` directory is fsynced
+once, also in parallel; only then does it return, so a delivery is marked sent only when its
+bytes and its name are durable.
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
 import re
 import uuid
@@ -34,21 +30,8 @@ from yizhan.mailstore.rawstore import sync_directories
 
 _UNIQUE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 _SUBDIRS = ("tmp", "new", "cur")
-#: Threads writing a round's files: the copying into the page cache is the work, on a few
-#: cores; the disk's own queue fills from the writeback each file starts.
-WRITE_THREADS: Final = 4
-#: syncfs(2) and sync_file_range(2), where the C library has them (Linux): one sync of the
-#: filesystem for a whole round instead of an fsync for each file and each ``new/``.
-_LIBC: Final = ctypes.CDLL(None, use_errno=True)
-_syncfs: Final = getattr(_LIBC, "syncfs", None)
-_sync_file_range: Final = getattr(_LIBC, "sync_file_range", None)
-if _syncfs is not None:
-    _syncfs.argtypes = [ctypes.c_int]
-    _syncfs.restype = ctypes.c_int
-if _sync_file_range is not None:
-    _sync_file_range.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    _sync_file_range.restype = ctypes.c_int
-_SYNC_FILE_RANGE_WRITE: Final = 2
+#: Threads writing and syncing a round's files: enough to keep the disk's queue full.
+SYNC_THREADS: Final = 16
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -96,95 +79,60 @@ def deliver_many(root: Path, letters: Sequence[Letter]) -> list[Path | OSError]:
     """:func:`deliver` for each of ``letters``, the whole batch synced together; for each,
     the path it is delivered under, or the OSError that kept it from being delivered.
 
-    A few threads write the files, each starting its writeback as soon as it is written, and
-    link them into ``new/``; then one ``syncfs`` makes all of it durable at once, the files'
-    bytes and the directory entries alike (where the kernel offers no ``syncfs``, or a
-    Maildir is on another filesystem than ``root``, each file and ``new/`` is fsynced
-    instead). Nothing is reported delivered before its file and its name are durable.
+    Each account's letters are written by one thread, several accounts at once; then the
+    directories whose entries changed are fsynced, several at once. Nothing is reported
+    delivered before its file and the ``new/`` directory holding its name are durable.
     Blocking: call it from a worker thread.
     """
     for letter in letters:
         _check(letter.account, letter.unique)
-    results: list[Path | OSError] = [OSError("not delivered")] * len(letters)
-    if not letters:
-        return results
     by_account: dict[str, list[int]] = {}
     for i, letter in enumerate(letters):
         by_account.setdefault(letter.account, []).append(i)
-    if not root.is_dir():
-        root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        sync_directories([root.parent])
-    # Opened before anything is written: syncfs reports a writeback error of the filesystem
-    # that happened since this descriptor was opened, so none of this batch's goes unseen.
-    guard = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        device = os.fstat(guard).st_dev if _syncfs is not None else None
+    results: list[Path | OSError] = [OSError("not delivered")] * len(letters)
+    # The directories to sync, each with the letters that count on it.
+    waiting: dict[Path, list[int]] = {}
 
-        def write_accounts(accounts: Sequence[str]) -> None:
-            for account in accounts:
-                indexes = by_account[account]
-                try:
-                    done = _deliver_account(root, account, [letters[i] for i in indexes], device)
-                except OSError as exc:
-                    done = [exc] * len(indexes)
-                for i, result in zip(indexes, done, strict=True):
-                    results[i] = result
-
-        accounts = list(by_account)
-        threads = min(WRITE_THREADS, len(accounts))
-        failed = _in_parallel(write_accounts, [accounts[n::threads] for n in range(threads)])
-        for chunk, outcome in zip(range(threads), failed, strict=True):
-            if isinstance(outcome, OSError):
-                for account in accounts[chunk::threads]:
-                    for i in by_account[account]:
-                        results[i] = outcome
-        if device is not None:
-            try:
-                _sync_filesystem(guard)
-            except OSError as exc:
-                # Which file's bytes were lost is not known: none of the batch counts as
-                # delivered, and each is tried again (and synced again) later.
-                return [exc] * len(letters)
-    finally:
-        os.close(guard)
-    return results
-
-
-def _deliver_account(
-    root: Path, account: str, letters: Sequence[Letter], device: int | None
-) -> list[Path | OSError]:
-    """Write and link ``letters`` into ``account``'s Maildir; synced here unless ``device``
-    (the filesystem ``syncfs`` will sync) is the Maildir's."""
-    maildir = root / account
-    new = maildir / "new"
-    created: list[Path] = []
-    try:
-        own_device = os.stat(new).st_dev
-        os.stat(maildir / "tmp")
-    except FileNotFoundError:
+    def one_account(account: str) -> tuple[list[Path], list[Path | OSError]]:
+        """Prepare the Maildir, write, sync and link each letter; the directories made."""
+        maildir = root / account
         created = _prepare(root, maildir)
-        own_device = os.stat(new).st_dev
-    # A Maildir on another filesystem (a symbolic link, a mount) is synced file by file.
-    synced_here = own_device != device
-    done: list[Path | OSError] = []
-    for letter in letters:
-        try:
-            found = find(maildir, letter.unique) if letter.maybe_delivered else None
-            if found is not None:
-                done.append(found)
-                continue
-            base = f"yizhan-{letter.unique}"
-            tmp = _write_tmp(maildir, base, letter.parts, letter.mail_from, fsync=synced_here)
-            crashpoints.reached("maildir")
-            done.append(_link(tmp, new / base))
-        except OSError as exc:
-            done.append(exc)
-    if synced_here and any(isinstance(r, Path) for r in done):
-        try:
-            sync_directories([*created, new])
-        except OSError as exc:
-            return [exc] * len(done)
-    return done
+        done: list[Path | OSError] = []
+        for i in by_account[account]:
+            letter = letters[i]
+            try:
+                found = find(maildir, letter.unique) if letter.maybe_delivered else None
+                if found is not None:
+                    done.append(found)
+                    continue
+                base = f"yizhan-{letter.unique}"
+                tmp = _write_tmp(maildir, base, letter.parts, letter.mail_from)
+                crashpoints.reached("maildir")
+                done.append(_link(tmp, maildir / "new" / base))
+            except OSError as exc:
+                done.append(exc)
+        return created, done
+
+    accounts = list(by_account)
+    for account, outcome in zip(accounts, _in_parallel(one_account, accounts), strict=True):
+        indexes = by_account[account]
+        if isinstance(outcome, OSError):
+            for i in indexes:
+                results[i] = outcome
+            continue
+        created, done = outcome
+        for i, result in zip(indexes, done, strict=True):
+            results[i] = result
+        delivered = [i for i, r in zip(indexes, done, strict=True) if isinstance(r, Path)]
+        for directory in [*created, root / account / "new"]:
+            waiting.setdefault(directory, []).extend(delivered)
+    directories = list(waiting)
+    synced = _in_parallel(_sync_directory, directories)
+    for directory, failed in zip(directories, synced, strict=True):
+        if isinstance(failed, OSError):
+            for i in waiting[directory]:
+                results[i] = failed
+    return results
 
 
 def _check(account: str, unique: str) -> None:
@@ -194,11 +142,8 @@ def _check(account: str, unique: str) -> None:
         raise ValueError(f"account {account!r} is not a Maildir name")
 
 
-def _write_tmp(
-    maildir: Path, base: str, parts: Iterable[bytes], mail_from: str, *, fsync: bool = True
-) -> Path:
-    """The message written under a fresh name in ``tmp/``, Return-Path first: fsynced, or
-    (``fsync=False``, for a caller that syncs the whole filesystem after) on its way to disk."""
+def _write_tmp(maildir: Path, base: str, parts: Iterable[bytes], mail_from: str) -> Path:
+    """The message written and fsynced under a fresh name in ``tmp/``, Return-Path first."""
     pieces = [p for p in parts if p]
     head = pieces[0][:4096] if pieces else b""
     newline = b"\r\n" if b"\r\n" in head else b"\n"
@@ -212,10 +157,7 @@ def _write_tmp(
             view = memoryview(piece)
             while view:
                 view = view[os.write(fd, view) :]
-        if fsync:
-            os.fsync(fd)
-        else:
-            _start_writeback(fd)
+        os.fsync(fd)
     except BaseException:
         os.close(fd)
         tmp.unlink(missing_ok=True)
@@ -236,19 +178,8 @@ def _link(tmp: Path, target: Path) -> Path:
     return target
 
 
-def _start_writeback(fd: int) -> None:
-    """Have the kernel start writing the file's bytes to disk now, without waiting: the disk
-    works while the next files are written, and the final sync has less left to do."""
-    if _sync_file_range is not None:
-        _sync_file_range(fd, 0, 0, _SYNC_FILE_RANGE_WRITE)
-
-
-def _sync_filesystem(fd: int) -> None:
-    """syncfs(2): every file and directory of ``fd``'s filesystem durable, or OSError."""
-    assert _syncfs is not None
-    if _syncfs(fd) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"syncfs: {os.strerror(err)}")
+def _sync_directory(directory: Path) -> None:
+    sync_directories([directory])
 
 
 def _in_parallel(work: Callable[[_T], _R], items: Sequence[_T]) -> list[_R | OSError]:
@@ -262,7 +193,7 @@ def _in_parallel(work: Callable[[_T], _R], items: Sequence[_T]) -> list[_R | OSE
 
     if len(items) <= 1:
         return [attempt(item) for item in items]
-    with ThreadPoolExecutor(max_workers=len(items)) as pool:
+    with ThreadPoolExecutor(max_workers=min(SYNC_THREADS, len(items))) as pool:
         return list(pool.map(attempt, items))
 
 
