@@ -7,16 +7,24 @@ reporter. A report without a subject is answered and opens nothing.
 
 from __future__ import annotations
 
+import datetime as dt
 from email.utils import parsedate_to_datetime
 
 from tests.daemon.conftest import Files
 from tests.daemon.test_flows import Daemon, files_of, one, reply, scan_with, show_document, text
-from tests.daemon.test_supervision import deliver, local, today, working_day
+from tests.daemon.test_supervision import deliver, local, working_day
 from yizhan.daemon.jobs.reminders import run_reminders
 
 pytest_plugins = ["tests.daemon.test_flows"]
 
 REPORTER, IT_HEAD, IT_LEADER = "hanxue", "wuhaifeng", "lijun"
+
+
+def due_day(d: Daemon, working_days: int) -> dt.date:
+    """The day a limit of ``working_days`` set now ends, in the bureau's calendar: counted
+    from the next working day when now is after hours or a day off."""
+    calendar = d.ctx.config.work_calendar()
+    return calendar.due(d.ctx.clock(), working_days, None).astimezone(calendar.tz).date()
 
 
 def test_a_problem_report_is_handled_by_it_and_the_summary_goes_back(
@@ -43,15 +51,15 @@ def test_a_problem_report_is_handled_by_it_and_the_summary_goes_back(
     assert str(ask["Reply-To"]).startswith("r+")
     assert files_of(ask) == [("截圖.png", screenshot)]
     assert "打印時提示脫機" in text(ask)
-    due_day = working_day(daemon, today(daemon), 1)
+    due = due_day(daemon, 1)
     deadline = parsedate_to_datetime(str(ask["X-Yizhan-Deadline"]))
-    assert deadline.astimezone(daemon.ctx.config.tzinfo).date() == due_day
+    assert deadline.astimezone(daemon.ctx.config.tzinfo).date() == due
 
-    assert run_reminders(daemon.ctx, local(daemon, due_day, 9)) == 1
+    assert run_reminders(daemon.ctx, local(daemon, due, 9)) == 1
     deliver(daemon)
     reminder = one(daemon, IT_HEAD)
     assert reminder["X-Yizhan-Kind"] == "baoxiu"
-    late = local(daemon, working_day(daemon, due_day, 2), 10)
+    late = local(daemon, working_day(daemon, due, 2), 10)
     assert run_reminders(daemon.ctx, late) >= 2
     deliver(daemon)
     chased = one(daemon, IT_HEAD)
@@ -98,6 +106,4 @@ def test_a_report_without_a_subject_is_answered_and_opens_nothing(daemon: Daemon
     ask = one(daemon, IT_HEAD)
     assert ask["X-Yizhan-Doc"] == "1"  # the refused report opened no document
     deadline = parsedate_to_datetime(str(ask["X-Yizhan-Deadline"]))
-    assert deadline.astimezone(daemon.ctx.config.tzinfo).date() == working_day(
-        daemon, today(daemon), 2
-    )
+    assert deadline.astimezone(daemon.ctx.config.tzinfo).date() == due_day(daemon, 2)
