@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 
 from yizhan import crashpoints
 from yizhan.daemon.context import Context
+from yizhan.daemon.loops import call_in
 from yizhan.daemon.metrics import DELIVERY_SECONDS
 from yizhan.mailstore import maildir, outbox
 from yizhan.mailstore.directory import load_directory
@@ -132,19 +133,9 @@ class OutboundWorker:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def wake(self) -> None:
-        """Look at the queue now: something was queued. Safe to call from any thread."""
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            # Not running yet: the first round looks at the queue anyway.
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            self._wakeup.set()
-        else:
-            loop.call_soon_threadsafe(self._wakeup.set)
+        """Look at the queue now: something was queued. Safe to call from any thread; before
+        the courier runs, nothing (its first round looks at the queue anyway)."""
+        call_in(self._loop, self._wakeup.set)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver due mail, then sleep until more is due, ``wake()`` is called or ``stop`` set."""

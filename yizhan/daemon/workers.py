@@ -51,6 +51,7 @@ from yizhan.daemon.context import Context
 from yizhan.daemon.imap.courier import ImapFiling
 from yizhan.daemon.imap.pool import SessionPool, imap_target
 from yizhan.daemon.logs import configure as configure_logging
+from yizhan.daemon.loops import call_in
 from yizhan.daemon.metrics import WORKERS, snapshot
 from yizhan.daemon.outbound import OutboundWorker
 from yizhan.daemon.processor import Processor
@@ -199,19 +200,9 @@ class ProcessingWorkers:
         self._tell(WAKE)
 
     def deliver(self) -> None:
-        """Wake the workers' couriers: mail was queued. Safe to call from any thread."""
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            # Not started: each worker's courier looks at the queue when it starts.
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            self._tell(DELIVER)
-        else:
-            loop.call_soon_threadsafe(self._tell, DELIVER)
+        """Wake the workers' couriers: mail was queued. Safe to call from any thread; before
+        the workers start, nothing (each worker's courier looks at the queue when it starts)."""
+        call_in(self._loop, lambda: self._tell(DELIVER))
 
     def _tell(self, what: bytes) -> None:
         for worker in self._workers.values():

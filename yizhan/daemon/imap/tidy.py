@@ -12,7 +12,6 @@ database's record of what was filed is only changed after the server did it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import time
@@ -25,6 +24,7 @@ from yizhan.daemon.imap.folders import DONE, TODO
 from yizhan.daemon.imap.pool import SessionPool
 from yizhan.daemon.imap.responses import fetched_literals, message_id_of
 from yizhan.daemon.imap.session import ImapFailure, ImapRefused, ImapSession
+from yizhan.daemon.loops import call_in
 from yizhan.mailstore import imap_filings
 from yizhan.mailstore.imap_filings import FilingRow
 
@@ -282,11 +282,4 @@ class Tidier:
             return imap_filings.message_bytes(db, message_pk)
 
     def _set_soon(self) -> None:
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return
-        with contextlib.suppress(RuntimeError):
-            if asyncio.get_running_loop() is loop:
-                self._wakeup.set()
-                return
-        loop.call_soon_threadsafe(self._wakeup.set)
+        call_in(self._loop, self._wakeup.set)
