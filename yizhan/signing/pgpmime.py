@@ -52,8 +52,6 @@ PROTOCOL: Final = "application/pgp-signature"
 PREAMBLE: Final = b"This is an OpenPGP/MIME signed message (RFC 4880 and 3156)"
 HEADER_PREFIX: Final = "x-yizhan-"
 
-# The policy every signed byte is written with: CRLF, lines folded at 78, 7-bit headers.
-_WIRE: Final = WIRE
 _ADDRESS_HEADERS: Final = ("From", "To", "Cc", "Bcc", "Reply-To", "Sender")
 # A line a mail system might change: trailing white space, or "From " (mbox escaping).
 _FRAGILE_LINE = re.compile(rb"(?m)(?:[ \t]\r?$|^From )")
@@ -193,7 +191,7 @@ def signed_content(msg: EmailMessage, *, protect: Sequence[str] = ()) -> bytes:
         inner["Content-Type"] = "text/plain; charset=us-ascii"
     _make_7bit(inner)
     _fix_boundaries(inner)
-    data = inner.as_bytes(policy=_WIRE)
+    data = inner.as_bytes(policy=WIRE)
     data = _fixed_point(data)
     if not data.isascii():
         raise SigningError("the signed part is not 7-bit after encoding")
@@ -363,7 +361,7 @@ class HeadMaker:
         key = (name, value, utf8)
         folded = self._folded.get(key)
         if folded is None:
-            wire = WIRE_UTF8 if utf8 else _WIRE
+            wire = WIRE_UTF8 if utf8 else WIRE
             # As a message's header: parsed by the policy's header registry, then folded.
             stored = wire.header_store_parse(name, value)[1]
             folded = self._folded[key] = wire.fold_binary(name, stored)
@@ -868,7 +866,7 @@ def _fix_boundaries(entity: Message) -> None:
         _fix_boundaries(child)
     if entity.get_boundary() is not None:
         return
-    body = b"".join(child.as_bytes(policy=_WIRE) for child in children)
+    body = b"".join(child.as_bytes(policy=WIRE) for child in children)
     digest = hashlib.sha256(body).hexdigest()
     for length in range(24, 65, 8):
         # "=_" starts no line of quoted-printable or base64; 7-bit text is checked.
@@ -918,7 +916,7 @@ def _kept_fixed_point(data: bytes) -> bytes:
 
 def _find_fixed_point(data: bytes) -> bytes:
     for _ in range(3):
-        again = BytesParser(policy=_WIRE).parsebytes(data).as_bytes(policy=_WIRE)
+        again = BytesParser(policy=WIRE).parsebytes(data).as_bytes(policy=WIRE)
         if again == data:
             return data
         data = again
@@ -929,7 +927,7 @@ def _policy_for(msg: Message) -> EmailPolicy[EmailMessage]:
     # An address whose mailbox itself is not ASCII needs UTF-8 headers (RFC 6532); the
     # outbox makes the same choice (mailstore/outbox.py).
     addresses = getaddresses([str(v) for h in _ADDRESS_HEADERS for v in msg.get_all(h, [])])
-    return WIRE_UTF8 if any(not addr.isascii() for _, addr in addresses) else _WIRE
+    return WIRE_UTF8 if any(not addr.isascii() for _, addr in addresses) else WIRE
 
 
 def _header_end(raw: bytes) -> int | None:
